@@ -1,0 +1,8 @@
+//! Server functions: the app's HTTP API under `/api/`.
+//!
+//! Each one is thin: check the session and role, parse input into domain types,
+//! call a service, map the error.
+
+pub mod health;
+
+pub use health::service_health;

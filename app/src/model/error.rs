@@ -1,0 +1,115 @@
+//! The single error type every server function returns.
+//!
+//! It crosses the wire as JSON, so the UI can tell "log in first" from "not allowed"
+//! from "fix these fields". Internal details never go into it: the server logs them
+//! and sends `Internal` or `Unavailable` instead.
+
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+
+/// A field-level validation message, shown next to the input it names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Which backing store an `Unavailable` error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Store {
+    MySql,
+    MongoDb,
+}
+
+impl std::fmt::Display for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Store::MySql => "The account database",
+            Store::MongoDb => "The sales database",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    #[error("Please log in to continue.")]
+    Unauthorized,
+    #[error("You do not have access to this page or action.")]
+    Forbidden,
+    #[error("Please correct the highlighted fields.")]
+    Invalid(Vec<FieldError>),
+    #[error("Invalid username or password")]
+    InvalidCredentials,
+    #[error("Too many attempts, try again in {0} s")]
+    Throttled(u64),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Not found.")]
+    NotFound,
+    #[error("{0} is unavailable right now. Please try again shortly.")]
+    Unavailable(Store),
+    #[error("Something went wrong on our side. Please try again.")]
+    Internal,
+    /// The request itself could not be decoded or sent (bad arguments, network failure).
+    #[error("The request could not be completed: {0}")]
+    Request(String),
+}
+
+impl AppError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        AppError::Invalid(vec![FieldError::new(field, message)])
+    }
+
+    /// The message for one field, if this is a validation error that names it.
+    pub fn field_message(&self, field: &str) -> Option<String> {
+        match self {
+            AppError::Invalid(errors) => errors
+                .iter()
+                .find(|e| e.field == field)
+                .map(|e| e.message.clone()),
+            _ => None,
+        }
+    }
+
+    /// HTTP status used when this error leaves a server function.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            AppError::Unauthorized | AppError::InvalidCredentials => 401,
+            AppError::Forbidden => 403,
+            AppError::Invalid(_) | AppError::Request(_) => 400,
+            AppError::Throttled(_) => 429,
+            AppError::Conflict(_) => 409,
+            AppError::NotFound => 404,
+            AppError::Unavailable(_) => 503,
+            AppError::Internal => 500,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            // Reaching the server failed: on the client this is a network problem.
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => {
+                AppError::Request("the server could not be reached".into())
+            }
+            other => AppError::Request(other.to_string()),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,9 @@
+//! Types shared by the WASM UI and the server.
+
+pub mod error;
+pub mod health;
+pub mod role;
+
+pub use error::{AppError, AppResult, FieldError, Store};
+pub use health::{HealthReport, StoreHealth};
+pub use role::{AccountStatus, Role};

@@ -1,0 +1,130 @@
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The three kinds of portal users. Stored in MySQL as the snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    TechnicalWorker,
+    SeniorManagement,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [
+        Role::Customer,
+        Role::TechnicalWorker,
+        Role::SeniorManagement,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::TechnicalWorker => "technical_worker",
+            Role::SeniorManagement => "senior_management",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s.trim())
+            .ok_or_else(|| {
+                "Role must be customer, technical worker or senior management".to_string()
+            })
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Customer => "Customer",
+            Role::TechnicalWorker => "Technical worker",
+            Role::SeniorManagement => "Senior management",
+        }
+    }
+
+    /// The dashboard each role lands on.
+    pub fn home(self) -> &'static str {
+        match self {
+            Role::Customer => "/customer",
+            Role::TechnicalWorker => "/worker",
+            Role::SeniorManagement => "/management",
+        }
+    }
+
+    /// Privileged roles are created `pending` and need a senior manager's approval.
+    pub fn needs_approval(self) -> bool {
+        !matches!(self, Role::Customer)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    Pending,
+    Disabled,
+}
+
+impl AccountStatus {
+    pub const ALL: [AccountStatus; 3] = [
+        AccountStatus::Active,
+        AccountStatus::Pending,
+        AccountStatus::Disabled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Pending => "pending",
+            AccountStatus::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        AccountStatus::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s.trim())
+            .ok_or_else(|| format!("unknown account status {s:?}"))
+    }
+}
+
+impl fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_through_their_names() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Ok(role));
+        }
+        assert!(Role::parse("admin").is_err());
+        assert!(Role::parse("Customer").is_err(), "names are exact");
+    }
+
+    #[test]
+    fn only_customers_skip_approval() {
+        assert!(!Role::Customer.needs_approval());
+        assert!(Role::TechnicalWorker.needs_approval());
+        assert!(Role::SeniorManagement.needs_approval());
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in AccountStatus::ALL {
+            assert_eq!(AccountStatus::parse(s.as_str()), Ok(s));
+        }
+        assert!(AccountStatus::parse("gone").is_err());
+    }
+}

@@ -1,0 +1,39 @@
+import { test, expect } from '@playwright/test';
+
+test('home page renders, hydrates, and re-checks status without a reload', async ({ page }) => {
+  await page.goto('/');
+  await expect(page).toHaveTitle(/Supply Co\. sales portal/);
+  await expect(page.getByRole('heading', { level: 1 })).toContainText('Sales for every Supply Co. store');
+
+  const checkedAt = page.getByTestId('checked-at');
+  await expect(checkedAt).toContainText('checked at');
+  const before = await checkedAt.textContent();
+
+  // A marker on window survives client-side updates but not a page load.
+  await page.evaluate(() => ((window as any).__noReload = true));
+  // The button only works once the WASM bundle has hydrated the page: keep clicking
+  // until the timestamp changes (the first click may land before hydration finishes).
+  await expect(async () => {
+    await page.getByTestId('check-status').click();
+    await expect(checkedAt).not.toHaveText(before ?? '', { timeout: 1_000 });
+  }).toPass({ timeout: 30_000 });
+  expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
+  await page.screenshot({ path: 'output/home.png', fullPage: true });
+});
+
+test('/healthz reports both stores up as JSON', async ({ request }) => {
+  const res = await request.get('/healthz');
+  expect(res.status()).toBe(200);
+  const body = await res.json();
+  expect(body.status).toBe('ok');
+  expect(body.mysql.up).toBe(true);
+  expect(body.mongodb.up).toBe(true);
+  expect(typeof body.version).toBe('string');
+});
+
+test('unknown pages get a helpful 404', async ({ page }) => {
+  const res = await page.goto('/no-such-page');
+  expect(res?.status()).toBe(404);
+  await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Go to the start page' })).toBeVisible();
+});

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs every tool the project needs, skipping what is already present.
+# Safe to run again at any time. On a brand-new machine it takes about 30 minutes,
+# most of it compiling cargo-leptos.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+need_apt=()
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
+command -v chromium >/dev/null || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt: installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "rustup: adding wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+  log "cargo: installing cargo-leptos $CARGO_LEPTOS_VERSION (about 22 minutes)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+fi
+
+wbg="$(wasm_bindgen_version)"
+[ -n "$wbg" ] || die "cannot read the wasm-bindgen version from Cargo.lock"
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $wbg\$"; then
+  # --locked fails here: one of its locked dependency versions is missing from the registry.
+  log "cargo: installing wasm-bindgen-cli $wbg (about 4 minutes)"
+  cargo install wasm-bindgen-cli --version "$wbg" --force
+fi
+
+if ! ferretdb --version 2>/dev/null | grep -q "version: $FERRETDB_VERSION"; then
+  # `go install …@version` fails here: the module proxy refuses the version list it
+  # reads for deprecation notices. So fetch the exact module version, and build it
+  # with the version file its own build tooling would generate.
+  log "go: building FerretDB $FERRETDB_VERSION"
+  work="$(mktemp -d)"
+  (
+    cd "$work"
+    go mod init ferretdb-build >/dev/null 2>&1
+    src="$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+    [ -d "$src" ] || die "go mod download of FerretDB $FERRETDB_VERSION failed"
+    cp -r "$src" ferretdb && chmod -R u+w ferretdb
+    echo "$FERRETDB_VERSION" > ferretdb/build/version/version.txt
+    cd ferretdb && mkdir -p "$GOBIN_DIR" && go build -o "$GOBIN_DIR/ferretdb" ./cmd/ferretdb
+  )
+  rm -rf "$work"
+fi
+
+if [ ! -x "$ROOT/end2end/node_modules/.bin/playwright" ] || [ ! -x "$ROOT/end2end/node_modules/.bin/wasm-opt" ] \
+   || [ "$ROOT/end2end/package-lock.json" -nt "$ROOT/end2end/node_modules/.package-lock.json" ]; then
+  log "npm: installing end2end dependencies (Playwright, binaryen's wasm-opt)"
+  (cd "$ROOT/end2end" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+log "tools ready: $(cargo leptos --version), wasm-bindgen $wbg, $(ferretdb --version | head -1), wasm-opt $(wasm-opt --version | awk '{print $3}')"

@@ -1,0 +1,217 @@
+//! Configuration, read from the environment (and an optional `.env`) through clap.
+
+use clap::Args;
+use sqlx::mysql::MySqlConnectOptions;
+use std::net::SocketAddr;
+
+/// Settings shared by every command that talks to the databases.
+#[derive(Debug, Clone, Args)]
+pub struct DbConfig {
+    /// MySQL (or MariaDB) URL of the accounts and backup database,
+    /// e.g. mysql://portal:portal@127.0.0.1:3307/portal
+    #[arg(long, env = "MYSQL_URL", global = true, hide_env_values = true)]
+    pub mysql_url: Option<String>,
+
+    /// MongoDB URI of the sales store, e.g. mongodb://127.0.0.1:27018
+    #[arg(long, env = "MONGODB_URI", global = true, hide_env_values = true)]
+    pub mongodb_uri: Option<String>,
+
+    /// Name of the MongoDB database holding the `sales` collection.
+    #[arg(
+        long,
+        env = "MONGODB_DATABASE",
+        default_value = "sales_portal",
+        global = true
+    )]
+    pub mongodb_database: String,
+
+    /// Upper bound on pooled MySQL connections.
+    #[arg(
+        long,
+        env = "MYSQL_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub mysql_max_connections: u32,
+}
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address the site listens on. cargo-leptos sets LEPTOS_SITE_ADDR itself.
+    #[arg(
+        long,
+        env = "LEPTOS_SITE_ADDR",
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
+    pub site_addr: SocketAddr,
+
+    /// Set when the site is served over HTTPS: the session cookie becomes
+    /// `Secure` and takes the `__Host-` prefix.
+    #[arg(long, env = "COOKIE_SECURE", default_value_t = false, global = true)]
+    pub cookie_secure: bool,
+
+    /// Seconds of inactivity after which a session ends.
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT_SECS", default_value_t = 30 * 60, global = true)]
+    pub session_idle_timeout_secs: u64,
+
+    /// Seconds after login after which a session ends, however active.
+    #[arg(long, env = "SESSION_ABSOLUTE_TIMEOUT_SECS", default_value_t = 8 * 60 * 60, global = true)]
+    pub session_absolute_timeout_secs: u64,
+
+    /// Seed the demo accounts and demo sales when they are missing.
+    #[arg(long, env = "PORTAL_SEED_DEMO", default_value_t = false, global = true)]
+    pub seed_demo: bool,
+}
+
+/// A setting that is required for the command at hand but missing or invalid.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// The validated database settings.
+#[derive(Debug, Clone)]
+pub struct Databases {
+    pub mysql: MySqlConnectOptions,
+    pub mongodb_uri: String,
+    pub mongodb_database: String,
+    pub mysql_max_connections: u32,
+}
+
+impl DbConfig {
+    pub fn databases(&self) -> Result<Databases, ConfigError> {
+        let mysql_url = self
+            .mysql_url
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                ConfigError(
+                    "MYSQL_URL is not set (e.g. mysql://portal:portal@127.0.0.1:3307/portal)"
+                        .into(),
+                )
+            })?;
+        if !(mysql_url.starts_with("mysql://") || mysql_url.starts_with("mariadb://")) {
+            return Err(ConfigError("MYSQL_URL is not a valid MySQL URL (expected mysql://user:password@host:port/database)".into()));
+        }
+        let mysql: MySqlConnectOptions = mysql_url
+            .parse()
+            .map_err(|_| ConfigError("MYSQL_URL is not a valid MySQL URL (expected mysql://user:password@host:port/database)".into()))?;
+        if mysql.get_database().is_none() {
+            return Err(ConfigError(
+                "MYSQL_URL names no database (add /database at the end)".into(),
+            ));
+        }
+        let mongodb_uri = self
+            .mongodb_uri
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                ConfigError("MONGODB_URI is not set (e.g. mongodb://127.0.0.1:27018)".into())
+            })?;
+        if !(mongodb_uri.starts_with("mongodb://") || mongodb_uri.starts_with("mongodb+srv://")) {
+            return Err(ConfigError(
+                "MONGODB_URI must start with mongodb:// or mongodb+srv://".into(),
+            ));
+        }
+        if self.mongodb_database.is_empty()
+            || self
+                .mongodb_database
+                .contains(['/', '\\', '.', ' ', '"', '$'])
+        {
+            return Err(ConfigError(
+                "MONGODB_DATABASE is not a valid database name".into(),
+            ));
+        }
+        if self.mysql_max_connections == 0 {
+            return Err(ConfigError(
+                "MYSQL_MAX_CONNECTIONS must be at least 1".into(),
+            ));
+        }
+        Ok(Databases {
+            mysql,
+            mongodb_uri,
+            mongodb_database: self.mongodb_database.clone(),
+            mysql_max_connections: self.mysql_max_connections,
+        })
+    }
+}
+
+impl ServeConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.session_idle_timeout_secs == 0 || self.session_absolute_timeout_secs == 0 {
+            return Err(ConfigError(
+                "session timeouts must be at least 1 second".into(),
+            ));
+        }
+        if self.session_idle_timeout_secs > self.session_absolute_timeout_secs {
+            return Err(ConfigError(
+                "SESSION_IDLE_TIMEOUT_SECS may not exceed SESSION_ABSOLUTE_TIMEOUT_SECS".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(mysql: Option<&str>, mongo: Option<&str>) -> DbConfig {
+        DbConfig {
+            mysql_url: mysql.map(str::to_string),
+            mongodb_uri: mongo.map(str::to_string),
+            mongodb_database: "sales_portal".into(),
+            mysql_max_connections: 5,
+        }
+    }
+
+    #[test]
+    fn missing_urls_name_the_variable() {
+        let e = db(None, Some("mongodb://x")).databases().unwrap_err();
+        assert!(e.to_string().contains("MYSQL_URL is not set"), "{e}");
+        let e = db(Some("mysql://u:p@h/db"), None).databases().unwrap_err();
+        assert!(e.to_string().contains("MONGODB_URI is not set"), "{e}");
+    }
+
+    #[test]
+    fn invalid_urls_are_rejected_in_one_line() {
+        for (mysql, mongo, expect) in [
+            ("postgres://h/db", "mongodb://x", "MYSQL_URL is not a valid"),
+            ("mysql://u:p@h", "mongodb://x", "names no database"),
+            ("mysql://u:p@h/db", "http://x", "MONGODB_URI must start"),
+        ] {
+            let e = db(Some(mysql), Some(mongo))
+                .databases()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expect), "{e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn valid_settings_parse() {
+        let d = db(
+            Some("mysql://u:p@127.0.0.1:3307/portal"),
+            Some("mongodb://127.0.0.1:27018"),
+        )
+        .databases()
+        .unwrap();
+        assert_eq!(d.mysql.get_database(), Some("portal"));
+    }
+
+    #[test]
+    fn idle_timeout_cannot_exceed_absolute() {
+        let mut c = ServeConfig {
+            site_addr: "127.0.0.1:0".parse().unwrap(),
+            cookie_secure: false,
+            session_idle_timeout_secs: 10,
+            session_absolute_timeout_secs: 5,
+            seed_demo: false,
+        };
+        assert!(c.validate().is_err());
+        c.session_absolute_timeout_secs = 10;
+        assert!(c.validate().is_ok());
+    }
+}

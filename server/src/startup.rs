@@ -1,0 +1,143 @@
+//! Builds the axum application: state, routes, middleware, listener.
+
+use crate::config::{Databases, ServeConfig};
+use crate::telemetry;
+use app::server::{AppState, db};
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+/// Connection handles for both stores; neither connects until first used.
+pub async fn connect(
+    databases: &Databases,
+) -> anyhow::Result<(sqlx::MySqlPool, mongodb::Database)> {
+    let mysql = db::mysql_pool(databases.mysql.clone(), databases.mysql_max_connections);
+    let mongo = db::mongo_database(&databases.mongodb_uri, &databases.mongodb_database).await?;
+    Ok((mysql, mongo))
+}
+
+/// Runs the migrations now if MySQL answers; if it is down, keeps retrying in the
+/// background so the server can start and report MySQL as down meanwhile.
+async fn migrate_or_retry_later(state: &AppState) -> anyhow::Result<()> {
+    match db::MIGRATOR.run(&state.mysql).await {
+        Ok(()) => Ok(()),
+        Err(sqlx::migrate::MigrateError::Execute(e)) if is_unavailable(&e) => {
+            tracing::warn!(error = %e, "MySQL is down at startup; migrations will run once it is back");
+            let pool = state.mysql.clone();
+            tokio::spawn(async move {
+                let mut delay = Duration::from_secs(1);
+                loop {
+                    tokio::time::sleep(delay).await;
+                    match db::MIGRATOR.run(&pool).await {
+                        Ok(()) => {
+                            tracing::info!("MySQL is back; migrations applied");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "migrations still pending");
+                            delay = (delay * 2).min(Duration::from_secs(30));
+                        }
+                    }
+                }
+            });
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!("database migration failed: {e}")),
+    }
+}
+
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+    )
+}
+
+impl Application {
+    pub async fn build(
+        databases: &Databases,
+        serve: &ServeConfig,
+        leptos_options: LeptosOptions,
+    ) -> anyhow::Result<Self> {
+        serve.validate()?;
+        let (mysql, mongo) = connect(databases).await?;
+        let state = AppState {
+            leptos_options,
+            mysql,
+            mongo,
+        };
+        migrate_or_retry_later(&state).await?;
+        let listener = TcpListener::bind(serve.site_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", serve.site_addr))?;
+        let router = router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tracing::info!(addr = ?self.listener.local_addr().ok(), "listening");
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    }
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let shell = {
+        let options = state.leptos_options.clone();
+        move || app::shell(options.clone())
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .leptos_routes_with_context(&state, routes, context, shell)
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
+        .layer(telemetry::layer())
+        .with_state(state)
+}
+
+#[tracing::instrument(skip_all)]
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<app::model::HealthReport>) {
+    let report = app::server::health::check(&state).await;
+    let status = if report.all_up() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report))
+}

@@ -1,0 +1,51 @@
+use axum::{body::Body, extract::Request, http::Response};
+use std::time::Duration;
+use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
+use tracing::{Span, field::Empty};
+use tracing_subscriber::{EnvFilter, fmt};
+
+/// Installs the global subscriber. `RUST_LOG` wins over `log_level` when set.
+pub fn init(log_level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second call (tests spawning several apps) keeps the first subscriber.
+    let _ = fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+#[derive(Clone, Copy)]
+pub struct RequestSpan;
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &Request<B>) -> Span {
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            status = Empty,
+            latency_ms = Empty,
+        )
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct RecordResponse;
+
+impl OnResponse<Body> for RecordResponse {
+    fn on_response(self, response: &Response<Body>, latency: Duration, span: &Span) {
+        span.record("status", response.status().as_u16());
+        span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+        tracing::info!("request finished");
+    }
+}
+
+pub fn layer() -> TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    RequestSpan,
+    tower_http::trace::DefaultOnRequest,
+    RecordResponse,
+> {
+    TraceLayer::new_for_http()
+        .make_span_with(RequestSpan)
+        .on_response(RecordResponse)
+}

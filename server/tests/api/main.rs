@@ -1,0 +1,6 @@
+//! Black-box tests: each test spawns the real server on port 0 with fresh MySQL and
+//! MongoDB databases of its own, and talks to it over HTTP.
+//! One test binary on purpose: every extra binary costs a full link of the server.
+
+mod health;
+mod helpers;
