@@ -2,6 +2,10 @@
 --
 -- All times are UTC: sqlx sets time_zone = '+00:00' on every connection, so
 -- CURRENT_TIMESTAMP(6) defaults are UTC too. Written to run on MySQL 8 and MariaDB 10.11.
+--
+-- Columns the app reads back as text use case-insensitive collations: sqlx decodes a
+-- VARCHAR with a binary collation as bytes. Binary collations remain only on columns
+-- that are compared but never read (tower-sessions' case-sensitive ids).
 
 -- One row per person who can log in. `username_key` is the lower-cased username: the
 -- unique index on it makes "Alice" and "alice" the same account, while `username`
@@ -9,7 +13,7 @@
 CREATE TABLE users (
     id             BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     username       VARCHAR(32)  NOT NULL,
-    username_key   VARCHAR(32)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    username_key   VARCHAR(32)  CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
     email          VARCHAR(254) NOT NULL,
     -- argon2id PHC string: algorithm, parameters, salt and hash in one field.
     password_hash  VARCHAR(255) NOT NULL,
@@ -21,7 +25,7 @@ CREATE TABLE users (
     CONSTRAINT uq_users_username_key UNIQUE (username_key),
     CONSTRAINT uq_users_email UNIQUE (email),
     KEY ix_users_status (status, created_at)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 -- tower-sessions' MySQL store keeps its records here (same columns its own
 -- migration would create, but inside our database instead of a separate schema).
@@ -37,7 +41,7 @@ CREATE TABLE sessions (
 -- so deleting rows here is how sessions are revoked. `last_seen_at` drives the idle
 -- timeout, `created_at` the absolute one.
 CREATE TABLE user_sessions (
-    id            CHAR(43)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+    id            CHAR(43)     CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL PRIMARY KEY,
     user_id       BIGINT UNSIGNED NOT NULL,
     created_at    DATETIME(6)  NOT NULL,
     last_seen_at  DATETIME(6)  NOT NULL,
@@ -45,14 +49,14 @@ CREATE TABLE user_sessions (
     user_agent    VARCHAR(255) NULL,
     KEY ix_user_sessions_user (user_id, created_at),
     CONSTRAINT fk_user_sessions_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 -- Failed logins within the throttling window, by account and by client address.
 -- Rows older than the window are deleted as new failures arrive.
 CREATE TABLE login_failures (
     id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     at            DATETIME(6)  NOT NULL,
-    username_key  VARCHAR(64)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    username_key  VARCHAR(64)  CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL,
     ip            VARCHAR(45)  NOT NULL,
     KEY ix_login_failures_user (username_key, at),
     KEY ix_login_failures_ip (ip, at),
@@ -89,4 +93,4 @@ CREATE TABLE auth_audit (
     KEY ix_auth_audit_user (user_id, at),
     CONSTRAINT fk_auth_audit_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE SET NULL,
     CONSTRAINT fk_auth_audit_actor FOREIGN KEY (actor_id) REFERENCES users (id) ON DELETE SET NULL
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;

@@ -4,6 +4,8 @@
 //! bundle. Server-only modules sit behind `#[cfg(feature = "ssr")]`.
 
 pub mod api;
+pub mod auth;
+pub mod components;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]
@@ -12,6 +14,7 @@ pub mod server;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
+    SsrMode,
     components::{A, Route, Router, Routes},
     path,
 };
@@ -39,23 +42,82 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    auth::Auth::provide();
+    // Guarded pages render in async mode, so a redirect to /login (or a 403) is decided
+    // before the first byte is sent and arrives as a real HTTP redirect or status.
+    let guarded = SsrMode::Async;
     view! {
         <Stylesheet id="leptos" href="/pkg/portal.css"/>
         <Title formatter=|title: String| format!("{title} · Supply Co. sales portal")/>
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
-            <header class="topbar">
-                <A href="/" attr:class="brand">
-                    <span class="brand-mark" aria-hidden="true">"▤"</span>
-                    " Supply Co. "
-                    <span class="brand-sub">"sales portal"</span>
-                </A>
-            </header>
+            <TopBar/>
             <main id="main" class="page">
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("") view=pages::HomePage/>
+                    <Route path=path!("login") view=pages::LoginPage/>
+                    <Route path=path!("register") view=pages::RegisterPage/>
+                    <Route path=path!("reset-password") view=pages::ResetPasswordPage/>
+                    <Route path=path!("dashboard") view=pages::DashboardRedirect ssr=guarded.clone()/>
+                    <Route path=path!("awaiting-approval") view=pages::AwaitingApproval ssr=guarded.clone()/>
+                    <Route path=path!("profile") view=pages::ProfilePage ssr=guarded.clone()/>
+                    <Route path=path!("customer") view=pages::CustomerDashboard ssr=guarded.clone()/>
+                    <Route path=path!("worker") view=pages::WorkerDashboard ssr=guarded.clone()/>
+                    <Route path=path!("management") view=pages::ManagementDashboard ssr=guarded.clone()/>
+                    <Route path=path!("management/users") view=pages::UsersAdminPage ssr=guarded/>
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// Brand, the navigation the signed-in role may use, and the account menu.
+#[component]
+fn TopBar() -> impl IntoView {
+    let auth = auth::use_auth();
+    let user = move || auth.user.get().and_then(|r| r.ok()).flatten();
+    view! {
+        <header class="topbar">
+            <A href="/" attr:class="brand">
+                <span class="brand-mark" aria-hidden="true">"▤"</span>
+                " Supply Co. "
+                <span class="brand-sub">"sales portal"</span>
+            </A>
+            <Transition fallback=|| ()>
+                {move || match user() {
+                    Some(u) => {
+                        let active = u.status == model::AccountStatus::Active;
+                        let links: Vec<(&'static str, &'static str)> = match (active, u.role) {
+                            (false, _) => vec![("/awaiting-approval", "Approval")],
+                            (true, model::Role::Customer) => vec![("/customer", "My purchases")],
+                            (true, model::Role::TechnicalWorker) => vec![("/worker", "Sales")],
+                            (true, model::Role::SeniorManagement) => vec![
+                                ("/management", "Management"),
+                                ("/worker", "Sales"),
+                                ("/management/users", "Users"),
+                            ],
+                        };
+                        view! {
+                            <nav class="nav" aria-label="Main">
+                                {links.into_iter().map(|(href, label)| view! { <A href=href>{label}</A> }).collect_view()}
+                            </nav>
+                            <div class="account">
+                                <A href="/profile" attr:class="who">{u.username} " · " {u.role.label()}</A>
+                                <ActionForm action=auth.logout>
+                                    <button type="submit" class="btn secondary">"Log out"</button>
+                                </ActionForm>
+                            </div>
+                        }.into_any()
+                    }
+                    None => view! {
+                        <nav class="nav" aria-label="Main"></nav>
+                        <div class="account">
+                            <A href="/login">"Log in"</A>
+                            <A href="/register" attr:class="btn">"Register"</A>
+                        </div>
+                    }.into_any(),
+                }}
+            </Transition>
+        </header>
     }
 }

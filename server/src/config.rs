@@ -3,6 +3,7 @@
 use clap::Args;
 use sqlx::mysql::MySqlConnectOptions;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Settings shared by every command that talks to the databases.
 #[derive(Debug, Clone, Args)]
@@ -59,6 +60,25 @@ pub struct ServeConfig {
     /// Seconds after login after which a session ends, however active.
     #[arg(long, env = "SESSION_ABSOLUTE_TIMEOUT_SECS", default_value_t = 8 * 60 * 60, global = true)]
     pub session_absolute_timeout_secs: u64,
+
+    /// Failed logins (per account, and per client address) inside 15 minutes before
+    /// further attempts must wait.
+    #[arg(
+        long,
+        env = "LOGIN_THROTTLE_MAX_FAILURES",
+        default_value_t = 5,
+        global = true
+    )]
+    pub login_throttle_max_failures: u32,
+
+    /// The first wait once throttled, in seconds; it doubles with each further failure.
+    #[arg(
+        long,
+        env = "LOGIN_THROTTLE_BASE_DELAY_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub login_throttle_base_delay_secs: u64,
 
     /// Seed the demo accounts and demo sales when they are missing.
     #[arg(long, env = "PORTAL_SEED_DEMO", default_value_t = false, global = true)]
@@ -149,7 +169,24 @@ impl ServeConfig {
                 "SESSION_IDLE_TIMEOUT_SECS may not exceed SESSION_ABSOLUTE_TIMEOUT_SECS".into(),
             ));
         }
+        if self.login_throttle_max_failures == 0 {
+            return Err(ConfigError(
+                "LOGIN_THROTTLE_MAX_FAILURES must be at least 1".into(),
+            ));
+        }
         Ok(())
+    }
+
+    pub fn auth_settings(&self) -> app::server::AuthSettings {
+        app::server::AuthSettings {
+            idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
+            absolute_timeout: Duration::from_secs(self.session_absolute_timeout_secs),
+            throttle: app::server::auth::throttle::ThrottlePolicy {
+                max_failures: self.login_throttle_max_failures,
+                window: Duration::from_secs(15 * 60),
+                base_delay: Duration::from_secs(self.login_throttle_base_delay_secs),
+            },
+        }
     }
 }
 
@@ -208,6 +245,8 @@ mod tests {
             cookie_secure: false,
             session_idle_timeout_secs: 10,
             session_absolute_timeout_secs: 5,
+            login_throttle_max_failures: 5,
+            login_throttle_base_delay_secs: 30,
             seed_demo: false,
         };
         assert!(c.validate().is_err());

@@ -3,11 +3,20 @@
 use crate::config::{Databases, ServeConfig};
 use crate::telemetry;
 use app::server::{AppState, db};
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Json, Router,
+    extract::{Request, State},
+    http::{HeaderMap, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tower_sessions::{SessionManagerLayer, cookie::SameSite, session_store::ExpiredDeletion};
+use tower_sessions_sqlx_store::MySqlStore;
 
 pub struct Application {
     listener: TcpListener,
@@ -73,12 +82,16 @@ impl Application {
             leptos_options,
             mysql,
             mongo,
+            auth: serve.auth_settings(),
         };
         migrate_or_retry_later(&state).await?;
         let listener = TcpListener::bind(serve.site_addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", serve.site_addr))?;
-        let router = router(state.clone());
+        let sessions = session_layer(databases, serve)?;
+        let router = router(state.clone()).layer(sessions);
+        app::server::auth::password::warm_up();
+        spawn_maintenance(state.clone(), session_store(databases)?);
         Ok(Self {
             listener,
             router,
@@ -111,6 +124,86 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+fn session_store(databases: &Databases) -> anyhow::Result<MySqlStore> {
+    let database = databases.mysql.get_database().unwrap_or_default();
+    let pool = db::mysql_pool(databases.mysql.clone(), 4);
+    MySqlStore::new(pool)
+        .with_schema_name(database)
+        .and_then(|s| s.with_table_name("sessions"))
+        .map_err(|e| anyhow::anyhow!("session store: {e}"))
+}
+
+/// HttpOnly, SameSite=Lax cookies; over HTTPS also Secure with the `__Host-` prefix,
+/// which browsers only accept for Secure, host-only, `Path=/` cookies.
+fn session_layer(
+    databases: &Databases,
+    serve: &ServeConfig,
+) -> anyhow::Result<SessionManagerLayer<MySqlStore>> {
+    let name = if serve.cookie_secure {
+        "__Host-portal_session"
+    } else {
+        "portal_session"
+    };
+    Ok(SessionManagerLayer::new(session_store(databases)?)
+        .with_name(name)
+        .with_secure(serve.cookie_secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/"))
+}
+
+/// Hourly clean-up of expired session records and timed-out logins.
+fn spawn_maintenance(state: AppState, store: MySqlStore) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.delete_expired().await {
+                tracing::warn!(error = %e, "could not delete expired sessions");
+            }
+            let cutoff = chrono::Utc::now().naive_utc()
+                - chrono::Duration::from_std(state.auth.absolute_timeout)
+                    .unwrap_or(chrono::Duration::hours(8));
+            if let Err(e) = sqlx::query("DELETE FROM user_sessions WHERE created_at < ?")
+                .bind(cutoff)
+                .execute(&state.mysql)
+                .await
+            {
+                tracing::warn!(error = %e, "could not delete timed-out logins");
+            }
+        }
+    });
+}
+
+/// Rejects state-changing requests sent from another site (CSRF). Browsers mark
+/// requests with `Sec-Fetch-Site`; older ones still send `Origin` on POST.
+async fn reject_cross_site(request: Request, next: Next) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if !safe && is_cross_site(request.headers()) {
+        tracing::warn!(path = %request.uri().path(), "cross-site request rejected");
+        return (StatusCode::FORBIDDEN, "Cross-site request rejected").into_response();
+    }
+    next.run(request).await
+}
+
+fn is_cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
+    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (Some(origin), Some(host)) => {
+            let origin = origin.to_str().unwrap_or("null");
+            let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+            authority != host.to_str().unwrap_or("")
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let context = {
@@ -127,6 +220,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        .layer(middleware::from_fn(reject_cross_site))
         .layer(telemetry::layer())
         .with_state(state)
 }

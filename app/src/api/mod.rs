@@ -1,8 +1,10 @@
 //! Server functions: the app's HTTP API under `/api/`.
 //!
 //! Each one is thin: check the session and role, parse input into domain types,
-//! call a service, map the error.
+//! call a service, map the error (`respond` sets the HTTP status from it).
 
+pub mod admin;
+pub mod auth;
 pub mod health;
 
 pub use health::service_health;

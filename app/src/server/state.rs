@@ -1,6 +1,8 @@
+use crate::server::auth::throttle::ThrottlePolicy;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::MySqlPool;
+use std::time::Duration;
 
 /// Everything a request handler or server function needs, cloned cheaply per request.
 #[derive(Clone)]
@@ -8,6 +10,14 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub mysql: MySqlPool,
     pub mongo: mongodb::Database,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct AuthSettings {
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    pub throttle: ThrottlePolicy,
 }
 
 impl FromRef<AppState> for LeptosOptions {

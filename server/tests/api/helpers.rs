@@ -51,6 +51,8 @@ impl Default for TestOptions {
                 cookie_secure: false,
                 session_idle_timeout_secs: 30 * 60,
                 session_absolute_timeout_secs: 8 * 60 * 60,
+                login_throttle_max_failures: 5,
+                login_throttle_base_delay_secs: 30,
                 seed_demo: false,
             },
         }
@@ -236,4 +238,116 @@ pub fn mongo_target() -> SocketAddr {
         .unwrap_or("127.0.0.1:27017")
         .replace("localhost", "127.0.0.1");
     hostport.parse().expect("MongoDB host is an IP address")
+}
+
+pub const PASSWORD: &str = "Quiet-Marble-Orchard-58";
+
+impl TestApp {
+    /// A separate browser-like client with its own cookie jar.
+    pub fn new_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client")
+    }
+
+    /// Calls a server function with form fields, as the browser's ActionForm does.
+    pub async fn call(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let res = client
+            .post(self.url(&format!("/api/{endpoint}")))
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    pub async fn register(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        role: &str,
+    ) -> (u16, serde_json::Value) {
+        let email = format!("{username}@example.com");
+        self.call(
+            client,
+            "register",
+            &[
+                ("username", username),
+                ("email", &email),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+                ("role", role),
+            ],
+        )
+        .await
+    }
+
+    pub async fn login(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> (u16, serde_json::Value) {
+        self.call(
+            client,
+            "login",
+            &[("username", username), ("password", password)],
+        )
+        .await
+    }
+
+    /// Creates an active user the way `server user create` does, and logs in a client as them.
+    pub async fn user_with_role(&self, username: &str, role: app::model::Role) -> reqwest::Client {
+        let input = app::model::RegistrationInput {
+            username: username.into(),
+            email: format!("{username}@example.com"),
+            password: PASSWORD.into(),
+            confirm_password: PASSWORD.into(),
+            role: role.as_str().into(),
+        };
+        let account = input.parse().expect("valid test account");
+        app::server::auth::accounts::create_active_user(&self.mysql, &account)
+            .await
+            .expect("create user");
+        let client = self.new_client();
+        let (status, body) = self.login(&client, username, PASSWORD).await;
+        assert_eq!(status, 200, "login of {username}: {body}");
+        client
+    }
+
+    pub async fn me(&self, client: &reqwest::Client) -> serde_json::Value {
+        let (status, body) = self.call(client, "me", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn user_id(&self, username: &str) -> u64 {
+        sqlx::query_scalar("SELECT id FROM users WHERE username_key = ?")
+            .bind(username.to_lowercase())
+            .fetch_one(&self.mysql)
+            .await
+            .expect("user exists")
+    }
+}
+
+/// The session cookie a response sets, if any.
+pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.contains("portal_session="))
+        .map(str::to_string)
 }

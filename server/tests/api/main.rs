@@ -2,5 +2,7 @@
 //! MongoDB databases of its own, and talks to it over HTTP.
 //! One test binary on purpose: every extra binary costs a full link of the server.
 
+mod accounts;
+mod authorization;
 mod health;
 mod helpers;

@@ -1,0 +1,180 @@
+//! Login, registration and the signed-in user's own account.
+//!
+//! `me`, `login`, `register` and `reset_password` are public by design (the reset
+//! token is its own credential); every other function here needs a login.
+
+use crate::model::{AppError, SessionSummary, SessionUser};
+#[cfg(feature = "ssr")]
+use crate::server::{
+    AppState,
+    auth::{Access, accounts, guard, require, sessions},
+    respond,
+};
+use leptos::prelude::*;
+
+/// The signed-in user, or `None` when anonymous. Drives navigation and route guards.
+#[server(prefix = "/api", endpoint = "me")]
+pub async fn me() -> Result<Option<SessionUser>, AppError> {
+    respond(
+        async {
+            let state = expect_context::<AppState>();
+            let info = guard::request_info().await?;
+            Ok(guard::authenticate(&state, &info.session)
+                .await?
+                .map(|c| c.user))
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "login")]
+pub async fn login(
+    username: String,
+    password: String,
+    next: Option<String>,
+) -> Result<SessionUser, AppError> {
+    respond(
+        async {
+            let state = expect_context::<AppState>();
+            let info = guard::request_info().await?;
+            let user = accounts::login(&state, &info, &username, password).await?;
+            let target =
+                crate::model::safe_next(next.as_deref()).unwrap_or_else(|| user.home().to_string());
+            leptos_axum::redirect(&target);
+            Ok(user)
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "register")]
+pub async fn register(
+    username: String,
+    email: String,
+    password: String,
+    confirm_password: String,
+    role: String,
+) -> Result<SessionUser, AppError> {
+    respond(
+        async {
+            let state = expect_context::<AppState>();
+            let info = guard::request_info().await?;
+            let input = crate::model::RegistrationInput {
+                username,
+                email,
+                password,
+                confirm_password,
+                role,
+            };
+            let account = input.parse().map_err(AppError::Invalid)?;
+            let user = accounts::register(&state, &info, account).await?;
+            leptos_axum::redirect(user.home());
+            Ok(user)
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    respond(
+        async {
+            let current = require(Access::AnyUser).await?;
+            let state = expect_context::<AppState>();
+            let info = guard::request_info().await?;
+            accounts::logout(&state, &info, &current).await?;
+            leptos_axum::redirect("/login");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "sessions")]
+pub async fn my_sessions() -> Result<Vec<SessionSummary>, AppError> {
+    respond(
+        async {
+            let current = require(Access::AnyUser).await?;
+            let state = expect_context::<AppState>();
+            sessions::list(&state.mysql, current.user.id, &current.session_key).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "sessions/revoke")]
+pub async fn revoke_session(handle: String) -> Result<(), AppError> {
+    respond(
+        async {
+            let current = require(Access::AnyUser).await?;
+            let state = expect_context::<AppState>();
+            if sessions::revoke(&state.mysql, current.user.id, handle.trim()).await? {
+                Ok(())
+            } else {
+                Err(AppError::NotFound)
+            }
+        }
+        .await,
+    )
+}
+
+/// Ends every session of the user, this one included.
+#[server(prefix = "/api", endpoint = "sessions/revoke-all")]
+pub async fn logout_everywhere() -> Result<(), AppError> {
+    respond(
+        async {
+            let current = require(Access::AnyUser).await?;
+            let state = expect_context::<AppState>();
+            let info = guard::request_info().await?;
+            sessions::delete_all(&state.mysql, current.user.id, None).await?;
+            info.session.flush().await.map_err(guard::session_error)?;
+            leptos_axum::redirect("/login");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "password/change")]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+) -> Result<(), AppError> {
+    respond(
+        async {
+            let current = require(Access::AnyUser).await?;
+            let state = expect_context::<AppState>();
+            let info = guard::request_info().await?;
+            accounts::change_password(
+                &state,
+                &info,
+                &current,
+                current_password,
+                &new_password,
+                &confirm_password,
+            )
+            .await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "password/reset")]
+pub async fn reset_password(
+    token: String,
+    new_password: String,
+    confirm_password: String,
+) -> Result<(), AppError> {
+    respond(
+        async {
+            let state = expect_context::<AppState>();
+            let info = guard::request_info().await?;
+            accounts::reset_password(&state, &info, &token, &new_password, &confirm_password)
+                .await?;
+            leptos_axum::redirect("/login?reset=done");
+            Ok(())
+        }
+        .await,
+    )
+}

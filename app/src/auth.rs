@@ -1,0 +1,133 @@
+//! Client-and-server auth state for the UI: who is signed in, and route guards.
+//! The guards only shape what is shown; every server function checks again.
+
+use crate::api::auth::{Login, Logout, Register, me};
+use crate::model::{AccountStatus, AppError, Role, SessionUser};
+use leptos::prelude::*;
+use leptos_router::{components::Redirect, hooks::use_location};
+
+#[derive(Clone, Copy)]
+pub struct Auth {
+    pub login: ServerAction<Login>,
+    pub logout: ServerAction<Logout>,
+    pub register: ServerAction<Register>,
+    pub user: Resource<Result<Option<SessionUser>, AppError>>,
+}
+
+impl Auth {
+    pub fn provide() -> Auth {
+        let login = ServerAction::<Login>::new();
+        let logout = ServerAction::<Logout>::new();
+        let register = ServerAction::<Register>::new();
+        let user = Resource::new(
+            move || {
+                (
+                    login.version().get(),
+                    logout.version().get(),
+                    register.version().get(),
+                )
+            },
+            |_| me(),
+        );
+        let auth = Auth {
+            login,
+            logout,
+            register,
+            user,
+        };
+        provide_context(auth);
+        auth
+    }
+}
+
+pub fn use_auth() -> Auth {
+    expect_context::<Auth>()
+}
+
+/// `/login?next=<current path>`, so the user comes back after logging in.
+pub fn login_url_for_current_page() -> String {
+    let location = use_location();
+    let here = format!(
+        "{}{}",
+        location.pathname.get_untracked(),
+        location.search.get_untracked()
+    );
+    let here = if here.is_empty() {
+        "/".to_string()
+    } else {
+        here
+    };
+    format!("/login?next={}", urlencode(&here))
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Shows `children` only to active users of one of `roles`; anonymous users are sent
+/// to the login page, pending users to the approval notice, others get a refusal.
+#[component]
+pub fn RequireRole(roles: &'static [Role], children: ChildrenFn) -> impl IntoView {
+    let auth = use_auth();
+    let children = StoredValue::new(children);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                auth.user.get().map(|result| match result {
+                    Ok(Some(user)) if user.status == AccountStatus::Active && roles.contains(&user.role) => {
+                        children.with_value(|c| c()).into_any()
+                    }
+                    Ok(Some(user)) if user.status == AccountStatus::Pending => {
+                        view! { <Redirect path="/awaiting-approval"/> }.into_any()
+                    }
+                    Ok(Some(_)) => view! { <Forbidden/> }.into_any(),
+                    Ok(None) => view! { <Redirect path=login_url_for_current_page()/> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                })
+            }}
+        </Suspense>
+    }
+}
+
+/// Like `RequireRole`, for pages every signed-in user may see (pending ones too).
+#[component]
+pub fn RequireLogin(children: ChildrenFn) -> impl IntoView {
+    let auth = use_auth();
+    let children = StoredValue::new(children);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                auth.user.get().map(|result| match result {
+                    Ok(Some(_)) => children.with_value(|c| c()).into_any(),
+                    Ok(None) => view! { <Redirect path=login_url_for_current_page()/> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn Forbidden() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(http::StatusCode::FORBIDDEN);
+        }
+    }
+    view! {
+        <leptos_meta::Title text="Not allowed"/>
+        <section class="card narrow" data-testid="forbidden">
+            <h1>"You don't have access to this page"</h1>
+            <p>"Your account's role does not include this area of the portal."</p>
+            <p><a href="/dashboard">"Go to your dashboard"</a></p>
+        </section>
+    }
+}

@@ -1,0 +1,91 @@
+//! Small building blocks shared by the pages.
+
+use crate::model::AppError;
+use leptos::prelude::*;
+
+/// The error of an action's latest result, if it failed.
+pub fn action_error<T: Send + Sync + 'static>(
+    value: MappedSignal<Option<Result<T, AppError>>>,
+) -> Signal<Option<AppError>> {
+    Signal::derive(move || value.with(|v| v.as_ref().and_then(|r| r.as_ref().err().cloned())))
+}
+
+/// The server's message for one field of a submitted form, if any.
+pub fn field_error(error: Signal<Option<AppError>>, field: &'static str) -> Signal<Option<String>> {
+    Signal::derive(move || error.with(|e| e.as_ref().and_then(|e| e.field_message(field))))
+}
+
+/// A form-level error: anything but field messages, which show next to their inputs.
+#[component]
+pub fn FormError(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .filter(|e| !matches!(e, AppError::Invalid(_)))
+            .map(|e| {
+                view! { <p class="error" role="alert">{e.to_string()}</p> }
+            })
+    }
+}
+
+/// A field message from the server under an input that manages itself.
+#[component]
+pub fn FieldMessage(error: Signal<Option<AppError>>, field: &'static str) -> impl IntoView {
+    let message = field_error(error, field);
+    move || {
+        message
+            .get()
+            .map(|m| view! { <span class="field-error">{m}</span> })
+    }
+}
+
+/// A labelled input with its message below it, wired for screen readers.
+#[component]
+pub fn Field(
+    label: &'static str,
+    name: &'static str,
+    #[prop(default = "text")] kind: &'static str,
+    #[prop(optional)] autocomplete: Option<&'static str>,
+    #[prop(optional)] hint: Option<&'static str>,
+    #[prop(into)] value: RwSignal<String>,
+    /// The message to show, if any (client-side check or server reply).
+    #[prop(into)]
+    error: Signal<Option<String>>,
+    #[prop(optional)] on_blur: Option<Callback<()>>,
+) -> impl IntoView {
+    let id = format!("f-{name}");
+    let err_id = format!("{id}-error");
+    let hint_id = format!("{id}-hint");
+    let described = move || {
+        let mut ids = Vec::new();
+        if hint.is_some() {
+            ids.push(hint_id.clone());
+        }
+        if error.get().is_some() {
+            ids.push(err_id.clone());
+        }
+        ids.join(" ")
+    };
+    view! {
+        <div class="field">
+            <label for=id.clone()>{label}</label>
+            <input
+                id=id.clone()
+                name=name
+                type=kind
+                autocomplete=autocomplete
+                prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+                on:blur=move |_| { if let Some(cb) = on_blur { cb.run(()) } }
+                aria-invalid=move || error.get().is_some().to_string()
+                aria-describedby=described
+            />
+            {hint.map(|h| view! { <span class="hint" id=format!("f-{name}-hint")>{h}</span> })}
+            {move || error.get().map(|m| view! { <span class="field-error" id=format!("f-{name}-error")>{m}</span> })}
+        </div>
+    }
+}
+
+pub fn format_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}

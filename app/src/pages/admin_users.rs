@@ -1,0 +1,217 @@
+use crate::api::admin::{
+    ChangeRole, DecideUser, IssueResetLink, SetUserEnabled, audit_log, list_users,
+};
+use crate::auth::RequireRole;
+use crate::components::{FormError, action_error, format_time};
+use crate::model::{AccountStatus, Role, UserSummary};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn UsersAdminPage() -> impl IntoView {
+    view! {
+        <Title text="Users"/>
+        <RequireRole roles=&[Role::SeniorManagement]>
+            <UsersPanel/>
+            <AuditPanel/>
+        </RequireRole>
+    }
+}
+
+#[component]
+fn UsersPanel() -> impl IntoView {
+    let decide = ServerAction::<DecideUser>::new();
+    let role = ServerAction::<ChangeRole>::new();
+    let enabled = ServerAction::<SetUserEnabled>::new();
+    let reset = ServerAction::<IssueResetLink>::new();
+    let query = RwSignal::new(String::new());
+    let status = RwSignal::new(String::new());
+    let users = Resource::new(
+        move || {
+            (
+                query.get(),
+                status.get(),
+                decide.version().get(),
+                role.version().get(),
+                enabled.version().get(),
+            )
+        },
+        |(q, s, ..)| list_users(q, Some(s)),
+    );
+    let link = move || {
+        reset.value().get().and_then(|r| r.ok()).map(|path| {
+            let url = format!("{}{path}", window_origin());
+            view! {
+                <div class="success" role="status" data-testid="reset-link">
+                    <p>"One-time reset link (valid for 1 hour). Hand it to the user:"</p>
+                    <code class="break">{url}</code>
+                </div>
+            }
+        })
+    };
+    view! {
+        <section class="card" aria-labelledby="users-title">
+            <div class="card-head"><h1 id="users-title">"Users"</h1></div>
+            <div class="filters">
+                <div class="field">
+                    <label for="user-search">"Search"</label>
+                    <input id="user-search" type="search" placeholder="username or email"
+                        on:input=move |ev| query.set(event_target_value(&ev)) prop:value=move || query.get()/>
+                </div>
+                <div class="field">
+                    <label for="user-status">"Status"</label>
+                    <select id="user-status" on:change=move |ev| status.set(event_target_value(&ev))>
+                        <option value="">"All"</option>
+                        {AccountStatus::ALL.into_iter().map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> }).collect_view()}
+                    </select>
+                </div>
+            </div>
+            <FormError error=action_error(decide.value())/>
+            <FormError error=action_error(role.value())/>
+            <FormError error=action_error(enabled.value())/>
+            <FormError error=action_error(reset.value())/>
+            {link}
+            <Transition fallback=|| view! { <p class="muted">"Loading users…"</p> }>
+                {move || users.get().map(|r| match r {
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p class="muted">"No users match."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table data-testid="users">
+                                <thead><tr><th>"User"</th><th>"Role"</th><th>"Status"</th><th>"Last login"</th><th>"Actions"</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|u| view! { <UserRow user=u decide role enabled reset/> }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+fn window_origin() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        leptos::prelude::window()
+            .location()
+            .origin()
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        String::new()
+    }
+}
+
+#[component]
+fn UserRow(
+    user: UserSummary,
+    decide: ServerAction<DecideUser>,
+    role: ServerAction<ChangeRole>,
+    enabled: ServerAction<SetUserEnabled>,
+    reset: ServerAction<IssueResetLink>,
+) -> impl IntoView {
+    let id = user.id;
+    let row_name = user.username.clone();
+    let label_name = user.username.clone();
+    let status_class = match user.status {
+        AccountStatus::Active => "pill ok",
+        AccountStatus::Pending => "pill pending",
+        AccountStatus::Disabled => "pill down",
+    };
+    let current_role = user.role;
+    view! {
+        <tr data-username=row_name>
+            <td><strong>{user.username}</strong><br/><span class="muted small">{user.email.clone()}</span></td>
+            <td>
+                <ActionForm action=role attr:class="inline-form">
+                    <input type="hidden" name="id" value=id/>
+                    <label class="visually-hidden" for=format!("role-{}", id)>"Role for " {label_name.clone()}</label>
+                    <select id=format!("role-{}", id) name="role">
+                        {Role::ALL.into_iter().map(|r| view! {
+                            <option value=r.as_str() selected=r == current_role>{r.label()}</option>
+                        }).collect_view()}
+                    </select>
+                    <button type="submit" class="btn secondary">"Save role"</button>
+                </ActionForm>
+            </td>
+            <td><span class=status_class>{user.status.as_str()}</span></td>
+            <td class="small">{user.last_login_at.as_ref().map(format_time).unwrap_or_else(|| "never".into())}</td>
+            <td class="actions">
+                {(user.status == AccountStatus::Pending).then(|| view! {
+                    <ActionForm action=decide attr:class="inline-form">
+                        <input type="hidden" name="id" value=id/>
+                        <input type="hidden" name="approve" value="true"/>
+                        <button type="submit" class="btn">"Approve"</button>
+                    </ActionForm>
+                    <ActionForm action=decide attr:class="inline-form">
+                        <input type="hidden" name="id" value=id/>
+                        <input type="hidden" name="approve" value="false"/>
+                        <button type="submit" class="btn secondary">"Reject"</button>
+                    </ActionForm>
+                })}
+                {(user.status != AccountStatus::Pending).then(|| {
+                    let enable = user.status == AccountStatus::Disabled;
+                    view! {
+                        <ActionForm action=enabled attr:class="inline-form">
+                            <input type="hidden" name="id" value=id/>
+                            <input type="hidden" name="enabled" value=enable.to_string()/>
+                            <button type="submit" class="btn secondary">{if enable { "Enable" } else { "Disable" }}</button>
+                        </ActionForm>
+                    }
+                })}
+                <ActionForm action=reset attr:class="inline-form">
+                    <input type="hidden" name="id" value=id/>
+                    <button type="submit" class="btn secondary">"Reset link"</button>
+                </ActionForm>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+fn AuditPanel() -> impl IntoView {
+    let before = RwSignal::new(None::<u64>);
+    let entries = Resource::new(move || before.get(), audit_log);
+    view! {
+        <section class="card" aria-labelledby="audit-title">
+            <div class="card-head">
+                <h2 id="audit-title">"Sign-in audit log"</h2>
+                <button type="button" class="btn secondary" on:click=move |_| before.set(None)>"Newest"</button>
+            </div>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || entries.get().map(|r| match r {
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Ok(list) => {
+                        let oldest = list.last().map(|e| e.id);
+                        let full = list.len() == 100;
+                        view! {
+                            <div class="table-wrap">
+                                <table data-testid="audit">
+                                    <thead><tr><th>"Time"</th><th>"Event"</th><th>"User"</th><th>"By"</th><th>"Address"</th><th>"Detail"</th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|e| view! {
+                                            <tr>
+                                                <td class="small">{format_time(&e.at)}</td>
+                                                <td>{e.event}</td>
+                                                <td>{e.username.unwrap_or_default()}</td>
+                                                <td>{e.actor.unwrap_or_default()}</td>
+                                                <td>{e.ip.unwrap_or_default()}</td>
+                                                <td class="small">{e.detail.unwrap_or_default()}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                            {(full).then(|| view! {
+                                <button type="button" class="btn secondary" on:click=move |_| before.set(oldest)>"Older entries"</button>
+                            })}
+                        }.into_any()
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}

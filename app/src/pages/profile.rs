@@ -1,0 +1,116 @@
+use crate::api::auth::{ChangePassword, LogoutEverywhere, RevokeSession, my_sessions};
+use crate::auth::{RequireLogin, use_auth};
+use crate::components::{FieldMessage, FormError, action_error, format_time};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn ProfilePage() -> impl IntoView {
+    let auth = use_auth();
+    let user = move || auth.user.get().and_then(|r| r.ok()).flatten();
+    view! {
+        <Title text="Profile"/>
+        <RequireLogin>
+            <section class="card">
+                <h1>"Your account"</h1>
+                {move || user().map(|u| view! {
+                    <dl class="facts">
+                        <dt>"Username"</dt><dd>{u.username}</dd>
+                        <dt>"Email"</dt><dd>{u.email}</dd>
+                        <dt>"Role"</dt><dd>{u.role.label()}</dd>
+                        <dt>"Status"</dt><dd>{u.status.as_str()}</dd>
+                    </dl>
+                })}
+            </section>
+            <Sessions/>
+            <ChangePasswordForm/>
+        </RequireLogin>
+    }
+}
+
+#[component]
+fn Sessions() -> impl IntoView {
+    let revoke = ServerAction::<RevokeSession>::new();
+    let everywhere = ServerAction::<LogoutEverywhere>::new();
+    let sessions = Resource::new(move || revoke.version().get(), |_| my_sessions());
+    view! {
+        <section class="card" aria-labelledby="sessions-title">
+            <div class="card-head">
+                <h2 id="sessions-title">"Active sessions"</h2>
+                <ActionForm action=everywhere>
+                    <button type="submit" class="btn secondary">"Log out everywhere"</button>
+                </ActionForm>
+            </div>
+            <FormError error=action_error(revoke.value())/>
+            <Transition fallback=|| view! { <p class="muted">"Loading sessions…"</p> }>
+                {move || sessions.get().map(|r| match r {
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table data-testid="sessions">
+                                <thead><tr><th>"Signed in"</th><th>"Last active"</th><th>"Address"</th><th>"Browser"</th><th></th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|s| view! {
+                                        <tr>
+                                            <td>{format_time(&s.created_at)}</td>
+                                            <td>{format_time(&s.last_seen_at)}</td>
+                                            <td>{s.ip.unwrap_or_default()}</td>
+                                            <td class="small">{s.user_agent.unwrap_or_default()}</td>
+                                            <td>
+                                                {if s.current {
+                                                    view! { <span class="pill ok">"This session"</span> }.into_any()
+                                                } else {
+                                                    view! {
+                                                        <ActionForm action=revoke>
+                                                            <input type="hidden" name="handle" value=s.handle/>
+                                                            <button type="submit" class="btn secondary">"Revoke"</button>
+                                                        </ActionForm>
+                                                    }.into_any()
+                                                }}
+                                            </td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn ChangePasswordForm() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    let done = move || matches!(change.value().get(), Some(Ok(())));
+    let error = action_error(change.value());
+    view! {
+        <section class="card narrow" aria-labelledby="pw-title">
+            <h2 id="pw-title">"Change password"</h2>
+            <p class="muted small">"Changing it logs out every other session."</p>
+            <Show when=done>
+                <p class="success" role="status">"Password changed. Your other sessions were logged out."</p>
+            </Show>
+            <FormError error/>
+            <ActionForm action=change attr:class="stack">
+                <div class="field">
+                    <label for="cp-current">"Current password"</label>
+                    <input id="cp-current" name="current_password" type="password" autocomplete="current-password" required/>
+                    <FieldMessage error field="current_password"/>
+                </div>
+                <div class="field">
+                    <label for="cp-new">"New password"</label>
+                    <input id="cp-new" name="new_password" type="password" autocomplete="new-password" required/>
+                    <FieldMessage error field="new_password"/>
+                </div>
+                <div class="field">
+                    <label for="cp-confirm">"Confirm new password"</label>
+                    <input id="cp-confirm" name="confirm_password" type="password" autocomplete="new-password" required/>
+                    <FieldMessage error field="confirm_password"/>
+                </div>
+                <div class="form-actions"><button type="submit" class="btn">"Change password"</button></div>
+            </ActionForm>
+        </section>
+    }
+}

@@ -1,0 +1,243 @@
+//! User administration for senior management.
+
+use super::audit::{self, AuditEvent, AuditRecord};
+use super::guard::{CurrentUser, RequestInfo};
+use super::{accounts, sessions};
+use crate::model::{AccountStatus, AppError, Role, UserSummary};
+use crate::server::AppState;
+use crate::server::db::mysql_error;
+use chrono::NaiveDateTime;
+use rand::RngCore;
+use sqlx::MySqlPool;
+
+pub const RESET_LINK_TTL_MINUTES: i64 = 60;
+
+type SummaryRow = (
+    u64,
+    String,
+    String,
+    String,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+);
+
+fn to_summary(
+    (id, username, email, role, status, created_at, last_login_at): SummaryRow,
+) -> Result<UserSummary, AppError> {
+    Ok(UserSummary {
+        id,
+        username,
+        email,
+        role: Role::parse(&role).map_err(|_| AppError::Internal)?,
+        status: AccountStatus::parse(&status).map_err(|_| AppError::Internal)?,
+        created_at: created_at.and_utc(),
+        last_login_at: last_login_at.map(|t| t.and_utc()),
+    })
+}
+
+/// Users matching `query` (username or email, substring), pending ones first.
+#[tracing::instrument(skip(pool))]
+pub async fn list(
+    pool: &MySqlPool,
+    query: &str,
+    status: Option<AccountStatus>,
+) -> Result<Vec<UserSummary>, AppError> {
+    let pattern = format!(
+        "%{}%",
+        query
+            .trim()
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let rows: Vec<SummaryRow> = sqlx::query_as(
+        "SELECT id, username, email, role, status, created_at, last_login_at FROM users \
+         WHERE (username_key LIKE ? OR email LIKE ?) AND (? IS NULL OR status = ?) \
+         ORDER BY status = 'pending' DESC, created_at DESC LIMIT 200",
+    )
+    .bind(&pattern)
+    .bind(&pattern)
+    .bind(status.map(|s| s.as_str()))
+    .bind(status.map(|s| s.as_str()))
+    .fetch_all(pool)
+    .await
+    .map_err(|e| mysql_error("list users", e))?;
+    rows.into_iter().map(to_summary).collect()
+}
+
+async fn load(pool: &MySqlPool, id: u64) -> Result<UserSummary, AppError> {
+    let row: Option<SummaryRow> = sqlx::query_as(
+        "SELECT id, username, email, role, status, created_at, last_login_at FROM users WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| mysql_error("load user", e))?;
+    row.map(to_summary).transpose()?.ok_or(AppError::NotFound)
+}
+
+fn not_self(actor: &CurrentUser, target: u64) -> Result<(), AppError> {
+    if actor.user.id == target {
+        Err(AppError::Conflict(
+            "You cannot change your own account here; ask another senior manager.".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+async fn set_status(state: &AppState, id: u64, status: AccountStatus) -> Result<(), AppError> {
+    sqlx::query("UPDATE users SET status = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(id)
+        .execute(&state.mysql)
+        .await
+        .map_err(|e| mysql_error("set status", e))?;
+    Ok(())
+}
+
+/// Approves (active) or rejects (disabled) a pending account.
+pub async fn decide(
+    state: &AppState,
+    info: &RequestInfo,
+    actor: &CurrentUser,
+    id: u64,
+    approve: bool,
+) -> Result<UserSummary, AppError> {
+    not_self(actor, id)?;
+    let user = load(&state.mysql, id).await?;
+    if user.status != AccountStatus::Pending {
+        return Err(AppError::Conflict(format!(
+            "{} is not awaiting approval.",
+            user.username
+        )));
+    }
+    let (status, event) = if approve {
+        (AccountStatus::Active, AuditEvent::Approved)
+    } else {
+        (AccountStatus::Disabled, AuditEvent::Rejected)
+    };
+    set_status(state, id, status).await?;
+    if !approve {
+        sessions::delete_all(&state.mysql, id, None).await?;
+    }
+    audit::record(
+        &state.mysql,
+        event,
+        AuditRecord {
+            user_id: Some(id),
+            actor_id: Some(actor.user.id),
+            ip: Some(&info.ip),
+            ..Default::default()
+        },
+    )
+    .await;
+    load(&state.mysql, id).await
+}
+
+pub async fn change_role(
+    state: &AppState,
+    info: &RequestInfo,
+    actor: &CurrentUser,
+    id: u64,
+    role: Role,
+) -> Result<UserSummary, AppError> {
+    not_self(actor, id)?;
+    let user = load(&state.mysql, id).await?;
+    if user.role == role {
+        return Ok(user);
+    }
+    sqlx::query("UPDATE users SET role = ? WHERE id = ?")
+        .bind(role.as_str())
+        .bind(id)
+        .execute(&state.mysql)
+        .await
+        .map_err(|e| mysql_error("set role", e))?;
+    audit::record(
+        &state.mysql,
+        AuditEvent::RoleChanged,
+        AuditRecord {
+            user_id: Some(id),
+            actor_id: Some(actor.user.id),
+            ip: Some(&info.ip),
+            detail: Some(format!("{} -> {}", user.role, role)),
+            ..Default::default()
+        },
+    )
+    .await;
+    load(&state.mysql, id).await
+}
+
+/// Disables an account (ending all its sessions) or re-enables it.
+pub async fn set_enabled(
+    state: &AppState,
+    info: &RequestInfo,
+    actor: &CurrentUser,
+    id: u64,
+    enabled: bool,
+) -> Result<UserSummary, AppError> {
+    not_self(actor, id)?;
+    load(&state.mysql, id).await?;
+    let (status, event) = if enabled {
+        (AccountStatus::Active, AuditEvent::Enabled)
+    } else {
+        (AccountStatus::Disabled, AuditEvent::Disabled)
+    };
+    set_status(state, id, status).await?;
+    let ended = if enabled {
+        0
+    } else {
+        sessions::delete_all(&state.mysql, id, None).await?
+    };
+    audit::record(
+        &state.mysql,
+        event,
+        AuditRecord {
+            user_id: Some(id),
+            actor_id: Some(actor.user.id),
+            ip: Some(&info.ip),
+            detail: (!enabled).then(|| format!("{ended} sessions ended")),
+            ..Default::default()
+        },
+    )
+    .await;
+    load(&state.mysql, id).await
+}
+
+/// Creates a single-use reset link valid for an hour and returns its path. Only the
+/// token's hash is stored.
+pub async fn issue_reset_link(
+    state: &AppState,
+    info: &RequestInfo,
+    actor: &CurrentUser,
+    id: u64,
+) -> Result<String, AppError> {
+    load(&state.mysql, id).await?;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let now = accounts::now_naive();
+    sqlx::query("INSERT INTO password_resets (token_hash, user_id, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(accounts::token_hash(&token))
+        .bind(id)
+        .bind(actor.user.id)
+        .bind(now)
+        .bind(now + chrono::Duration::minutes(RESET_LINK_TTL_MINUTES))
+        .execute(&state.mysql)
+        .await
+        .map_err(|e| mysql_error("create reset", e))?;
+    audit::record(
+        &state.mysql,
+        AuditEvent::ResetIssued,
+        AuditRecord {
+            user_id: Some(id),
+            actor_id: Some(actor.user.id),
+            ip: Some(&info.ip),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(format!("/reset-password?token={token}"))
+}

@@ -1,0 +1,121 @@
+//! The append-only authentication audit log.
+
+use crate::model::{AppError, AuditEntry};
+use crate::server::db::mysql_error;
+use sqlx::MySqlPool;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    Registered,
+    UserCreated,
+    LoginSucceeded,
+    LoginFailed,
+    LoginThrottled,
+    Lockout,
+    Logout,
+    SessionRevoked,
+    Approved,
+    Rejected,
+    RoleChanged,
+    Disabled,
+    Enabled,
+    PasswordChanged,
+    ResetIssued,
+    ResetUsed,
+}
+
+impl AuditEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::Registered => "registered",
+            AuditEvent::UserCreated => "user_created",
+            AuditEvent::LoginSucceeded => "login_succeeded",
+            AuditEvent::LoginFailed => "login_failed",
+            AuditEvent::LoginThrottled => "login_throttled",
+            AuditEvent::Lockout => "lockout",
+            AuditEvent::Logout => "logout",
+            AuditEvent::SessionRevoked => "session_revoked",
+            AuditEvent::Approved => "approved",
+            AuditEvent::Rejected => "rejected",
+            AuditEvent::RoleChanged => "role_changed",
+            AuditEvent::Disabled => "disabled",
+            AuditEvent::Enabled => "enabled",
+            AuditEvent::PasswordChanged => "password_changed",
+            AuditEvent::ResetIssued => "reset_issued",
+            AuditEvent::ResetUsed => "reset_used",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct AuditRecord<'a> {
+    pub user_id: Option<u64>,
+    pub username: Option<&'a str>,
+    pub actor_id: Option<u64>,
+    pub ip: Option<&'a str>,
+    pub detail: Option<String>,
+}
+
+/// Audit failures are logged, never fatal: a working login must not fail because
+/// its audit row could not be written.
+#[tracing::instrument(skip(pool, record), fields(event = event.as_str()))]
+pub async fn record(pool: &MySqlPool, event: AuditEvent, record: AuditRecord<'_>) {
+    let result = sqlx::query(
+        "INSERT INTO auth_audit (at, event, user_id, username, actor_id, ip, detail) \
+         VALUES (UTC_TIMESTAMP(6), ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event.as_str())
+    .bind(record.user_id)
+    .bind(
+        record
+            .username
+            .map(|u| u.chars().take(64).collect::<String>()),
+    )
+    .bind(record.actor_id)
+    .bind(record.ip)
+    .bind(
+        record
+            .detail
+            .map(|d| d.chars().take(255).collect::<String>()),
+    )
+    .execute(pool)
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not write audit record");
+    }
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn list(
+    pool: &MySqlPool,
+    before_id: Option<u64>,
+    limit: u32,
+) -> Result<Vec<AuditEntry>, AppError> {
+    let rows: Vec<(u64, chrono::NaiveDateTime, String, Option<String>, Option<String>, Option<String>, Option<String>)> =
+        sqlx::query_as(
+            "SELECT a.id, a.at, a.event, COALESCE(u.username, a.username), actor.username, a.ip, a.detail \
+             FROM auth_audit a \
+             LEFT JOIN users u ON u.id = a.user_id \
+             LEFT JOIN users actor ON actor.id = a.actor_id \
+             WHERE (? IS NULL OR a.id < ?) \
+             ORDER BY a.id DESC LIMIT ?",
+        )
+        .bind(before_id)
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| mysql_error("list audit log", e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, at, event, username, actor, ip, detail)| AuditEntry {
+            id,
+            at: at.and_utc(),
+            event,
+            username,
+            actor,
+            ip,
+            detail,
+        })
+        .collect())
+}

@@ -1,0 +1,11 @@
+//! Accounts, logins, sessions and their audit trail.
+
+pub mod accounts;
+pub mod admin;
+pub mod audit;
+pub mod guard;
+pub mod password;
+pub mod sessions;
+pub mod throttle;
+
+pub use guard::{Access, CurrentUser, require};

@@ -1,0 +1,759 @@
+use crate::helpers::{PASSWORD, TestOptions, session_cookie, spawn_app, spawn_app_with};
+use app::model::Role;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn customer_registration_is_active_and_logged_in() {
+    let app = spawn_app().await;
+    let client = app.new_client();
+    let (status, body) = app.register(&client, "Alice", "customer").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "active");
+    let me = app.me(&client).await;
+    assert_eq!(me["username"], "Alice");
+    assert_eq!(me["role"], "customer");
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE username_key = 'alice'")
+            .fetch_one(&app.mysql)
+            .await
+            .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+}
+
+#[tokio::test]
+async fn privileged_registrations_wait_for_approval() {
+    let app = spawn_app().await;
+    for (name, role) in [("tina", "technical_worker"), ("sam", "senior_management")] {
+        let client = app.new_client();
+        let (status, body) = app.register(&client, name, role).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "pending");
+        assert_eq!(
+            app.me(&client).await["status"],
+            "pending",
+            "pending users can log in"
+        );
+        let (status, _) = app.call(&client, "admin/users", &[("query", "")]).await;
+        assert_eq!(status, 403, "a pending {role} has no privileges yet");
+    }
+}
+
+#[tokio::test]
+async fn registration_errors_are_friendly_and_change_nothing() {
+    let app = spawn_app().await;
+    let client = app.new_client();
+    assert_eq!(app.register(&client, "bob", "customer").await.0, 200);
+
+    let (status, body) = app.register(&app.new_client(), "BOB", "customer").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["Invalid"][0]["field"], "username");
+    assert_eq!(body["Invalid"][0]["message"], "This username is taken");
+
+    let (status, body) = app
+        .call(
+            &app.new_client(),
+            "register",
+            &[
+                ("username", "robert"),
+                ("email", "BOB@example.com"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+                ("role", "customer"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["Invalid"][0]["message"],
+        "An account with this email already exists"
+    );
+
+    let (status, body) = app
+        .call(
+            &app.new_client(),
+            "register",
+            &[
+                ("username", "carol"),
+                ("email", "carol@example.com"),
+                ("password", "password1234"),
+                ("confirm_password", "password1234"),
+                ("role", "customer"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["Invalid"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too common"),
+        "{body}"
+    );
+
+    let (status, body) = app
+        .call(
+            &app.new_client(),
+            "register",
+            &[
+                ("username", "x"),
+                ("email", "nope"),
+                ("password", "short"),
+                ("confirm_password", "other"),
+                ("role", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["Invalid"].as_array().unwrap().len(), 5, "{body}");
+
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.mysql)
+        .await
+        .unwrap();
+    assert_eq!(users, 1, "no rejected registration created a user");
+}
+
+#[tokio::test]
+async fn login_failures_look_the_same_for_unknown_users() {
+    let app = spawn_app().await;
+    app.user_with_role("dora", Role::Customer).await;
+    let client = app.new_client();
+    let mut wrong = Vec::new();
+    let mut unknown = Vec::new();
+    // Two of each: a fifth failure from one address would throttle the client.
+    for _ in 0..2 {
+        let t = Instant::now();
+        let (s1, b1) = app.login(&client, "dora", "Not-The-Password-1").await;
+        wrong.push(t.elapsed());
+        let t = Instant::now();
+        let (s2, b2) = app
+            .login(&client, "nobody-here", "Not-The-Password-1")
+            .await;
+        unknown.push(t.elapsed());
+        assert_eq!((s1, s2), (401, 401));
+        assert_eq!(b1, "InvalidCredentials");
+        assert_eq!(b1, b2, "same message either way");
+    }
+    let mean = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).sum::<f64>() / v.len() as f64;
+    let ratio = mean(&unknown) / mean(&wrong);
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "unknown-user login took {ratio:.2}x a wrong password: the dummy hash is not used"
+    );
+}
+
+#[tokio::test]
+async fn account_throttling_backs_off_and_skips_the_password_check() {
+    let mut options = TestOptions::default();
+    options.serve.login_throttle_base_delay_secs = 2;
+    let app = spawn_app_with(options).await;
+    app.user_with_role("erin", Role::Customer).await;
+    let client = app.new_client();
+    for _ in 0..5 {
+        assert_eq!(
+            app.login(&client, "erin", "Wrong-Password-123").await.0,
+            401
+        );
+    }
+    let (status, body) = app.login(&client, "erin", PASSWORD).await;
+    assert_eq!(
+        status, 429,
+        "throttled even with the right password: {body}"
+    );
+    let wait = body["Throttled"].as_u64().expect("seconds to wait");
+    assert!((1..=2).contains(&wait), "{body}");
+
+    let lockouts: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM auth_audit WHERE event = 'lockout'")
+            .fetch_one(&app.mysql)
+            .await
+            .unwrap();
+    assert_eq!(lockouts, 1);
+
+    tokio::time::sleep(Duration::from_secs(wait + 1)).await;
+    assert_eq!(
+        app.login(&client, "erin", PASSWORD).await.0,
+        200,
+        "allowed again after the delay"
+    );
+}
+
+#[tokio::test]
+async fn address_throttling_covers_many_usernames() {
+    let app = spawn_app().await;
+    app.user_with_role("fred", Role::Customer).await;
+    let client = app.new_client();
+    for i in 0..5 {
+        assert_eq!(
+            app.login(&client, &format!("guess{i}"), "Wrong-Password-123")
+                .await
+                .0,
+            401
+        );
+    }
+    let (status, body) = app.login(&client, "fred", PASSWORD).await;
+    assert_eq!(status, 429, "{body}");
+    let wait = body["Throttled"].as_u64().unwrap();
+    assert!(
+        (25..=30).contains(&wait),
+        "exponential backoff starts at 30 s: {body}"
+    );
+}
+
+#[tokio::test]
+async fn login_cycles_the_session_id_and_logout_ends_it_server_side() {
+    let app = spawn_app().await;
+    let client = app.user_with_role("gina", Role::Customer).await;
+    let first = client
+        .post(app.url("/api/login"))
+        .form(&[("username", "gina"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let first_cookie = session_cookie(&first).expect("login sets the session cookie");
+    assert!(first_cookie.contains("HttpOnly"), "{first_cookie}");
+    assert!(first_cookie.contains("SameSite=Lax"), "{first_cookie}");
+    assert!(
+        !first_cookie.contains("Secure"),
+        "plain-HTTP default: {first_cookie}"
+    );
+    let second = client
+        .post(app.url("/api/login"))
+        .form(&[("username", "gina"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let second_cookie = session_cookie(&second).expect("second login sets a cookie");
+    let id = |c: &str| c.split(';').next().unwrap().to_string();
+    assert_ne!(
+        id(&first_cookie),
+        id(&second_cookie),
+        "a new session id on login"
+    );
+
+    let stolen = id(&second_cookie);
+    let (status, _) = app.call(&client, "logout", &[]).await;
+    assert_eq!(status, 200);
+    let replay = app
+        .new_client()
+        .post(app.url("/api/sessions"))
+        .header(reqwest::header::COOKIE, stolen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.status().as_u16(),
+        401,
+        "the old cookie is dead after logout"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_sessions")
+        .fetch_one(&app.mysql)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn secure_cookie_uses_the_host_prefix() {
+    let mut options = TestOptions::default();
+    options.serve.cookie_secure = true;
+    let app = spawn_app_with(options).await;
+    app.user_with_role("hugo", Role::Customer).await.clone();
+    let res = app
+        .new_client()
+        .post(app.url("/api/login"))
+        .form(&[("username", "hugo"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = res
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-portal_session="))
+        .expect("__Host- cookie")
+        .to_string();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn role_change_cycles_the_session_and_takes_effect_at_once() {
+    let app = spawn_app().await;
+    let manager = app.user_with_role("mona", Role::SeniorManagement).await;
+    let worker = app.user_with_role("walt", Role::TechnicalWorker).await;
+    let before = worker.post(app.url("/api/me")).send().await.unwrap();
+    assert!(
+        session_cookie(&before).is_none(),
+        "no cookie churn without a change"
+    );
+
+    let id = app.user_id("walt").await.to_string();
+    let (status, body) = app
+        .call(
+            &manager,
+            "admin/users/role",
+            &[("id", &id), ("role", "senior_management")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after = worker.post(app.url("/api/me")).send().await.unwrap();
+    assert!(
+        session_cookie(&after).is_some(),
+        "role change cycles the session id"
+    );
+    let me: serde_json::Value = after.json().await.unwrap();
+    assert_eq!(me["role"], "senior_management");
+    assert_eq!(
+        app.call(&worker, "admin/audit", &[]).await.0,
+        200,
+        "new rights apply immediately"
+    );
+}
+
+#[tokio::test]
+async fn idle_and_absolute_timeouts_end_sessions() {
+    let mut options = TestOptions::default();
+    options.serve.session_idle_timeout_secs = 2;
+    options.serve.session_absolute_timeout_secs = 4;
+    let app = spawn_app_with(options).await;
+
+    let idle = app.user_with_role("ivan", Role::Customer).await;
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(
+        app.me(&idle).await,
+        serde_json::Value::Null,
+        "idle for longer than the idle timeout"
+    );
+    assert_eq!(app.call(&idle, "sessions", &[]).await.0, 401);
+
+    let busy = app.user_with_role("jane", Role::Customer).await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        assert_eq!(
+            app.me(&busy).await["username"],
+            "jane",
+            "activity keeps it alive before the absolute limit"
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        app.me(&busy).await,
+        serde_json::Value::Null,
+        "absolute timeout despite activity"
+    );
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_rejected() {
+    let app = spawn_app().await;
+    let client = app.user_with_role("kate", Role::Customer).await;
+    let host = app.address.trim_start_matches("http://").to_string();
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "http://evil.example"),
+        ("origin", "null"),
+    ] {
+        let res = client
+            .post(app.url("/api/logout"))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 403, "{name}: {value}");
+    }
+    assert_eq!(
+        app.me(&client).await["username"],
+        "kate",
+        "the rejected logouts did nothing"
+    );
+    let res = client
+        .post(app.url("/api/logout"))
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", format!("http://{host}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn login_next_only_follows_local_paths() {
+    let app = spawn_app().await;
+    app.user_with_role("liam", Role::Customer).await;
+    for (next, expected) in [
+        ("/profile", "/profile"),
+        ("//evil.example/x", "/customer"),
+        ("https://evil.example", "/customer"),
+        ("/\\evil.example", "/customer"),
+    ] {
+        let res = app
+            .new_client()
+            .post(app.url("/api/login"))
+            .header(reqwest::header::ACCEPT, "text/html")
+            .form(&[("username", "liam"), ("password", PASSWORD), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        let location = res
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(location, expected, "next={next}");
+    }
+}
+
+#[tokio::test]
+async fn protected_pages_redirect_to_login_and_refuse_wrong_roles() {
+    let app = spawn_app().await;
+    let anon = app.new_client();
+    // Page loads as a browser makes them: Accept: text/html turns redirects into 302s.
+    let page = |client: &reqwest::Client, path: &str| {
+        client
+            .get(app.url(path))
+            .header(reqwest::header::ACCEPT, "text/html")
+            .send()
+    };
+    let res = page(&anon, "/management").await.unwrap();
+    assert_eq!(res.status().as_u16(), 302);
+    assert_eq!(
+        res.headers()[reqwest::header::LOCATION],
+        "/login?next=/management"
+    );
+
+    let customer = app.user_with_role("mary", Role::Customer).await;
+    let res = page(&customer, "/management").await.unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("You don't have access to this page")
+    );
+    let res = page(&customer, "/customer").await.unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "a refresh on the user's own page keeps them there"
+    );
+    let res = page(&customer, "/dashboard").await.unwrap();
+    assert_eq!(res.headers()[reqwest::header::LOCATION], "/customer");
+}
+
+#[tokio::test]
+async fn reset_links_work_once_and_end_sessions() {
+    let app = spawn_app().await;
+    let manager = app.user_with_role("nora", Role::SeniorManagement).await;
+    let user = app.user_with_role("otto", Role::Customer).await;
+    let id = app.user_id("otto").await.to_string();
+    let (status, link) = app
+        .call(&manager, "admin/users/reset-link", &[("id", &id)])
+        .await;
+    assert_eq!(status, 200, "{link}");
+    let token = link
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM password_resets WHERE token_hash = UNHEX(SHA2(?, 256))",
+    )
+    .bind(&token)
+    .fetch_one(&app.mysql)
+    .await
+    .unwrap();
+    assert_eq!(stored, 1, "only the SHA-256 of the token is stored");
+
+    let new_password = "Velvet-Compass-Rain-31";
+    let form = [
+        ("token", token.as_str()),
+        ("new_password", new_password),
+        ("confirm_password", new_password),
+    ];
+    assert_eq!(
+        app.call(&app.new_client(), "password/reset", &form).await.0,
+        200
+    );
+    assert_eq!(
+        app.me(&user).await,
+        serde_json::Value::Null,
+        "the reset ended the user's sessions"
+    );
+    let (status, body) = app.call(&app.new_client(), "password/reset", &form).await;
+    assert_eq!(status, 409, "second use is refused: {body}");
+    assert_eq!(
+        app.login(&app.new_client(), "otto", new_password).await.0,
+        200
+    );
+
+    sqlx::query("UPDATE password_resets SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND")
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let (_, link) = app
+        .call(&manager, "admin/users/reset-link", &[("id", &id)])
+        .await;
+    let token = link
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    sqlx::query("UPDATE password_resets SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND")
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let form = [
+        ("token", token.as_str()),
+        ("new_password", new_password),
+        ("confirm_password", new_password),
+    ];
+    assert_eq!(
+        app.call(&app.new_client(), "password/reset", &form).await.0,
+        409,
+        "expired links are refused"
+    );
+}
+
+#[tokio::test]
+async fn approval_disabling_and_audit() {
+    let app = spawn_app().await;
+    let manager = app.user_with_role("pat", Role::SeniorManagement).await;
+    let worker = app.new_client();
+    assert_eq!(
+        app.register(&worker, "quinn", "technical_worker").await.0,
+        200
+    );
+    let id = app.user_id("quinn").await.to_string();
+
+    let (status, body) = app
+        .call(
+            &manager,
+            "admin/users",
+            &[("query", ""), ("status", "pending")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    let (status, body) = app
+        .call(
+            &manager,
+            "admin/users/decide",
+            &[("id", &id), ("approve", "true")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "active");
+    assert_eq!(app.me(&worker).await["status"], "active");
+
+    let (status, _) = app
+        .call(
+            &manager,
+            "admin/users/enabled",
+            &[("id", &id), ("enabled", "false")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.me(&worker).await,
+        serde_json::Value::Null,
+        "disabling kills the sessions"
+    );
+    let (status, body) = app.login(&app.new_client(), "quinn", PASSWORD).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["Conflict"].as_str().unwrap().contains("disabled"));
+
+    let own = app.user_id("pat").await.to_string();
+    assert_eq!(
+        app.call(
+            &manager,
+            "admin/users/enabled",
+            &[("id", &own), ("enabled", "false")]
+        )
+        .await
+        .0,
+        409,
+        "no self-lockout"
+    );
+
+    let (status, log) = app.call(&manager, "admin/audit", &[]).await;
+    assert_eq!(status, 200);
+    let events: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "registered",
+        "approved",
+        "disabled",
+        "login_succeeded",
+        "user_created",
+    ] {
+        assert!(
+            events.contains(&expected),
+            "{expected} missing from {events:?}"
+        );
+    }
+    assert!(log[0]["ip"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn sessions_can_be_listed_and_revoked_and_password_change_ends_others() {
+    let app = spawn_app().await;
+    let laptop = app.user_with_role("rita", Role::Customer).await;
+    let phone = app.new_client();
+    assert_eq!(app.login(&phone, "rita", PASSWORD).await.0, 200);
+
+    let (_, list) = app.call(&laptop, "sessions", &[]).await;
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    let other = list.iter().find(|s| s["current"] == false).unwrap()["handle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.call(&laptop, "sessions/revoke", &[("handle", &other)])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(app.me(&phone).await, serde_json::Value::Null);
+
+    assert_eq!(app.login(&phone, "rita", PASSWORD).await.0, 200);
+    let (status, body) = app
+        .call(
+            &laptop,
+            "password/change",
+            &[
+                ("current_password", "Wrong-Current-9"),
+                ("new_password", "Amber-Tunnel-Kite-64"),
+                ("confirm_password", "Amber-Tunnel-Kite-64"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["Invalid"][0]["field"], "current_password");
+    let (status, _) = app
+        .call(
+            &laptop,
+            "password/change",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "Amber-Tunnel-Kite-64"),
+                ("confirm_password", "Amber-Tunnel-Kite-64"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.me(&laptop).await["username"],
+        "rita",
+        "this session stays"
+    );
+    assert_eq!(
+        app.me(&phone).await,
+        serde_json::Value::Null,
+        "other sessions end"
+    );
+
+    assert_eq!(app.call(&laptop, "sessions/revoke-all", &[]).await.0, 200);
+    assert_eq!(
+        app.me(&laptop).await,
+        serde_json::Value::Null,
+        "log out everywhere"
+    );
+}
+
+#[tokio::test]
+async fn cli_user_create_reads_the_password_from_stdin() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let app = spawn_app().await;
+    let mysql_url = format!(
+        "{}/{}",
+        crate::helpers::mysql_base_url().rsplit_once('/').unwrap().0,
+        app.db_name
+    );
+    let run = move |username: &str, password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args([
+                "user",
+                "create",
+                "--username",
+                username,
+                "--email",
+                &format!("{username}@example.com"),
+                "--role",
+                "senior_management",
+            ])
+            .env("MYSQL_URL", &mysql_url)
+            .env("MONGODB_URI", crate::helpers::mongodb_uri())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run server binary");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        (
+            run("root.admin", PASSWORD),
+            run("weak.admin", "password1234"),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.0.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.0.stderr)
+    );
+    assert!(!out.1.status.success());
+    assert!(String::from_utf8_lossy(&out.1.stderr).contains("too common"));
+    let client = app.new_client();
+    assert_eq!(app.login(&client, "root.admin", PASSWORD).await.0, 200);
+    assert_eq!(app.me(&client).await["status"], "active");
+}
+
+#[tokio::test]
+async fn demo_accounts_are_seeded_once() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app::server::auth::accounts::seed_demo_accounts(&app.mysql)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        app::server::auth::accounts::seed_demo_accounts(&app.mysql)
+            .await
+            .unwrap(),
+        0
+    );
+    for (username, _, password, role) in app::server::auth::accounts::DEMO_ACCOUNTS {
+        let client = app.new_client();
+        assert_eq!(app.login(&client, username, password).await.0, 200);
+        assert_eq!(app.me(&client).await["role"], role.as_str());
+    }
+}
