@@ -11,33 +11,68 @@ pub struct Auth {
     pub login: ServerAction<Login>,
     pub logout: ServerAction<Logout>,
     pub register: ServerAction<Register>,
-    pub user: Resource<Result<Option<SessionUser>, AppError>>,
+    /// Who the server says is signed in, as of the page load.
+    loaded: Resource<Result<Option<SessionUser>, AppError>>,
+    /// Set by the client after a login, registration or logout. It wins over `loaded`,
+    /// and is set *before* navigating, so a guarded page never sees a stale answer.
+    known: RwSignal<Option<Option<SessionUser>>>,
 }
 
 impl Auth {
     pub fn provide() -> Auth {
-        let login = ServerAction::<Login>::new();
-        let logout = ServerAction::<Logout>::new();
-        let register = ServerAction::<Register>::new();
-        let user = Resource::new(
-            move || {
-                (
-                    login.version().get(),
-                    logout.version().get(),
-                    register.version().get(),
-                )
-            },
-            |_| me(),
-        );
         let auth = Auth {
-            login,
-            logout,
-            register,
-            user,
+            login: ServerAction::<Login>::new(),
+            logout: ServerAction::<Logout>::new(),
+            register: ServerAction::<Register>::new(),
+            loaded: Resource::new(|| (), |_| me()),
+            known: RwSignal::new(None),
         };
         provide_context(auth);
         auth
     }
+
+    /// `None` while unknown (loading); read inside `Suspense`.
+    pub fn user(&self) -> Option<Result<Option<SessionUser>, AppError>> {
+        match self.known.get() {
+            Some(known) => Some(Ok(known)),
+            None => self.loaded.get(),
+        }
+    }
+
+    pub fn signed_in(&self) -> Option<SessionUser> {
+        self.user().and_then(Result::ok).flatten()
+    }
+
+    pub fn set_user(&self, user: Option<SessionUser>) {
+        self.known.set(Some(user));
+    }
+}
+
+/// After a successful action: record who is signed in now, then go to the target.
+/// (A form posted without JavaScript gets the server's 302 instead.)
+/// Only results that arrive after the calling component mounted count: an action's
+/// last value outlives the page that dispatched it.
+pub fn on_success<T, F>(
+    version: RwSignal<usize>,
+    value: MappedSignal<Option<Result<T, AppError>>>,
+    then: F,
+) where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(&T) -> (Option<SessionUser>, String) + 'static,
+{
+    let auth = use_auth();
+    let navigate = leptos_router::hooks::use_navigate();
+    let mounted_at = version.get_untracked();
+    Effect::new(move |_| {
+        if version.get() == mounted_at {
+            return;
+        }
+        if let Some(Ok(result)) = value.get_untracked() {
+            let (user, target) = then(&result);
+            auth.set_user(user);
+            navigate(&target, Default::default());
+        }
+    });
 }
 
 pub fn use_auth() -> Auth {
@@ -80,7 +115,7 @@ pub fn RequireRole(roles: &'static [Role], children: ChildrenFn) -> impl IntoVie
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || {
-                auth.user.get().map(|result| match result {
+                auth.user().map(|result| match result {
                     Ok(Some(user)) if user.status == AccountStatus::Active && roles.contains(&user.role) => {
                         children.with_value(|c| c()).into_any()
                     }
@@ -104,7 +139,7 @@ pub fn RequireLogin(children: ChildrenFn) -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || {
-                auth.user.get().map(|result| match result {
+                auth.user().map(|result| match result {
                     Ok(Some(_)) => children.with_value(|c| c()).into_any(),
                     Ok(None) => view! { <Redirect path=login_url_for_current_page()/> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),

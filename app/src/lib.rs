@@ -75,7 +75,10 @@ pub fn App() -> impl IntoView {
 #[component]
 fn TopBar() -> impl IntoView {
     let auth = auth::use_auth();
-    let user = move || auth.user.get().and_then(|r| r.ok()).flatten();
+    let user = move || auth.signed_in();
+    auth::on_success(auth.logout.version(), auth.logout.value(), |_| {
+        (None, "/login".to_string())
+    });
     view! {
         <header class="topbar">
             <A href="/" attr:class="brand">

@@ -8,7 +8,7 @@ use crate::model::{AppError, SessionSummary, SessionUser};
 use crate::server::{
     AppState,
     auth::{Access, accounts, guard, require, sessions},
-    respond,
+    redirect_plain_form, respond,
 };
 use leptos::prelude::*;
 
@@ -40,7 +40,7 @@ pub async fn login(
             let user = accounts::login(&state, &info, &username, password).await?;
             let target =
                 crate::model::safe_next(next.as_deref()).unwrap_or_else(|| user.home().to_string());
-            leptos_axum::redirect(&target);
+            redirect_plain_form(&target);
             Ok(user)
         }
         .await,
@@ -68,7 +68,7 @@ pub async fn register(
             };
             let account = input.parse().map_err(AppError::Invalid)?;
             let user = accounts::register(&state, &info, account).await?;
-            leptos_axum::redirect(user.home());
+            redirect_plain_form(user.home());
             Ok(user)
         }
         .await,
@@ -83,7 +83,7 @@ pub async fn logout() -> Result<(), AppError> {
             let state = expect_context::<AppState>();
             let info = guard::request_info().await?;
             accounts::logout(&state, &info, &current).await?;
-            leptos_axum::redirect("/login");
+            redirect_plain_form("/login");
             Ok(())
         }
         .await,
@@ -128,7 +128,7 @@ pub async fn logout_everywhere() -> Result<(), AppError> {
             let info = guard::request_info().await?;
             sessions::delete_all(&state.mysql, current.user.id, None).await?;
             info.session.flush().await.map_err(guard::session_error)?;
-            leptos_axum::redirect("/login");
+            redirect_plain_form("/login");
             Ok(())
         }
         .await,
@@ -172,7 +172,7 @@ pub async fn reset_password(
             let info = guard::request_info().await?;
             accounts::reset_password(&state, &info, &token, &new_password, &confirm_password)
                 .await?;
-            leptos_axum::redirect("/login?reset=done");
+            redirect_plain_form("/login?reset=done");
             Ok(())
         }
         .await,

@@ -10,7 +10,7 @@ pub fn DashboardRedirect() -> impl IntoView {
     let auth = use_auth();
     view! {
         <RequireLogin>
-            {move || auth.user.get().and_then(|r| r.ok()).flatten().map(|u| view! { <Redirect path=u.home()/> })}
+            {move || auth.signed_in().map(|u| view! { <Redirect path=u.home()/> })}
         </RequireLogin>
     }
 }
@@ -21,7 +21,7 @@ pub fn AwaitingApproval() -> impl IntoView {
     view! {
         <Title text="Awaiting approval"/>
         <RequireLogin>
-            {move || auth.user.get().and_then(|r| r.ok()).flatten().map(|u| {
+            {move || auth.signed_in().map(|u| {
                 if u.status == AccountStatus::Active {
                     view! { <Redirect path=u.home()/> }.into_any()
                 } else {
@@ -44,14 +44,7 @@ pub fn AwaitingApproval() -> impl IntoView {
 #[component]
 fn Welcome(title: &'static str, lead: &'static str) -> impl IntoView {
     let auth = use_auth();
-    let name = move || {
-        auth.user
-            .get()
-            .and_then(|r| r.ok())
-            .flatten()
-            .map(|u| u.username)
-            .unwrap_or_default()
-    };
+    let name = move || auth.signed_in().map(|u| u.username).unwrap_or_default();
     view! {
         <Title text=title/>
         <section class="hero">

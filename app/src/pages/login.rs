@@ -11,6 +11,12 @@ pub fn LoginPage() -> impl IntoView {
     let next = move || query.with(|q| q.get("next")).unwrap_or_default();
     let reset_done = move || query.with(|q| q.get("reset")).as_deref() == Some("done");
     let pending = auth.login.pending();
+    crate::auth::on_success(auth.login.version(), auth.login.value(), move |user| {
+        let next = query.with_untracked(|q| q.get("next"));
+        let target =
+            crate::model::safe_next(next.as_deref()).unwrap_or_else(|| user.home().to_string());
+        (Some(user.clone()), target)
+    });
     view! {
         <Title text="Log in"/>
         <section class="card narrow">

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 #[component]
 pub fn ProfilePage() -> impl IntoView {
     let auth = use_auth();
-    let user = move || auth.user.get().and_then(|r| r.ok()).flatten();
+    let user = move || auth.signed_in();
     view! {
         <Title text="Profile"/>
         <RequireLogin>
@@ -33,6 +33,9 @@ fn Sessions() -> impl IntoView {
     let revoke = ServerAction::<RevokeSession>::new();
     let everywhere = ServerAction::<LogoutEverywhere>::new();
     let sessions = Resource::new(move || revoke.version().get(), |_| my_sessions());
+    crate::auth::on_success(everywhere.version(), everywhere.value(), |_| {
+        (None, "/login".to_string())
+    });
     view! {
         <section class="card" aria-labelledby="sessions-title">
             <div class="card-head">

@@ -49,6 +49,9 @@ pub fn RegisterPage() -> impl IntoView {
     });
     let role_error = field_error(result, "role");
     let pending = auth.register.pending();
+    crate::auth::on_success(auth.register.version(), auth.register.value(), |user| {
+        (Some(user.clone()), user.home().to_string())
+    });
 
     view! {
         <Title text="Register"/>

@@ -8,6 +8,9 @@ use leptos_router::hooks::use_query_map;
 pub fn ResetPasswordPage() -> impl IntoView {
     let reset = ServerAction::<ResetPassword>::new();
     let error = action_error(reset.value());
+    crate::auth::on_success(reset.version(), reset.value(), |_| {
+        (None, "/login?reset=done".to_string())
+    });
     let token = move || use_query_map().with(|q| q.get("token")).unwrap_or_default();
     view! {
         <Title text="Choose a new password"/>

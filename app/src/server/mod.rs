@@ -19,3 +19,19 @@ pub fn respond<T>(result: Result<T, crate::model::AppError>) -> Result<T, crate:
     }
     result
 }
+
+/// Redirects a form that was posted without JavaScript (the browser asked for HTML).
+/// Hydrated forms navigate on the client once the result is in, so the UI state is
+/// updated before the next page renders.
+pub fn redirect_plain_form(path: &str) {
+    let plain_form = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|parts| {
+        parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    });
+    if plain_form {
+        leptos_axum::redirect(path);
+    }
+}

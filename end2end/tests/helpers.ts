@@ -1,0 +1,41 @@
+import { Page, expect } from '@playwright/test';
+
+export const DEMO = {
+  customer: { username: 'demo.customer', password: 'Paperclip-Harbor-42' },
+  worker: { username: 'demo.worker', password: 'Stapler-Lantern-77' },
+  manager: { username: 'demo.manager', password: 'Ledger-Orchard-19' },
+};
+
+export const PASSWORD = 'Quiet-Marble-Orchard-58';
+
+/** A username nobody else in this run has. */
+export function unique(prefix: string): string {
+  return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+}
+
+/** Waits until the WASM bundle has hydrated the page, so clicks run client-side. */
+export async function hydrated(page: Page) {
+  await page.waitForFunction(() => (window as any).__hydrated === true, null, { timeout: 30_000 });
+}
+
+export async function login(page: Page, username: string, password: string) {
+  await page.goto('/login');
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+export async function logout(page: Page) {
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+}
+
+export async function register(page: Page, username: string, role: string) {
+  await page.goto('/register');
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Email').fill(`${username}@example.com`);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('Confirm password').fill(PASSWORD);
+  await page.getByLabel('Role').selectOption({ label: role });
+  await page.getByRole('button', { name: 'Create account' }).click();
+}
