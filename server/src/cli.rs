@@ -4,6 +4,7 @@ use crate::config::{DbConfig, ServeConfig};
 use crate::startup::{self, Application};
 use app::model::{AppError, RegistrationInput, Role};
 use app::server::auth::accounts;
+use app::server::sales::import;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -29,6 +30,26 @@ pub enum Command {
     Serve,
     /// Apply the SQL migrations in migrations/ (they also run when serving).
     Migrate,
+    /// Import sales from MongoDB Extended JSON (one document per line, or an array)
+    /// into both stores. Documents already present are skipped.
+    Import {
+        /// The file to read.
+        file: std::path::PathBuf,
+        /// Validate only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write deterministic synthetic sales (the real dataset's distributions) as
+    /// relaxed Extended JSON, one per line.
+    Generate {
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output file, or - for standard output.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -114,17 +135,22 @@ async fn create_user(
 }
 
 /// Seeds the demo data in the background, waiting for MySQL if it is not up yet.
-fn spawn_demo_seed(mysql: sqlx::MySqlPool) {
+fn spawn_demo_seed(mysql: sqlx::MySqlPool, mongo: mongodb::Database) {
     tokio::spawn(async move {
         let mut delay = std::time::Duration::from_secs(1);
         loop {
-            match accounts::seed_demo_accounts(&mysql).await {
-                Ok(n) => {
-                    tracing::info!(created = n, "demo accounts ready");
+            let seeded = async {
+                let accounts = accounts::seed_demo_accounts(&mysql).await?;
+                let sales = app::server::sales::generate::seed_demo_sales(&mysql, &mongo).await?;
+                Ok::<_, AppError>((accounts, sales))
+            };
+            match seeded.await {
+                Ok((accounts, sales)) => {
+                    tracing::info!(accounts, sales, "demo data ready");
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "demo accounts not seeded yet; retrying");
+                    tracing::warn!(error = %e, "demo data not seeded yet; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(std::time::Duration::from_secs(30));
                 }
@@ -134,15 +160,21 @@ fn spawn_demo_seed(mysql: sqlx::MySqlPool) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Generate { count, seed, out } = &command {
+        // The only command that needs no database.
+        return generate(*count, *seed, out).await;
+    }
     let databases = cli.db.databases()?;
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
+        Command::Generate { .. } => Ok(()),
         Command::Serve => {
             let options = crate::leptos_options(cli.serve.site_addr);
             let app = Application::build(&databases, &cli.serve, options).await?;
             if cli.serve.seed_demo {
-                spawn_demo_seed(app.state().mysql.clone());
+                spawn_demo_seed(app.state().mysql.clone(), app.state().mongo.clone());
             }
-            app.run_until_stopped().await?;
+            Ok(app.run_until_stopped().await?)
         }
         Command::Migrate => {
             let (mysql, _) = startup::connect(&databases).await?;
@@ -151,6 +183,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Import { file, dry_run } => {
+            let (mysql, mongo) = startup::connect(&databases).await?;
+            if !dry_run {
+                app::server::db::MIGRATOR
+                    .run(&mysql)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+            }
+            import(&mysql, &mongo, &file, dry_run).await
         }
         Command::User {
             action:
@@ -165,8 +208,94 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .run(&mysql)
                 .await
                 .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
-            create_user(&mysql, username, email, role).await?;
+            create_user(&mysql, username, email, role).await
         }
     }
+}
+
+fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+async fn import(
+    mysql: &sqlx::MySqlPool,
+    mongo: &mongodb::Database,
+    file: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let input = std::fs::File::open(file)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", file.display()))?;
+    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+    let bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // indicatif draws nothing when stderr is not a terminal.
+    let bar = progress_bar(size, "{bar:40} {bytes}/{total_bytes} · {msg} · ETA {eta}");
+    let started = std::time::Instant::now();
+    let counter = bytes.clone();
+    let report = import::import_reader(mysql, mongo, input, dry_run, bytes, |r| {
+        bar.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
+        bar.set_message(format!(
+            "{} sales, {:.0}/s",
+            r.read,
+            r.read as f64 / started.elapsed().as_secs_f64().max(1e-3)
+        ));
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("import stopped: {e}"))?;
+    bar.finish_and_clear();
+    let verb = if dry_run { "valid" } else { "inserted" };
+    println!(
+        "read {}, {verb} {}, skipped as already present {}, rejected {} ({:.1} s)",
+        report.read,
+        report.inserted,
+        report.skipped,
+        report.rejected.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for r in &report.rejected {
+        println!("  rejected {}: {}", r.at, r.reason);
+    }
+    anyhow::ensure!(
+        report.rejected.is_empty(),
+        "{} record(s) rejected; they were written to neither store",
+        report.rejected.len()
+    );
     Ok(())
+}
+
+async fn generate(count: u64, seed: u64, out: &std::path::Path) -> anyhow::Result<()> {
+    let out = out.to_path_buf();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        use std::io::Write;
+        let sink: Box<dyn Write> = if out.as_os_str() == "-" {
+            Box::new(std::io::stdout().lock())
+        } else {
+            Box::new(
+                std::fs::File::create(&out)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?,
+            )
+        };
+        let mut sink = std::io::BufWriter::with_capacity(1 << 20, sink);
+        let bar = progress_bar(count, "{bar:40} {pos}/{len} sales · {per_sec} · ETA {eta}");
+        for (i, draft) in app::server::sales::generate::sales(seed)
+            .take(count as usize)
+            .enumerate()
+        {
+            writeln!(
+                sink,
+                "{}",
+                app::server::sales::generate::to_extended_json(&draft)
+            )?;
+            if i % 10_000 == 0 {
+                bar.set_position(i as u64);
+            }
+        }
+        sink.flush()?;
+        bar.finish_and_clear();
+        Ok(())
+    })
+    .await?
 }

@@ -4,6 +4,7 @@ pub mod account;
 pub mod error;
 pub mod health;
 pub mod role;
+pub mod sale;
 
 pub use account::{
     AuditEntry, Email, NewAccount, NewPassword, RegistrationInput, SessionSummary, SessionUser,
@@ -12,3 +13,7 @@ pub use account::{
 pub use error::{AppError, AppResult, FieldError, Store};
 pub use health::{HealthReport, StoreHealth};
 pub use role::{AccountStatus, Role};
+pub use sale::{
+    Age, Customer, Gender, Item, ItemInput, ItemName, Price, PurchaseMethod, Quantity, Sale,
+    SaleDraft, SaleId, SaleInput, Satisfaction, StoreLocation, Tag,
+};

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod db;
 pub mod health;
+pub mod sales;
 pub mod state;
 
 pub use state::{AppState, AuthSettings};

@@ -6,3 +6,4 @@ mod accounts;
 mod authorization;
 mod health;
 mod helpers;
+mod sales_import;

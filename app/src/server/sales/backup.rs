@@ -1,0 +1,260 @@
+//! The normalized copy of the sales in MySQL: `sales`, `sale_items`, `sale_item_tags`.
+
+use crate::model::{AppError, Sale, SaleId};
+use crate::server::db::mysql_error;
+use sqlx::{MySql, MySqlConnection, QueryBuilder};
+
+/// Rows per multi-row INSERT, kept well under MySQL's 65,535 placeholders.
+const CHUNK: usize = 2000;
+
+/// Writes the sales as they are, replacing any existing rows with the same ids.
+/// Runs on the caller's connection, so callers decide the transaction.
+#[tracing::instrument(skip_all, fields(n = sales.len()))]
+pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), AppError> {
+    if sales.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<SaleId> = sales.iter().map(|s| s.id.clone()).collect();
+    delete(conn, &ids).await?;
+
+    for chunk in sales.chunks(CHUNK) {
+        let mut q = QueryBuilder::<MySql>::new(
+            "INSERT INTO sales (id, sale_date, store_location, purchase_method, coupon_used, customer_gender, \
+             customer_age, customer_email, customer_satisfaction, total, version, updated_at) ",
+        );
+        q.push_values(chunk, |mut row, s| {
+            let d = &s.draft;
+            row.push_bind(s.id.as_str())
+                .push_bind(d.sale_date.naive_utc())
+                .push_bind(d.store_location.as_str())
+                .push_bind(d.purchase_method.as_str())
+                .push_bind(d.coupon_used)
+                .push_bind(d.customer.gender.as_str())
+                .push_bind(d.customer.age.get())
+                .push_bind(d.customer.email.as_str())
+                .push_bind(d.customer.satisfaction.get())
+                .push_bind(d.total())
+                .push_bind(s.version)
+                .push_bind(s.updated_at.naive_utc());
+        });
+        q.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("insert sales", e))?;
+    }
+
+    let items: Vec<(&SaleId, u16, &crate::model::Item)> = sales
+        .iter()
+        .flat_map(|s| {
+            s.draft
+                .items
+                .iter()
+                .enumerate()
+                .map(move |(i, item)| (&s.id, i as u16, item))
+        })
+        .collect();
+    for chunk in items.chunks(CHUNK) {
+        let mut q = QueryBuilder::<MySql>::new(
+            "INSERT INTO sale_items (sale_id, position, name, price, quantity) ",
+        );
+        q.push_values(chunk, |mut row, (id, pos, item)| {
+            row.push_bind(id.as_str())
+                .push_bind(*pos)
+                .push_bind(item.name.as_str())
+                .push_bind(item.price.get())
+                .push_bind(item.quantity.get());
+        });
+        q.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("insert sale items", e))?;
+    }
+
+    let tags: Vec<(&SaleId, u16, u8, &str)> = items
+        .iter()
+        .flat_map(|(id, pos, item)| {
+            item.tags
+                .iter()
+                .enumerate()
+                .map(move |(t, tag)| (*id, *pos, t as u8, tag.as_str()))
+        })
+        .collect();
+    for chunk in tags.chunks(CHUNK) {
+        let mut q = QueryBuilder::<MySql>::new(
+            "INSERT INTO sale_item_tags (sale_id, position, tag_position, tag) ",
+        );
+        q.push_values(chunk, |mut row, (id, pos, t, tag)| {
+            row.push_bind(id.as_str())
+                .push_bind(*pos)
+                .push_bind(*t)
+                .push_bind(*tag);
+        });
+        q.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("insert item tags", e))?;
+    }
+    Ok(())
+}
+
+/// Deletes the sales (items and tags go with them by cascade).
+pub async fn delete(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, AppError> {
+    let mut deleted = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = QueryBuilder::<MySql>::new("DELETE FROM sales WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_str());
+        }
+        q.push(")");
+        deleted += q
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("delete sales", e))?
+            .rows_affected();
+    }
+    Ok(deleted)
+}
+
+/// Which of these ids have a row in the backup.
+pub async fn existing(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<SaleId>, AppError> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = QueryBuilder::<MySql>::new("SELECT id FROM sales WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_str());
+        }
+        q.push(")");
+        let rows: Vec<String> = q
+            .build_query_scalar()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("find sales", e))?;
+        found.extend(rows.into_iter().filter_map(|id| SaleId::parse(&id).ok()));
+    }
+    Ok(found)
+}
+
+/// Reads complete sales back from the three tables, with one query per table.
+pub async fn load(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<Sale>, AppError> {
+    use crate::model::*;
+    use std::collections::HashMap;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let in_list = |sql: &str| {
+        let mut q = QueryBuilder::<MySql>::new(sql);
+        q.push(" WHERE sale_id IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id.as_str());
+        }
+        q.push(")");
+        q
+    };
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT id, sale_date, store_location, purchase_method, coupon_used, customer_gender, customer_age, \
+         customer_email, customer_satisfaction, version, updated_at FROM sales WHERE id IN (",
+    );
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_str());
+    }
+    q.push(") ORDER BY id");
+    type Row = (
+        String,
+        chrono::NaiveDateTime,
+        String,
+        String,
+        bool,
+        String,
+        u8,
+        String,
+        u8,
+        u64,
+        chrono::NaiveDateTime,
+    );
+    let rows: Vec<Row> = q
+        .build_query_as()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| mysql_error("load sales", e))?;
+    let items: Vec<(String, u16, String, rust_decimal::Decimal, u16)> =
+        in_list("SELECT sale_id, position, name, price, quantity FROM sale_items")
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("load sale items", e))?;
+    let tags: Vec<(String, u16, u8, String)> =
+        in_list("SELECT sale_id, position, tag_position, tag FROM sale_item_tags")
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("load item tags", e))?;
+
+    let corrupt = |what: String| {
+        tracing::error!(what, "invalid sale row in MySQL");
+        AppError::Internal
+    };
+    let mut tag_map: HashMap<(String, u16), Vec<(u8, String)>> = HashMap::new();
+    for (id, pos, tpos, tag) in tags {
+        tag_map.entry((id, pos)).or_default().push((tpos, tag));
+    }
+    let mut item_map: HashMap<String, Vec<(u16, Item)>> = HashMap::new();
+    for (id, pos, name, price, quantity) in items {
+        let mut t = tag_map.remove(&(id.clone(), pos)).unwrap_or_default();
+        t.sort();
+        let item = Item {
+            name: ItemName::parse(&name).map_err(corrupt)?,
+            tags: t
+                .into_iter()
+                .map(|(_, tag)| Tag::parse(&tag))
+                .collect::<Result<_, _>>()
+                .map_err(corrupt)?,
+            price: Price::parse(price).map_err(corrupt)?,
+            quantity: Quantity::parse(i64::from(quantity)).map_err(corrupt)?,
+        };
+        item_map.entry(id).or_default().push((pos, item));
+    }
+    rows.into_iter()
+        .map(
+            |(
+                id,
+                date,
+                store,
+                method,
+                coupon,
+                gender,
+                age,
+                email,
+                satisfaction,
+                version,
+                updated_at,
+            )| {
+                let mut items = item_map.remove(&id).unwrap_or_default();
+                items.sort_by_key(|(pos, _)| *pos);
+                Ok(Sale {
+                    id: SaleId::parse(&id).map_err(corrupt)?,
+                    version,
+                    updated_at: updated_at.and_utc(),
+                    draft: SaleDraft {
+                        sale_date: date.and_utc(),
+                        items: items.into_iter().map(|(_, i)| i).collect(),
+                        store_location: StoreLocation::parse(&store).map_err(corrupt)?,
+                        customer: Customer {
+                            gender: Gender::parse(&gender).map_err(corrupt)?,
+                            age: Age::parse(i64::from(age)).map_err(corrupt)?,
+                            email: Email::parse(&email).map_err(corrupt)?,
+                            satisfaction: Satisfaction::parse(i64::from(satisfaction))
+                                .map_err(corrupt)?,
+                        },
+                        coupon_used: coupon,
+                        purchase_method: PurchaseMethod::parse(&method).map_err(corrupt)?,
+                    },
+                })
+            },
+        )
+        .collect()
+}

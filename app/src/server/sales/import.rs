@@ -1,0 +1,412 @@
+//! `server import FILE`: MongoDB Extended JSON (relaxed or canonical), one document
+//! per line or one JSON array, streamed into both stores in batches.
+//!
+//! Parsing runs on a blocking thread and feeds a bounded channel, so memory stays flat
+//! however large the file. Each batch goes to MongoDB first (unordered insert; ids that
+//! already exist are skipped), then to MySQL in one transaction; if MySQL fails, the
+//! documents this batch inserted are deleted again, so the stores do not diverge.
+
+use super::codec::{document_to_draft, sale_id};
+use super::{backup, primary};
+use crate::model::{AppError, Sale, SaleDraft, SaleId};
+use crate::server::db::mysql_error;
+use bson::Bson;
+use chrono::{DateTime, Utc};
+use serde::de::{SeqAccess, Visitor};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+pub const DEFAULT_BATCH: usize = 1000;
+
+/// One record of the input: where it was, and the sale or why it was rejected.
+#[derive(Debug)]
+pub struct Parsed {
+    pub at: String,
+    pub result: Result<Sale, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// "line 12" or "element 12".
+    pub at: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub read: u64,
+    pub inserted: u64,
+    pub skipped: u64,
+    pub rejected: Vec<Rejection>,
+}
+
+/// The id of a document that has none: a hash of its content, so importing the same
+/// file twice finds the same ids and creates no duplicates.
+pub fn derived_id(draft: &SaleDraft) -> SaleId {
+    let bytes = serde_json::to_vec(draft).expect("a sale serializes");
+    let digest = Sha256::digest(&bytes);
+    SaleId::parse(&hex::encode(&digest[..12])).expect("24 hex digits")
+}
+
+pub fn parse_value(value: serde_json::Value, now: DateTime<Utc>) -> Result<Sale, String> {
+    let bson = Bson::try_from(value).map_err(|e| format!("invalid Extended JSON: {e}"))?;
+    let Bson::Document(doc) = bson else {
+        return Err("a sale must be a JSON object".into());
+    };
+    let draft = document_to_draft(&doc).map_err(|e| e.to_string())?;
+    let id = match doc.get("_id") {
+        Some(Bson::ObjectId(oid)) => sale_id(oid),
+        Some(_) => {
+            return Err("_id: must be an ObjectId like {\"$oid\": \"…24 hex digits…\"}".into());
+        }
+        None => derived_id(&draft),
+    };
+    Ok(Sale {
+        id,
+        version: 1,
+        updated_at: now,
+        draft,
+    })
+}
+
+pub fn parse_line(line: &str, now: DateTime<Utc>) -> Result<Sale, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    parse_value(value, now)
+}
+
+/// Counts the bytes read, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Parses the whole input on the current (blocking) thread, sending each record.
+/// Stops early, without error, if the receiver goes away.
+pub fn read_records<R: Read>(
+    input: R,
+    bytes: Arc<AtomicU64>,
+    tx: mpsc::Sender<Parsed>,
+) -> std::io::Result<()> {
+    let now = Utc::now();
+    let mut reader = BufReader::with_capacity(
+        1 << 16,
+        Counting {
+            inner: input,
+            bytes,
+        },
+    );
+    let first = loop {
+        let buf = reader.fill_buf()?;
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => break Some(buf[i]),
+            None if buf.is_empty() => break None,
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    };
+    match first {
+        None => Ok(()),
+        Some(b'[') => read_array(reader, now, tx),
+        Some(_) => read_lines(reader, now, tx),
+    }
+}
+
+fn read_lines<R: BufRead>(
+    mut reader: R,
+    now: DateTime<Utc>,
+    tx: mpsc::Sender<Parsed>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let result = match std::str::from_utf8(&buf) {
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => parse_line(text.trim_end_matches(['\n', '\r']), now),
+            Err(_) => Err("the line is not valid UTF-8".into()),
+        };
+        if tx
+            .blocking_send(Parsed {
+                at: format!("line {line_no}"),
+                result,
+            })
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+}
+
+fn read_array<R: Read>(
+    reader: R,
+    now: DateTime<Utc>,
+    tx: mpsc::Sender<Parsed>,
+) -> std::io::Result<()> {
+    struct Elements {
+        now: DateTime<Utc>,
+        tx: mpsc::Sender<Parsed>,
+    }
+    impl<'de> Visitor<'de> for Elements {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array of sales")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut n = 0u64;
+            while let Some(value) = seq.next_element::<serde_json::Value>()? {
+                n += 1;
+                let parsed = Parsed {
+                    at: format!("element {n}"),
+                    result: parse_value(value, self.now),
+                };
+                if self.tx.blocking_send(parsed).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let err_tx = tx.clone();
+    if let Err(e) = serde::Deserializer::deserialize_seq(&mut de, Elements { now, tx }) {
+        // The array itself is broken (not one element): nothing after this point is readable.
+        let _ = err_tx.blocking_send(Parsed {
+            at: format!("line {}", e.line()),
+            result: Err(format!("invalid JSON array: {e}")),
+        });
+    }
+    Ok(())
+}
+
+/// Writes a batch to MongoDB, then MySQL; see the module comment. Also writes to MySQL
+/// any skipped sale the backup is missing (a half-finished earlier run), from MongoDB.
+#[tracing::instrument(skip_all, fields(n = sales.len()))]
+pub async fn write_batch(
+    mysql: &sqlx::MySqlPool,
+    mongo: &mongodb::Database,
+    sales: &[Sale],
+) -> Result<(u64, u64), AppError> {
+    let skipped = primary::insert_new(mongo, sales).await?;
+    let inserted: Vec<Sale> = sales
+        .iter()
+        .filter(|s| !skipped.contains(&s.id))
+        .cloned()
+        .collect();
+    let inserted_ids: Vec<SaleId> = inserted.iter().map(|s| s.id.clone()).collect();
+
+    let backup_result = async {
+        let mut tx = mysql
+            .begin()
+            .await
+            .map_err(|e| mysql_error("begin import batch", e))?;
+        let skipped_ids: Vec<SaleId> = skipped.iter().cloned().collect();
+        let present: HashSet<SaleId> = backup::existing(&mut tx, &skipped_ids)
+            .await?
+            .into_iter()
+            .collect();
+        let missing: Vec<SaleId> = skipped_ids
+            .into_iter()
+            .filter(|id| !present.contains(id))
+            .collect();
+        let mut rows = inserted.clone();
+        rows.extend(primary::find_by_ids(mongo, &missing).await?);
+        backup::replace(&mut tx, &rows).await?;
+        tx.commit()
+            .await
+            .map_err(|e| mysql_error("commit import batch", e))
+    }
+    .await;
+
+    if let Err(e) = backup_result {
+        tracing::warn!(
+            sales = inserted_ids.len(),
+            "MySQL write failed; removing this batch from MongoDB again"
+        );
+        if let Err(undo) = primary::delete_ids(mongo, &inserted_ids).await {
+            tracing::error!(error = %undo, ids = ?inserted_ids, "compensation failed: these sales are in MongoDB only until the next sync");
+        }
+        return Err(e);
+    }
+    Ok((inserted.len() as u64, skipped.len() as u64))
+}
+
+/// Consumes parsed records, writing valid sales in batches (or only counting them in a
+/// dry run). `progress` is called after every batch.
+pub async fn run(
+    mysql: &sqlx::MySqlPool,
+    mongo: &mongodb::Database,
+    mut records: mpsc::Receiver<Parsed>,
+    batch_size: usize,
+    dry_run: bool,
+    mut progress: impl FnMut(&ImportReport),
+) -> Result<ImportReport, AppError> {
+    let mut report = ImportReport::default();
+    let mut batch = Vec::with_capacity(batch_size);
+    loop {
+        let next = records.recv().await;
+        let done = next.is_none();
+        if let Some(parsed) = next {
+            report.read += 1;
+            match parsed.result {
+                Ok(sale) => batch.push(sale),
+                Err(reason) => report.rejected.push(Rejection {
+                    at: parsed.at,
+                    reason,
+                }),
+            }
+        }
+        if batch.len() >= batch_size || (done && !batch.is_empty()) {
+            if dry_run {
+                report.inserted += batch.len() as u64;
+            } else {
+                let (inserted, skipped) = write_batch(mysql, mongo, &batch).await?;
+                report.inserted += inserted;
+                report.skipped += skipped;
+            }
+            batch.clear();
+            progress(&report);
+        }
+        if done {
+            return Ok(report);
+        }
+    }
+}
+
+/// Imports everything `input` holds; the convenience the CLI, demo seed and tests use.
+pub async fn import_reader<R: Read + Send + 'static>(
+    mysql: &sqlx::MySqlPool,
+    mongo: &mongodb::Database,
+    input: R,
+    dry_run: bool,
+    bytes: Arc<AtomicU64>,
+    progress: impl FnMut(&ImportReport),
+) -> Result<ImportReport, AppError> {
+    if !dry_run {
+        primary::ensure_indexes(mongo).await?;
+    }
+    let (tx, rx) = mpsc::channel(4 * DEFAULT_BATCH);
+    let reader = tokio::task::spawn_blocking(move || read_records(input, bytes, tx));
+    let report = run(mysql, mongo, rx, DEFAULT_BATCH, dry_run, progress).await;
+    match reader.await {
+        Ok(Ok(())) => report,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reading the import input failed");
+            Err(AppError::Request(format!("could not read the input: {e}")))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "import reader task failed");
+            Err(AppError::Internal)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RELAXED: &str = r#"{"saleDate":{"$date":"2015-03-23T21:06:49.506Z"},"items":[{"name":"printer paper","tags":["office","stationary"],"price":{"$numberDecimal":"40.01"},"quantity":2}],"storeLocation":"Denver","customer":{"gender":"M","age":42,"email":"cauho@witwuta.sv","satisfaction":4},"couponUsed":true,"purchaseMethod":"Online"}"#;
+    const CANONICAL: &str = r#"{"_id":{"$oid":"5bd761dcae323e45a93ccfe8"},"saleDate":{"$date":{"$numberLong":"1427144809506"}},"items":[{"name":"printer paper","tags":["office","stationary"],"price":{"$numberDecimal":"40.01"},"quantity":{"$numberInt":"2"}}],"storeLocation":"Denver","customer":{"gender":"M","age":{"$numberInt":"42"},"email":"cauho@witwuta.sv","satisfaction":{"$numberLong":"4"}},"couponUsed":true,"purchaseMethod":"Online"}"#;
+
+    #[test]
+    fn relaxed_and_canonical_forms_give_the_same_sale() {
+        let now = Utc::now();
+        let relaxed = parse_line(RELAXED, now).unwrap();
+        let canonical = parse_line(CANONICAL, now).unwrap();
+        assert_eq!(relaxed.draft, canonical.draft);
+        assert_eq!(canonical.id.as_str(), "5bd761dcae323e45a93ccfe8");
+        assert_eq!(
+            relaxed.id,
+            parse_line(RELAXED, now).unwrap().id,
+            "derived ids are deterministic"
+        );
+        assert_ne!(relaxed.id, canonical.id);
+    }
+
+    #[test]
+    fn malformed_lines_say_why() {
+        let now = Utc::now();
+        let cases = [
+            ("{not json", "invalid JSON"),
+            ("[1,2]", "must be a JSON object"),
+            (
+                &RELAXED.replace("\"quantity\":2", "\"quantity\":\"2\""),
+                "items.0.quantity: must be a whole number",
+            ),
+            (
+                &RELAXED.replace("40.01", "-40.01"),
+                "items.0.price: Price must be above 0",
+            ),
+            (
+                &RELAXED.replace("\"storeLocation\":\"Denver\",", ""),
+                "storeLocation: is missing",
+            ),
+            (
+                &RELAXED.replace("\"couponUsed\":true", "\"couponUsed\":true,\"extra\":1"),
+                "unknown field \"extra\"",
+            ),
+            (
+                &RELAXED.replace("\"couponUsed\":true", "\"couponUsed\":true,\"a.b\":1"),
+                "may not start with '$' or contain '.'",
+            ),
+            (
+                &RELAXED.replace("{\"saleDate\"", "{\"_id\":\"abc\",\"saleDate\""),
+                "_id: must be an ObjectId",
+            ),
+        ];
+        for (line, expected) in cases {
+            let err = parse_line(line, now).unwrap_err();
+            assert!(
+                err.contains(expected),
+                "{line}\n=> {err}\nexpected {expected}"
+            );
+        }
+    }
+
+    fn read_all(input: &'static str) -> Vec<Parsed> {
+        let (tx, mut rx) = mpsc::channel(100);
+        read_records(input.as_bytes(), Arc::default(), tx).unwrap();
+        let mut out = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            out.push(p);
+        }
+        out
+    }
+
+    #[test]
+    fn reads_lines_and_arrays() {
+        let lines: &'static str =
+            Box::leak(format!("{RELAXED}\n\n{{bad\n{CANONICAL}\n").into_boxed_str());
+        let parsed = read_all(lines);
+        assert_eq!(
+            parsed.iter().map(|p| p.at.as_str()).collect::<Vec<_>>(),
+            ["line 1", "line 3", "line 4"]
+        );
+        assert!(parsed[1].result.is_err());
+
+        let array: &'static str =
+            Box::leak(format!("  [{RELAXED},\n{CANONICAL}]").into_boxed_str());
+        let parsed = read_all(array);
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[1].at, "element 2");
+        assert!(parsed.iter().all(|p| p.result.is_ok()));
+    }
+}

@@ -1,0 +1,138 @@
+//! The `sales` collection in MongoDB: the primary copy of every sale.
+
+use super::codec::{MoneyEncoding, document_to_sale, object_id, sale_to_document};
+use crate::model::{AppError, Sale, SaleId};
+use crate::server::db::mongo_error;
+use bson::{Document, doc};
+use futures::TryStreamExt;
+use mongodb::{Collection, Database, IndexModel, options::IndexOptions};
+use std::collections::HashSet;
+
+pub const COLLECTION: &str = "sales";
+const DUPLICATE_KEY: i32 = 11000;
+
+pub fn collection(db: &Database) -> Collection<Document> {
+    db.collection(COLLECTION)
+}
+
+/// The indexes the UI's lists and filters need. Idempotent.
+///
+/// One index per command: FerretDB 1.24 drops the connection when a multi-index
+/// `createIndexes` names indexes that already exist.
+#[tracing::instrument(skip_all)]
+pub async fn ensure_indexes(db: &Database) -> Result<(), AppError> {
+    let indexes = [
+        (doc! { "saleDate": -1 }, "saleDate"),
+        (
+            doc! { "storeLocation": 1, "saleDate": -1 },
+            "storeLocation_saleDate",
+        ),
+        (
+            doc! { "customer.email": 1, "saleDate": -1 },
+            "customerEmail_saleDate",
+        ),
+    ];
+    for (keys, name) in indexes {
+        let model = IndexModel::builder()
+            .keys(keys)
+            .options(IndexOptions::builder().name(name.to_string()).build())
+            .build();
+        collection(db)
+            .create_index(model)
+            .await
+            .map_err(|e| mongo_error("create sales index", e))?;
+    }
+    Ok(())
+}
+
+/// How this deployment stores money: asked once per process (`buildInfo` names
+/// FerretDB), since a process talks to one MongoDB deployment.
+pub async fn money_encoding(db: &Database) -> Result<MoneyEncoding, AppError> {
+    static DETECTED: tokio::sync::OnceCell<MoneyEncoding> = tokio::sync::OnceCell::const_new();
+    DETECTED
+        .get_or_try_init(|| async {
+            let info = db
+                .run_command(doc! { "buildInfo": 1 })
+                .await
+                .map_err(|e| mongo_error("buildInfo", e))?;
+            let encoding = if info.contains_key("ferretdbVersion") {
+                MoneyEncoding::Text
+            } else {
+                MoneyEncoding::Decimal128
+            };
+            tracing::info!(?encoding, "money encoding for MongoDB");
+            Ok(encoding)
+        })
+        .await
+        .copied()
+}
+
+/// Inserts new sales; those whose id already exists are left alone and returned as
+/// skipped. Unordered, so one duplicate does not stop the rest.
+#[tracing::instrument(skip_all, fields(n = sales.len()))]
+pub async fn insert_new(db: &Database, sales: &[Sale]) -> Result<HashSet<SaleId>, AppError> {
+    if sales.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let encoding = money_encoding(db).await?;
+    let docs: Vec<Document> = sales
+        .iter()
+        .map(|s| sale_to_document(s, encoding))
+        .collect();
+    match collection(db).insert_many(docs).ordered(false).await {
+        Ok(_) => Ok(HashSet::new()),
+        Err(e) => {
+            let mongodb::error::ErrorKind::InsertMany(failure) = e.kind.as_ref() else {
+                return Err(mongo_error("insert sales", e));
+            };
+            let errors = failure.write_errors.as_deref().unwrap_or_default();
+            if failure.write_concern_error.is_some()
+                || errors.iter().any(|w| w.code != DUPLICATE_KEY)
+            {
+                return Err(mongo_error("insert sales", e));
+            }
+            Ok(errors
+                .iter()
+                .filter_map(|w| sales.get(w.index))
+                .map(|s| s.id.clone())
+                .collect())
+        }
+    }
+}
+
+pub async fn find_by_ids(db: &Database, ids: &[SaleId]) -> Result<Vec<Sale>, AppError> {
+    let oids: Vec<_> = ids.iter().map(object_id).collect();
+    let docs: Vec<Document> = collection(db)
+        .find(doc! { "_id": { "$in": oids } })
+        .await
+        .map_err(|e| mongo_error("find sales", e))?
+        .try_collect()
+        .await
+        .map_err(|e| mongo_error("read sales", e))?;
+    docs.iter()
+        .map(|d| {
+            document_to_sale(d).map_err(|e| {
+                tracing::error!(error = %e, "invalid sale document in MongoDB");
+                AppError::Internal
+            })
+        })
+        .collect()
+}
+
+pub async fn delete_ids(db: &Database, ids: &[SaleId]) -> Result<u64, AppError> {
+    let oids: Vec<_> = ids.iter().map(object_id).collect();
+    let done = collection(db)
+        .delete_many(doc! { "_id": { "$in": oids } })
+        .await
+        .map_err(|e| mongo_error("delete sales", e))?;
+    Ok(done.deleted_count)
+}
+
+pub async fn is_empty(db: &Database) -> Result<bool, AppError> {
+    let first = collection(db)
+        .find_one(doc! {})
+        .projection(doc! { "_id": 1 })
+        .await
+        .map_err(|e| mongo_error("probe sales", e))?;
+    Ok(first.is_none())
+}
