@@ -60,6 +60,10 @@ pub enum AppError {
     NotFound,
     #[error("{0} is unavailable right now. Please try again shortly.")]
     Unavailable(Store),
+    /// A sales edit reached MongoDB but not the MySQL backup, and was undone (or will
+    /// be, by the repair worker, when `repair_pending`).
+    #[error("{}", not_saved_message(*repair_pending))]
+    NotSaved { repair_pending: bool },
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
     /// The request itself could not be decoded or sent (bad arguments, network failure).
@@ -92,9 +96,17 @@ impl AppError {
             AppError::Throttled(_) => 429,
             AppError::Conflict(_) => 409,
             AppError::NotFound => 404,
-            AppError::Unavailable(_) => 503,
+            AppError::Unavailable(_) | AppError::NotSaved { .. } => 503,
             AppError::Internal => 500,
         }
+    }
+}
+
+fn not_saved_message(repair_pending: bool) -> &'static str {
+    if repair_pending {
+        "The change was not saved: the backup database failed, and undoing the partial change is still pending. It will be repaired automatically; please try again later."
+    } else {
+        "The change was not saved because the backup database failed. Nothing was changed; please try again."
     }
 }
 

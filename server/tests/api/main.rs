@@ -4,6 +4,7 @@
 
 mod accounts;
 mod authorization;
+mod dual_write;
 mod health;
 mod helpers;
 mod sales_import;

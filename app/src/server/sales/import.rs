@@ -228,7 +228,9 @@ pub async fn write_batch(
             .filter(|id| !present.contains(id))
             .collect();
         let mut rows = inserted.clone();
-        rows.extend(primary::find_by_ids(mongo, &missing).await?);
+        if !missing.is_empty() {
+            rows.extend(primary::find_by_ids(mongo, &missing).await?);
+        }
         backup::replace(&mut tx, &rows).await?;
         tx.commit()
             .await
@@ -249,6 +251,11 @@ pub async fn write_batch(
     Ok((inserted.len() as u64, skipped.len() as u64))
 }
 
+/// Batches written at once: one batch's MySQL write overlaps the next one's MongoDB
+/// insert. Each batch compensates its own MongoDB writes, so overlap keeps the
+/// all-or-nothing property per batch.
+const IN_FLIGHT: usize = 2;
+
 /// Consumes parsed records, writing valid sales in batches (or only counting them in a
 /// dry run). `progress` is called after every batch.
 pub async fn run(
@@ -259,36 +266,50 @@ pub async fn run(
     dry_run: bool,
     mut progress: impl FnMut(&ImportReport),
 ) -> Result<ImportReport, AppError> {
+    use futures::StreamExt;
     let mut report = ImportReport::default();
     let mut batch = Vec::with_capacity(batch_size);
-    loop {
-        let next = records.recv().await;
-        let done = next.is_none();
-        if let Some(parsed) = next {
-            report.read += 1;
-            match parsed.result {
-                Ok(sale) => batch.push(sale),
-                Err(reason) => report.rejected.push(Rejection {
-                    at: parsed.at,
-                    reason,
-                }),
-            }
-        }
-        if batch.len() >= batch_size || (done && !batch.is_empty()) {
+    let mut writes = futures::stream::FuturesUnordered::new();
+    let mut input_done = false;
+    while !input_done || !batch.is_empty() || !writes.is_empty() {
+        let full = batch.len() >= batch_size || (input_done && !batch.is_empty());
+        if full && writes.len() < IN_FLIGHT {
+            let sales = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
             if dry_run {
-                report.inserted += batch.len() as u64;
+                report.inserted += sales.len() as u64;
+                progress(&report);
             } else {
-                let (inserted, skipped) = write_batch(mysql, mongo, &batch).await?;
-                report.inserted += inserted;
-                report.skipped += skipped;
+                writes.push(async move { write_batch(mysql, mongo, &sales).await });
             }
-            batch.clear();
-            progress(&report);
+            continue;
         }
-        if done {
-            return Ok(report);
+        tokio::select! {
+            next = records.recv(), if !input_done && !full => match next {
+                Some(parsed) => {
+                    report.read += 1;
+                    match parsed.result {
+                        Ok(sale) => batch.push(sale),
+                        Err(reason) => report.rejected.push(Rejection { at: parsed.at, reason }),
+                    }
+                }
+                None => input_done = true,
+            },
+            Some(written) = writes.next(), if !writes.is_empty() => match written {
+                Ok((inserted, skipped)) => {
+                    report.inserted += inserted;
+                    report.skipped += skipped;
+                    progress(&report);
+                }
+                Err(e) => {
+                    // Let the other batch in flight finish (or compensate) rather than
+                    // cancel it between its MongoDB and MySQL writes.
+                    while writes.next().await.is_some() {}
+                    return Err(e);
+                }
+            },
         }
     }
+    Ok(report)
 }
 
 /// Imports everything `input` holds; the convenience the CLI, demo seed and tests use.

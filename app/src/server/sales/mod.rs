@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod codec;
+pub mod dual_write;
 pub mod generate;
 pub mod import;
 pub mod primary;

@@ -100,16 +100,24 @@ pub async fn insert_new(db: &Database, sales: &[Sale]) -> Result<HashSet<SaleId>
     }
 }
 
+/// Looks the sales up one `_id` at a time, a few in flight: FerretDB answers `_id`
+/// equality from its SQL index but evaluates `$in` by scanning the whole collection.
 pub async fn find_by_ids(db: &Database, ids: &[SaleId]) -> Result<Vec<Sale>, AppError> {
-    let oids: Vec<_> = ids.iter().map(object_id).collect();
-    let docs: Vec<Document> = collection(db)
-        .find(doc! { "_id": { "$in": oids } })
-        .await
-        .map_err(|e| mongo_error("find sales", e))?
+    use futures::StreamExt;
+    let collection = collection(db);
+    let oids: Vec<bson::oid::ObjectId> = ids.iter().map(object_id).collect();
+    let found: Vec<Option<Document>> = futures::stream::iter(oids)
+        .map(move |oid| {
+            let collection = collection.clone();
+            async move { collection.find_one(doc! { "_id": oid }).await }
+        })
+        .buffered(8)
         .try_collect()
         .await
-        .map_err(|e| mongo_error("read sales", e))?;
-    docs.iter()
+        .map_err(|e| mongo_error("find sales", e))?;
+    found
+        .iter()
+        .flatten()
         .map(|d| {
             document_to_sale(d).map_err(|e| {
                 tracing::error!(error = %e, "invalid sale document in MongoDB");

@@ -1,0 +1,782 @@
+//! The only code path that changes sales: every create, update and delete from the
+//! UI, the CLI and the tests goes through `DualWriter`.
+//!
+//! Protocol (docs/dual-write.md has the failure table):
+//! 1. record an intent in MySQL (operation, sale id, before- and after-image, `pending`);
+//! 2. apply the change to MongoDB, conditioned on the version the caller saw;
+//! 3. in one MySQL transaction, apply the change to the backup tables and mark the
+//!    intent `done`.
+//!
+//! If step 2 fails the intent becomes `failed` and nothing changed. If step 3 fails,
+//! MongoDB is restored from the before-image, but only while the document is still at
+//! the version this edit wrote, so another writer's later change is never undone. If
+//! that compensation fails too, the intent stays unfinished (`needs_repair`) and the
+//! recovery worker rolls it back with backoff. Unfinished intents left by a crash are
+//! rolled back the same way: an edit is acknowledged only after step 3, so rolling
+//! back never loses an acknowledged edit.
+
+use super::codec::{MoneyEncoding, object_id, sale_to_document};
+use super::{backup, primary};
+use crate::model::{AppError, Sale, SaleDraft, SaleId};
+use crate::server::db::{is_unique_violation, mongo_error, mysql_error};
+use bson::doc;
+use chrono::Utc;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Op, AppError> {
+        match s {
+            "create" => Ok(Op::Create),
+            "update" => Ok(Op::Update),
+            "delete" => Ok(Op::Delete),
+            _ => Err(AppError::Internal),
+        }
+    }
+}
+
+/// A client-chosen token that makes a retried submission apply once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        if (8..=64).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("The form's submission token is invalid; reload the page".into())
+        }
+    }
+}
+
+/// The primary store, as the protocol needs it. Tests wrap it to inject failures.
+pub trait Primary: Send + Sync + 'static {
+    fn get(&self, id: &SaleId) -> impl Future<Output = Result<Option<Sale>, AppError>> + Send;
+    /// Inserts; succeeds without change if the same id already holds this version.
+    fn insert(&self, sale: &Sale) -> impl Future<Output = Result<(), AppError>> + Send;
+    /// Replaces the document if it is at `expected` version; false if it is not.
+    fn replace(
+        &self,
+        sale: &Sale,
+        expected: u64,
+    ) -> impl Future<Output = Result<bool, AppError>> + Send;
+    /// Deletes the document if it is at `expected` version; false if it is not.
+    fn delete(
+        &self,
+        id: &SaleId,
+        expected: u64,
+    ) -> impl Future<Output = Result<bool, AppError>> + Send;
+}
+
+/// An intent as recorded in `sale_intents`.
+#[derive(Debug, Clone)]
+pub struct Intent {
+    pub id: u64,
+    pub op: Op,
+    pub sale_id: SaleId,
+    pub before: Option<Sale>,
+    pub after: Option<Sale>,
+    pub state: String,
+    pub attempts: u32,
+}
+
+pub enum Begun {
+    New(u64),
+    /// The idempotency key was used before: this is what happened then.
+    Replay(Intent),
+}
+
+/// The MySQL side: the intent journal and the backup tables.
+pub trait Backup: Send + Sync + 'static {
+    fn begin(
+        &self,
+        key: Option<&IdempotencyKey>,
+        op: Op,
+        id: &SaleId,
+        before: Option<&Sale>,
+        after: Option<&Sale>,
+    ) -> impl Future<Output = Result<Begun, AppError>> + Send;
+    /// Applies the change to the backup tables and marks the intent done, atomically.
+    fn commit(
+        &self,
+        intent: u64,
+        id: &SaleId,
+        after: Option<&Sale>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+    fn set_state(
+        &self,
+        intent: u64,
+        state: &'static str,
+        error: &str,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+    /// Unfinished intents due for recovery, oldest first.
+    fn unfinished(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Intent>, AppError>> + Send;
+    fn load(&self, intent: u64) -> impl Future<Output = Result<Option<Intent>, AppError>> + Send;
+    /// Makes the backup row equal `truth` and marks the intent failed, atomically.
+    fn resolve(
+        &self,
+        intent: u64,
+        id: &SaleId,
+        truth: Option<&Sale>,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+    fn defer(
+        &self,
+        intent: u64,
+        attempts: u32,
+        wait: Duration,
+        error: &str,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+}
+
+const LOCK_STRIPES: usize = 256;
+
+/// Writes to one sale are serialized (FerretDB's updates are read-modify-write);
+/// different sales mostly land on different stripes and proceed in parallel.
+struct SaleLocks(Vec<tokio::sync::Mutex<()>>);
+
+impl SaleLocks {
+    fn new() -> Self {
+        Self(
+            (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        )
+    }
+
+    async fn lock(&self, id: &SaleId) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        self.0[(h.finish() as usize) % LOCK_STRIPES].lock().await
+    }
+}
+
+pub struct DualWriter<P, B> {
+    primary: P,
+    backup: B,
+    locks: Arc<SaleLocks>,
+}
+
+impl<P: Clone, B: Clone> Clone for DualWriter<P, B> {
+    fn clone(&self) -> Self {
+        Self {
+            primary: self.primary.clone(),
+            backup: self.backup.clone(),
+            locks: self.locks.clone(),
+        }
+    }
+}
+
+pub const CONFLICT: &str =
+    "This sale was changed by someone else. Reload it to see the latest version.";
+
+fn not_saved(repair_pending: bool) -> AppError {
+    AppError::NotSaved { repair_pending }
+}
+
+impl<P: Primary, B: Backup> DualWriter<P, B> {
+    pub fn new(primary: P, backup: B) -> Self {
+        Self {
+            primary,
+            backup,
+            locks: Arc::new(SaleLocks::new()),
+        }
+    }
+
+    pub fn primary(&self) -> &P {
+        &self.primary
+    }
+
+    /// What an earlier submission with the same key did, as this call's answer.
+    fn replay(intent: Intent, op: Op) -> Result<Option<Sale>, AppError> {
+        if intent.op != op {
+            return Err(AppError::Conflict(
+                "This submission token was already used for another change.".into(),
+            ));
+        }
+        match intent.state.as_str() {
+            "done" => Ok(intent.after),
+            "failed" => Err(not_saved(false)),
+            _ => Err(not_saved(true)),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        key: Option<&IdempotencyKey>,
+        draft: SaleDraft,
+    ) -> Result<Sale, AppError> {
+        let id = super::codec::sale_id(&bson::oid::ObjectId::new());
+        self.create_with_id(key, id, draft).await
+    }
+
+    #[tracing::instrument(skip_all, fields(sale_id = %id))]
+    pub async fn create_with_id(
+        &self,
+        key: Option<&IdempotencyKey>,
+        id: SaleId,
+        draft: SaleDraft,
+    ) -> Result<Sale, AppError> {
+        let sale = Sale {
+            id: id.clone(),
+            version: 1,
+            updated_at: Utc::now(),
+            draft,
+        };
+        let _guard = self.locks.lock(&id).await;
+        let intent = match self
+            .backup
+            .begin(key, Op::Create, &id, None, Some(&sale))
+            .await?
+        {
+            Begun::New(intent) => intent,
+            Begun::Replay(earlier) => {
+                return Self::replay(earlier, Op::Create)?.ok_or(AppError::Internal);
+            }
+        };
+        if let Err(e) = self.primary.insert(&sale).await {
+            self.mark_failed(intent, &e).await;
+            return Err(e);
+        }
+        self.finish(intent, Op::Create, &id, None, Some(&sale))
+            .await?;
+        Ok(sale)
+    }
+
+    #[tracing::instrument(skip_all, fields(sale_id = %id, expected))]
+    pub async fn update(
+        &self,
+        key: Option<&IdempotencyKey>,
+        id: &SaleId,
+        expected: u64,
+        draft: SaleDraft,
+    ) -> Result<Sale, AppError> {
+        let _guard = self.locks.lock(id).await;
+        let before = self.primary.get(id).await?.ok_or(AppError::NotFound)?;
+        let after = Sale {
+            id: id.clone(),
+            version: expected + 1,
+            updated_at: Utc::now(),
+            draft,
+        };
+        let intent = match self
+            .backup
+            .begin(key, Op::Update, id, Some(&before), Some(&after))
+            .await?
+        {
+            Begun::New(intent) => intent,
+            Begun::Replay(earlier) => {
+                return Self::replay(earlier, Op::Update)?.ok_or(AppError::Internal);
+            }
+        };
+        if before.version != expected {
+            self.mark(intent, "failed", "stale version").await;
+            return Err(AppError::Conflict(CONFLICT.into()));
+        }
+        match self.primary.replace(&after, expected).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.mark(intent, "failed", "stale version").await;
+                return Err(AppError::Conflict(CONFLICT.into()));
+            }
+            Err(e) => {
+                self.mark_failed(intent, &e).await;
+                return Err(e);
+            }
+        }
+        self.finish(intent, Op::Update, id, Some(&before), Some(&after))
+            .await?;
+        Ok(after)
+    }
+
+    #[tracing::instrument(skip_all, fields(sale_id = %id, expected))]
+    pub async fn delete(
+        &self,
+        key: Option<&IdempotencyKey>,
+        id: &SaleId,
+        expected: u64,
+    ) -> Result<(), AppError> {
+        let _guard = self.locks.lock(id).await;
+        let before = self.primary.get(id).await?.ok_or(AppError::NotFound)?;
+        let intent = match self
+            .backup
+            .begin(key, Op::Delete, id, Some(&before), None)
+            .await?
+        {
+            Begun::New(intent) => intent,
+            Begun::Replay(earlier) => return Self::replay(earlier, Op::Delete).map(|_| ()),
+        };
+        if before.version != expected {
+            self.mark(intent, "failed", "stale version").await;
+            return Err(AppError::Conflict(CONFLICT.into()));
+        }
+        match self.primary.delete(id, expected).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.mark(intent, "failed", "stale version").await;
+                return Err(AppError::Conflict(CONFLICT.into()));
+            }
+            Err(e) => {
+                self.mark_failed(intent, &e).await;
+                return Err(e);
+            }
+        }
+        self.finish(intent, Op::Delete, id, Some(&before), None)
+            .await
+    }
+
+    /// Step 3, and compensation when it fails.
+    async fn finish(
+        &self,
+        intent: u64,
+        op: Op,
+        id: &SaleId,
+        before: Option<&Sale>,
+        after: Option<&Sale>,
+    ) -> Result<(), AppError> {
+        let Err(e) = self.backup.commit(intent, id, after).await else {
+            return Ok(());
+        };
+        tracing::warn!(sale_id = %id, intent, error = %e, op = op.as_str(), "backup write failed; compensating in MongoDB");
+        match self.undo(op, id, before, after).await {
+            Ok(()) => {
+                tracing::info!(sale_id = %id, intent, "compensated: MongoDB restored from the before-image");
+                self.mark(intent, "failed", "backup write failed; compensated")
+                    .await;
+                Err(not_saved(false))
+            }
+            Err(undo) => {
+                tracing::error!(sale_id = %id, intent, error = %undo, "compensation failed; intent needs repair");
+                self.mark(
+                    intent,
+                    "needs_repair",
+                    "backup write and compensation failed",
+                )
+                .await;
+                Err(not_saved(true))
+            }
+        }
+    }
+
+    /// Restores MongoDB from the before-image, only while it still holds our after-image.
+    async fn undo(
+        &self,
+        op: Op,
+        id: &SaleId,
+        before: Option<&Sale>,
+        after: Option<&Sale>,
+    ) -> Result<(), AppError> {
+        match (op, before, after) {
+            (Op::Create, _, Some(after)) => {
+                self.primary.delete(id, after.version).await.map(|_| ())
+            }
+            (Op::Update, Some(before), Some(after)) => self
+                .primary
+                .replace(before, after.version)
+                .await
+                .map(|_| ()),
+            (Op::Delete, Some(before), _) => match self.primary.get(id).await? {
+                None => self.primary.insert(before).await,
+                // Someone re-created it meanwhile: theirs stands.
+                Some(_) => Ok(()),
+            },
+            _ => Err(AppError::Internal),
+        }
+    }
+
+    async fn mark_failed(&self, intent: u64, e: &AppError) {
+        self.mark(intent, "failed", &e.to_string()).await;
+    }
+
+    /// Best effort: if MySQL cannot even record the state, the intent stays pending and
+    /// recovery resolves it the same way.
+    async fn mark(&self, intent: u64, state: &'static str, error: &str) {
+        if let Err(e) = self.backup.set_state(intent, state, error).await {
+            tracing::warn!(intent, error = %e, "could not record intent state; recovery will resolve it");
+        }
+    }
+
+    /// Rolls back every unfinished intent older than `grace` (younger ones may still be
+    /// in flight in this process). Idempotent: resolving an intent twice is harmless.
+    #[tracing::instrument(skip(self))]
+    pub async fn recover(&self, grace: Duration) -> Result<RecoveryReport, AppError> {
+        let mut report = RecoveryReport::default();
+        for intent in self.backup.unfinished(grace, 200).await? {
+            let _guard = self.locks.lock(&intent.sale_id).await;
+            // Re-read under the lock: it may have finished meanwhile.
+            let Some(intent) = self.backup.load(intent.id).await? else {
+                continue;
+            };
+            if intent.state == "done" || intent.state == "failed" {
+                continue;
+            }
+            match self.roll_back(&intent).await {
+                Ok(()) => {
+                    tracing::info!(sale_id = %intent.sale_id, intent = intent.id, op = intent.op.as_str(), "repaired: intent rolled back");
+                    report.resolved += 1;
+                }
+                Err(e) => {
+                    let attempts = intent.attempts + 1;
+                    let wait = Duration::from_secs(2u64.saturating_pow(attempts.min(10)))
+                        .min(Duration::from_secs(600));
+                    tracing::warn!(sale_id = %intent.sale_id, intent = intent.id, attempts, error = %e, "repair failed; will retry");
+                    let _ = self
+                        .backup
+                        .defer(intent.id, attempts, wait, &e.to_string())
+                        .await;
+                    report.deferred += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn roll_back(&self, intent: &Intent) -> Result<(), AppError> {
+        let current = self.primary.get(&intent.sale_id).await?;
+        let ours = match (&current, &intent.after) {
+            (Some(c), Some(after)) => c.version == after.version && c.draft == after.draft,
+            (None, None) => intent.op == Op::Delete,
+            _ => false,
+        };
+        let truth = if ours {
+            self.undo(
+                intent.op,
+                &intent.sale_id,
+                intent.before.as_ref(),
+                intent.after.as_ref(),
+            )
+            .await?;
+            self.primary.get(&intent.sale_id).await?
+        } else {
+            current
+        };
+        self.backup
+            .resolve(intent.id, &intent.sale_id, truth.as_ref())
+            .await
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub resolved: u64,
+    pub deferred: u64,
+}
+
+/// MongoDB as the primary.
+#[derive(Clone)]
+pub struct MongoPrimary {
+    pub db: mongodb::Database,
+}
+
+impl Primary for MongoPrimary {
+    async fn get(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
+        Ok(primary::find_by_ids(&self.db, std::slice::from_ref(id))
+            .await?
+            .pop())
+    }
+
+    async fn insert(&self, sale: &Sale) -> Result<(), AppError> {
+        let encoding: MoneyEncoding = primary::money_encoding(&self.db).await?;
+        match primary::collection(&self.db)
+            .insert_one(sale_to_document(sale, encoding))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) if w.code == 11000) => {
+                match self.get(&sale.id).await? {
+                    Some(existing)
+                        if existing.version == sale.version && existing.draft == sale.draft =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(AppError::Conflict(
+                        "A sale with this id already exists.".into(),
+                    )),
+                }
+            }
+            Err(e) => Err(mongo_error("insert sale", e)),
+        }
+    }
+
+    async fn replace(&self, sale: &Sale, expected: u64) -> Result<bool, AppError> {
+        let encoding = primary::money_encoding(&self.db).await?;
+        let done = primary::collection(&self.db)
+            .replace_one(
+                doc! { "_id": object_id(&sale.id), "version": expected as i64 },
+                sale_to_document(sale, encoding),
+            )
+            .await
+            .map_err(|e| mongo_error("replace sale", e))?;
+        Ok(done.matched_count == 1)
+    }
+
+    async fn delete(&self, id: &SaleId, expected: u64) -> Result<bool, AppError> {
+        let done = primary::collection(&self.db)
+            .delete_one(doc! { "_id": object_id(id), "version": expected as i64 })
+            .await
+            .map_err(|e| mongo_error("delete sale", e))?;
+        Ok(done.deleted_count == 1)
+    }
+}
+
+/// MySQL as the journal and backup.
+#[derive(Clone)]
+pub struct MySqlBackup {
+    pub pool: sqlx::MySqlPool,
+}
+
+fn image(sale: Option<&Sale>) -> Option<String> {
+    sale.map(|s| serde_json::to_string(s).expect("a sale serializes"))
+}
+
+fn parse_image(text: Option<String>) -> Result<Option<Sale>, AppError> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| {
+            tracing::error!(error = %e, "unreadable intent image");
+            AppError::Internal
+        })
+    })
+    .transpose()
+}
+
+type IntentRow = (
+    u64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    u32,
+);
+
+fn to_intent(
+    (id, op, sale_id, before, after, state, attempts): IntentRow,
+) -> Result<Intent, AppError> {
+    Ok(Intent {
+        id,
+        op: Op::parse(&op)?,
+        sale_id: SaleId::parse(&sale_id).map_err(|_| AppError::Internal)?,
+        before: parse_image(before)?,
+        after: parse_image(after)?,
+        state,
+        attempts,
+    })
+}
+
+const INTENT_COLUMNS: &str = "id, op, sale_id, before_image, after_image, state, attempts";
+
+impl Backup for MySqlBackup {
+    async fn begin(
+        &self,
+        key: Option<&IdempotencyKey>,
+        op: Op,
+        id: &SaleId,
+        before: Option<&Sale>,
+        after: Option<&Sale>,
+    ) -> Result<Begun, AppError> {
+        let insert = || {
+            sqlx::query(
+                "INSERT INTO sale_intents (idempotency_key, op, sale_id, before_image, after_image, state, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, 'pending', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+            )
+            .bind(key.map(|k| k.0.as_str()))
+            .bind(op.as_str())
+            .bind(id.as_str())
+            .bind(image(before))
+            .bind(image(after))
+            .execute(&self.pool)
+        };
+        match insert().await {
+            Ok(done) => Ok(Begun::New(done.last_insert_id())),
+            Err(e) if is_unique_violation(&e) => {
+                let Some(key) = key else {
+                    return Err(mysql_error("record intent", e));
+                };
+                let row: Option<IntentRow> = sqlx::query_as(&format!(
+                    "SELECT {INTENT_COLUMNS} FROM sale_intents WHERE idempotency_key = ?"
+                ))
+                .bind(&key.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| mysql_error("load intent", e))?;
+                let earlier = row.map(to_intent).transpose()?.ok_or(AppError::Internal)?;
+                if earlier.sale_id != *id && earlier.op != Op::Create {
+                    return Err(AppError::Conflict(
+                        "This submission token was already used for another sale.".into(),
+                    ));
+                }
+                Ok(Begun::Replay(earlier))
+            }
+            Err(e) => Err(mysql_error("record intent", e)),
+        }
+    }
+
+    async fn commit(&self, intent: u64, id: &SaleId, after: Option<&Sale>) -> Result<(), AppError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| mysql_error("begin backup write", e))?;
+        match after {
+            Some(sale) => backup::replace(&mut tx, std::slice::from_ref(sale)).await?,
+            None => {
+                backup::delete(&mut tx, std::slice::from_ref(id)).await?;
+            }
+        }
+        sqlx::query(
+            "UPDATE sale_intents SET state = 'done', updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
+        )
+        .bind(intent)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| mysql_error("finish intent", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| mysql_error("commit backup write", e))
+    }
+
+    async fn set_state(
+        &self,
+        intent: u64,
+        state: &'static str,
+        error: &str,
+    ) -> Result<(), AppError> {
+        sqlx::query("UPDATE sale_intents SET state = ?, error = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?")
+            .bind(state)
+            .bind(error.chars().take(255).collect::<String>())
+            .bind(intent)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| mysql_error("set intent state", e))?;
+        Ok(())
+    }
+
+    async fn unfinished(&self, older_than: Duration, limit: u32) -> Result<Vec<Intent>, AppError> {
+        let cutoff =
+            Utc::now().naive_utc() - chrono::Duration::from_std(older_than).unwrap_or_default();
+        let rows: Vec<IntentRow> = sqlx::query_as(&format!(
+            "SELECT {INTENT_COLUMNS} FROM sale_intents \
+             WHERE state IN ('pending', 'needs_repair') AND (state = 'needs_repair' OR created_at <= ?) \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= UTC_TIMESTAMP(6)) ORDER BY id LIMIT ?"
+        ))
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| mysql_error("list unfinished intents", e))?;
+        rows.into_iter().map(to_intent).collect()
+    }
+
+    async fn load(&self, intent: u64) -> Result<Option<Intent>, AppError> {
+        let row: Option<IntentRow> = sqlx::query_as(&format!(
+            "SELECT {INTENT_COLUMNS} FROM sale_intents WHERE id = ?"
+        ))
+        .bind(intent)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| mysql_error("load intent", e))?;
+        row.map(to_intent).transpose()
+    }
+
+    async fn resolve(
+        &self,
+        intent: u64,
+        id: &SaleId,
+        truth: Option<&Sale>,
+    ) -> Result<(), AppError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| mysql_error("begin repair", e))?;
+        match truth {
+            Some(sale) => backup::replace(&mut tx, std::slice::from_ref(sale)).await?,
+            None => {
+                backup::delete(&mut tx, std::slice::from_ref(id)).await?;
+            }
+        }
+        sqlx::query("UPDATE sale_intents SET state = 'failed', error = 'rolled back by recovery', updated_at = UTC_TIMESTAMP(6) WHERE id = ?")
+            .bind(intent)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| mysql_error("resolve intent", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| mysql_error("commit repair", e))
+    }
+
+    async fn defer(
+        &self,
+        intent: u64,
+        attempts: u32,
+        wait: Duration,
+        error: &str,
+    ) -> Result<(), AppError> {
+        let next = Utc::now().naive_utc() + chrono::Duration::from_std(wait).unwrap_or_default();
+        sqlx::query("UPDATE sale_intents SET attempts = ?, next_attempt_at = ?, error = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?")
+            .bind(attempts)
+            .bind(next)
+            .bind(error.chars().take(255).collect::<String>())
+            .bind(intent)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| mysql_error("defer intent", e))?;
+        Ok(())
+    }
+}
+
+/// The production writer over the app's two stores.
+pub type Writer = DualWriter<MongoPrimary, MySqlBackup>;
+
+pub fn writer(mysql: sqlx::MySqlPool, mongo: mongodb::Database) -> Writer {
+    DualWriter::new(MongoPrimary { db: mongo }, MySqlBackup { pool: mysql })
+}
+
+/// Counts for health and the replication panel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IntentCounts {
+    pub pending: u64,
+    pub needs_repair: u64,
+    pub failed_24h: u64,
+}
+
+pub async fn intent_counts(pool: &sqlx::MySqlPool) -> Result<IntentCounts, AppError> {
+    let (pending, needs_repair, failed): (i64, i64, i64) = sqlx::query_as(
+        "SELECT \
+           (SELECT COUNT(*) FROM sale_intents WHERE state = 'pending'), \
+           (SELECT COUNT(*) FROM sale_intents WHERE state = 'needs_repair'), \
+           (SELECT COUNT(*) FROM sale_intents WHERE state = 'failed' AND updated_at > UTC_TIMESTAMP(6) - INTERVAL 1 DAY)",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| mysql_error("count intents", e))?;
+    Ok(IntentCounts {
+        pending: pending as u64,
+        needs_repair: needs_repair as u64,
+        failed_24h: failed as u64,
+    })
+}

@@ -1,0 +1,481 @@
+//! The dual-write protocol under injected faults, on the real MariaDB and FerretDB.
+
+use crate::helpers::{TestApp, spawn_app};
+use app::model::{AppError, Sale, SaleDraft, SaleId, Store};
+use app::server::sales::dual_write::{
+    Backup, Begun, DualWriter, IdempotencyKey, Intent, MongoPrimary, MySqlBackup, Primary,
+};
+use app::server::sales::{backup, generate};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+#[derive(Clone, Default)]
+struct Faults {
+    mongo_down: Arc<AtomicBool>,
+    mysql_down_before_intent: Arc<AtomicBool>,
+    /// The backup commit fails (and so does recording the intent's state).
+    mysql_down_after_intent: Arc<AtomicBool>,
+    /// Primary writes allowed before they start failing (-1: unlimited).
+    primary_writes_left: Arc<AtomicI64>,
+    /// The backup commit never returns: with a timeout, the process "dies" there.
+    hang_after_mongo: Arc<AtomicBool>,
+}
+
+impl Faults {
+    fn new() -> Self {
+        let f = Faults::default();
+        f.primary_writes_left.store(-1, Ordering::SeqCst);
+        f
+    }
+    fn clear(&self) {
+        for flag in [
+            &self.mongo_down,
+            &self.mysql_down_before_intent,
+            &self.mysql_down_after_intent,
+            &self.hang_after_mongo,
+        ] {
+            flag.store(false, Ordering::SeqCst);
+        }
+        self.primary_writes_left.store(-1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Clone)]
+struct FlakyPrimary {
+    inner: MongoPrimary,
+    faults: Faults,
+}
+
+impl FlakyPrimary {
+    fn check_write(&self) -> Result<(), AppError> {
+        if self.faults.mongo_down.load(Ordering::SeqCst) {
+            return Err(AppError::Unavailable(Store::MongoDb));
+        }
+        let left = self.faults.primary_writes_left.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(AppError::Unavailable(Store::MongoDb));
+        }
+        if left > 0 {
+            self.faults
+                .primary_writes_left
+                .fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl Primary for FlakyPrimary {
+    async fn get(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
+        if self.faults.mongo_down.load(Ordering::SeqCst) {
+            return Err(AppError::Unavailable(Store::MongoDb));
+        }
+        self.inner.get(id).await
+    }
+    async fn insert(&self, sale: &Sale) -> Result<(), AppError> {
+        self.check_write()?;
+        self.inner.insert(sale).await
+    }
+    async fn replace(&self, sale: &Sale, expected: u64) -> Result<bool, AppError> {
+        self.check_write()?;
+        self.inner.replace(sale, expected).await
+    }
+    async fn delete(&self, id: &SaleId, expected: u64) -> Result<bool, AppError> {
+        self.check_write()?;
+        self.inner.delete(id, expected).await
+    }
+}
+
+#[derive(Clone)]
+struct FlakyBackup {
+    inner: MySqlBackup,
+    faults: Faults,
+}
+
+fn mysql_down() -> AppError {
+    AppError::Unavailable(Store::MySql)
+}
+
+impl Backup for FlakyBackup {
+    async fn begin(
+        &self,
+        key: Option<&IdempotencyKey>,
+        op: app::server::sales::dual_write::Op,
+        id: &SaleId,
+        before: Option<&Sale>,
+        after: Option<&Sale>,
+    ) -> Result<Begun, AppError> {
+        if self.faults.mysql_down_before_intent.load(Ordering::SeqCst) {
+            return Err(mysql_down());
+        }
+        self.inner.begin(key, op, id, before, after).await
+    }
+    async fn commit(&self, intent: u64, id: &SaleId, after: Option<&Sale>) -> Result<(), AppError> {
+        if self.faults.hang_after_mongo.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.faults.mysql_down_after_intent.load(Ordering::SeqCst) {
+            return Err(mysql_down());
+        }
+        self.inner.commit(intent, id, after).await
+    }
+    async fn set_state(
+        &self,
+        intent: u64,
+        state: &'static str,
+        error: &str,
+    ) -> Result<(), AppError> {
+        if self.faults.mysql_down_after_intent.load(Ordering::SeqCst) {
+            return Err(mysql_down());
+        }
+        self.inner.set_state(intent, state, error).await
+    }
+    async fn unfinished(&self, older_than: Duration, limit: u32) -> Result<Vec<Intent>, AppError> {
+        self.inner.unfinished(older_than, limit).await
+    }
+    async fn load(&self, intent: u64) -> Result<Option<Intent>, AppError> {
+        self.inner.load(intent).await
+    }
+    async fn resolve(
+        &self,
+        intent: u64,
+        id: &SaleId,
+        truth: Option<&Sale>,
+    ) -> Result<(), AppError> {
+        self.inner.resolve(intent, id, truth).await
+    }
+    async fn defer(
+        &self,
+        intent: u64,
+        attempts: u32,
+        wait: Duration,
+        error: &str,
+    ) -> Result<(), AppError> {
+        self.inner.defer(intent, attempts, wait, error).await
+    }
+}
+
+type Flaky = DualWriter<FlakyPrimary, FlakyBackup>;
+
+fn flaky_writer(app: &TestApp) -> (Flaky, Faults) {
+    let faults = Faults::new();
+    let writer = DualWriter::new(
+        FlakyPrimary {
+            inner: MongoPrimary {
+                db: app.mongo.clone(),
+            },
+            faults: faults.clone(),
+        },
+        FlakyBackup {
+            inner: MySqlBackup {
+                pool: app.mysql.clone(),
+            },
+            faults: faults.clone(),
+        },
+    );
+    (writer, faults)
+}
+
+fn drafts(seed: u64) -> impl Iterator<Item = SaleDraft> {
+    generate::sales(seed)
+}
+
+/// The sale as each store holds it now.
+async fn both(app: &TestApp, id: &SaleId) -> (Option<Sale>, Option<Sale>) {
+    let mongo = MongoPrimary {
+        db: app.mongo.clone(),
+    }
+    .get(id)
+    .await
+    .expect("read MongoDB");
+    let mut conn = app.mysql.acquire().await.expect("connection");
+    let mysql = backup::load(&mut conn, std::slice::from_ref(id))
+        .await
+        .expect("read MySQL")
+        .pop();
+    (mongo, mysql)
+}
+
+async fn assert_in_sync(app: &TestApp, id: &SaleId, expected: Option<&Sale>, case: &str) {
+    let (mongo, mysql) = both(app, id).await;
+    let strip = |s: Option<Sale>| s.map(|s| (s.version, s.draft));
+    assert_eq!(
+        strip(mongo.clone()),
+        strip(mysql),
+        "{case}: MySQL differs from MongoDB"
+    );
+    assert_eq!(
+        strip(mongo),
+        strip(expected.cloned()),
+        "{case}: unexpected state"
+    );
+}
+
+async fn unfinished(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sale_intents WHERE state IN ('pending', 'needs_repair')",
+    )
+    .fetch_one(&app.mysql)
+    .await
+    .unwrap()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Point {
+    MongoDown,
+    MySqlDownBeforeIntent,
+    MySqlFailsAfterMongo,
+    CompensationFails,
+    CrashAfterMongo,
+}
+
+#[tokio::test]
+async fn failure_matrix_leaves_the_stores_equal() {
+    let app = spawn_app().await;
+    let (writer, faults) = flaky_writer(&app);
+    let mut source = drafts(21);
+    let points = [
+        Point::MongoDown,
+        Point::MySqlDownBeforeIntent,
+        Point::MySqlFailsAfterMongo,
+        Point::CompensationFails,
+        Point::CrashAfterMongo,
+    ];
+    for op in ["create", "update", "delete"] {
+        for point in points {
+            let case = format!("{op} × {point:?}");
+            faults.clear();
+            // The state before the faulty edit: nothing (create) or a stored sale.
+            let existing = if op == "create" {
+                None
+            } else {
+                Some(
+                    writer
+                        .create(None, source.next().unwrap())
+                        .await
+                        .expect("setup"),
+                )
+            };
+            let id = existing
+                .as_ref()
+                .map(|s| s.id.clone())
+                .unwrap_or_else(|| SaleId::parse(&bson::oid::ObjectId::new().to_hex()).unwrap());
+            match point {
+                Point::MongoDown => faults.mongo_down.store(true, Ordering::SeqCst),
+                Point::MySqlDownBeforeIntent => faults
+                    .mysql_down_before_intent
+                    .store(true, Ordering::SeqCst),
+                Point::MySqlFailsAfterMongo => {
+                    faults.mysql_down_after_intent.store(true, Ordering::SeqCst)
+                }
+                Point::CompensationFails => {
+                    faults.mysql_down_after_intent.store(true, Ordering::SeqCst);
+                    faults.primary_writes_left.store(1, Ordering::SeqCst);
+                }
+                Point::CrashAfterMongo => faults.hang_after_mongo.store(true, Ordering::SeqCst),
+            }
+            let edit = async {
+                match op {
+                    "create" => writer
+                        .create_with_id(None, id.clone(), source.next().unwrap())
+                        .await
+                        .map(|_| ()),
+                    "update" => writer
+                        .update(None, &id, 1, source.next().unwrap())
+                        .await
+                        .map(|_| ()),
+                    _ => writer.delete(None, &id, 1).await,
+                }
+            };
+            let outcome = tokio::time::timeout(Duration::from_secs(5), edit).await;
+            match (point, outcome) {
+                (Point::MongoDown, Ok(Err(e))) => {
+                    assert_eq!(e, AppError::Unavailable(Store::MongoDb), "{case}")
+                }
+                (Point::MySqlDownBeforeIntent, Ok(Err(e))) => {
+                    assert_eq!(e, AppError::Unavailable(Store::MySql), "{case}")
+                }
+                (Point::MySqlFailsAfterMongo, Ok(Err(e))) => assert_eq!(
+                    e,
+                    AppError::NotSaved {
+                        repair_pending: false
+                    },
+                    "{case}"
+                ),
+                (Point::CompensationFails, Ok(Err(e))) => assert_eq!(
+                    e,
+                    AppError::NotSaved {
+                        repair_pending: true
+                    },
+                    "{case}"
+                ),
+                (Point::CrashAfterMongo, Err(_elapsed)) => {}
+                (_, other) => panic!("{case}: unexpected outcome {other:?}"),
+            }
+            faults.clear();
+            match point {
+                // MySQL was down, so the intent could not even be marked: it stays
+                // unfinished (MongoDB was already restored) until recovery resolves it;
+                // after a failed compensation or a crash, MongoDB still holds the
+                // unacknowledged edit until recovery rolls it back.
+                Point::MySqlFailsAfterMongo | Point::CompensationFails | Point::CrashAfterMongo => {
+                    assert!(
+                        unfinished(&app).await >= 1,
+                        "{case}: the intent is unfinished"
+                    );
+                    let report = writer.recover(Duration::ZERO).await.expect("recovery runs");
+                    assert_eq!(report.resolved, 1, "{case}");
+                    assert_eq!(
+                        writer.recover(Duration::ZERO).await.unwrap().resolved,
+                        0,
+                        "{case}: resolving twice is harmless"
+                    );
+                }
+                _ => {}
+            }
+            assert_in_sync(&app, &id, existing.as_ref(), &case).await;
+            assert_eq!(
+                unfinished(&app).await,
+                0,
+                "{case}: no intent left unfinished"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn stale_versions_are_rejected_and_nothing_changes() {
+    let app = spawn_app().await;
+    let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
+    let mut source = drafts(22);
+    let sale = writer.create(None, source.next().unwrap()).await.unwrap();
+    let updated = writer
+        .update(None, &sale.id, 1, source.next().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(updated.version, 2);
+    let stale = writer
+        .update(None, &sale.id, 1, source.next().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&stale, AppError::Conflict(m) if m.contains("changed by someone else")),
+        "{stale:?}"
+    );
+    assert!(matches!(
+        writer.delete(None, &sale.id, 1).await,
+        Err(AppError::Conflict(_))
+    ));
+    assert_in_sync(&app, &sale.id, Some(&updated), "after stale edits").await;
+    writer.delete(None, &sale.id, 2).await.unwrap();
+    assert_in_sync(&app, &sale.id, None, "after delete").await;
+    assert_eq!(
+        writer
+            .update(None, &sale.id, 2, source.next().unwrap())
+            .await
+            .unwrap_err(),
+        AppError::NotFound
+    );
+}
+
+#[tokio::test]
+async fn a_retried_submission_is_applied_once() {
+    let app = spawn_app().await;
+    let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
+    let mut source = drafts(23);
+    let key = IdempotencyKey::parse("form-3f2a9c1d").unwrap();
+    let draft = source.next().unwrap();
+    let first = writer.create(Some(&key), draft.clone()).await.unwrap();
+    let again = writer.create(Some(&key), draft).await.unwrap();
+    assert_eq!(first, again, "the retry returns the first result");
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sales")
+        .fetch_one(&app.mysql)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+
+    let key = IdempotencyKey::parse("form-77aa00bb").unwrap();
+    let draft = source.next().unwrap();
+    let v2 = writer
+        .update(Some(&key), &first.id, 1, draft.clone())
+        .await
+        .unwrap();
+    let retry = writer
+        .update(Some(&key), &first.id, 1, draft)
+        .await
+        .unwrap();
+    assert_eq!(
+        (v2.version, retry.version),
+        (2, 2),
+        "applied once, not a conflict on retry"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_editors_never_lose_updates() {
+    let app = spawn_app().await;
+    let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
+    let mut source = drafts(24);
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(
+            writer
+                .create(None, source.next().unwrap())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let ids = Arc::new(ids);
+    let mut tasks = Vec::new();
+    for t in 0..20u64 {
+        let (writer, ids) = (writer.clone(), ids.clone());
+        tasks.push(tokio::spawn(async move {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(t);
+            let mut drafts = generate::sales(100 + t);
+            let mut wins = Vec::new();
+            for _ in 0..6 {
+                let id = ids[rng.gen_range(0..ids.len())].clone();
+                let seen = writer.primary().get(&id).await.unwrap().unwrap().version;
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(0..20))).await;
+                match writer.update(None, &id, seen, drafts.next().unwrap()).await {
+                    Ok(sale) => wins.push((id, sale.version)),
+                    Err(AppError::Conflict(_)) => {}
+                    Err(e) => panic!("unexpected error {e:?}"),
+                }
+            }
+            wins
+        }));
+    }
+    let mut wins: Vec<(SaleId, u64)> = Vec::new();
+    for t in tasks {
+        wins.extend(t.await.unwrap());
+    }
+    for id in ids.iter() {
+        let mut versions: Vec<u64> = wins
+            .iter()
+            .filter(|(w, _)| w == id)
+            .map(|(_, v)| *v)
+            .collect();
+        versions.sort();
+        let expected: Vec<u64> = (2..2 + versions.len() as u64).collect();
+        assert_eq!(
+            versions, expected,
+            "every successful update produced the next version, none lost"
+        );
+        let (mongo, mysql) = both(&app, id).await;
+        let mongo = mongo.unwrap();
+        assert_eq!(mongo.version, 1 + versions.len() as u64);
+        assert_eq!(
+            mysql.map(|s| (s.version, s.draft)),
+            Some((mongo.version, mongo.draft)),
+            "MySQL equals MongoDB"
+        );
+    }
+    assert!(
+        wins.len() >= 10,
+        "the editors made progress: {} updates",
+        wins.len()
+    );
+}
