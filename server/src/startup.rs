@@ -92,6 +92,13 @@ impl Application {
         let router = router(state.clone()).layer(sessions);
         app::server::auth::password::warm_up();
         spawn_maintenance(state.clone(), session_store(databases)?);
+        spawn_mongo_indexes(state.mongo.clone());
+        // Resolves intents a crashed process left unfinished, at start and every 10 s.
+        app::server::sales::dual_write::spawn_recovery(
+            app::server::sales::dual_write::writer(state.mysql.clone(), state.mongo.clone()),
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        );
         Ok(Self {
             listener,
             router,
@@ -150,6 +157,18 @@ fn session_layer(
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_path("/"))
+}
+
+/// Creates the sales indexes once MongoDB answers (it may be down at startup).
+fn spawn_mongo_indexes(mongo: mongodb::Database) {
+    tokio::spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        while let Err(e) = app::server::sales::primary::ensure_indexes(&mongo).await {
+            tracing::warn!(error = %e, "sales indexes not created yet; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    });
 }
 
 /// Hourly clean-up of expired session records and timed-out logins.

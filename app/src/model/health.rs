@@ -9,12 +9,22 @@ pub struct StoreHealth {
     pub error: Option<String>,
 }
 
+/// Dual-write intents by state (see docs/dual-write.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentCounts {
+    pub pending: u64,
+    pub needs_repair: u64,
+    pub failed_24h: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
     pub status: String,
     pub version: String,
     pub mysql: StoreHealth,
     pub mongodb: StoreHealth,
+    /// `None` while MySQL is down.
+    pub intents: Option<IntentCounts>,
     pub checked_at: chrono::DateTime<chrono::Utc>,
 }
 

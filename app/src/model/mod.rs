@@ -11,7 +11,7 @@ pub use account::{
     UserSummary, Username, safe_next,
 };
 pub use error::{AppError, AppResult, FieldError, Store};
-pub use health::{HealthReport, StoreHealth};
+pub use health::{HealthReport, IntentCounts, StoreHealth};
 pub use role::{AccountStatus, Role};
 pub use sale::{
     Age, Customer, Gender, Item, ItemInput, ItemName, Price, PurchaseMethod, Quantity, Sale,

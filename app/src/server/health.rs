@@ -44,12 +44,24 @@ pub async fn check(state: &AppState) -> HealthReport {
             .map(|_| ())
     });
     let (mysql, mongodb) = tokio::join!(mysql, mongodb);
+    let intents = if mysql.up {
+        tokio::time::timeout(
+            PROBE_TIMEOUT,
+            super::sales::dual_write::intent_counts(&state.mysql),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+    } else {
+        None
+    };
     let all_up = mysql.up && mongodb.up;
     HealthReport {
         status: if all_up { "ok" } else { "degraded" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         mysql,
         mongodb,
+        intents,
         checked_at: chrono::Utc::now(),
     }
 }

@@ -17,7 +17,7 @@
 
 use super::codec::{MoneyEncoding, object_id, sale_to_document};
 use super::{backup, primary};
-use crate::model::{AppError, Sale, SaleDraft, SaleId};
+use crate::model::{AppError, IntentCounts, Sale, SaleDraft, SaleId};
 use crate::server::db::{is_unique_violation, mongo_error, mysql_error};
 use bson::doc;
 use chrono::Utc;
@@ -757,13 +757,6 @@ pub fn writer(mysql: sqlx::MySqlPool, mongo: mongodb::Database) -> Writer {
 }
 
 /// Counts for health and the replication panel.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct IntentCounts {
-    pub pending: u64,
-    pub needs_repair: u64,
-    pub failed_24h: u64,
-}
-
 pub async fn intent_counts(pool: &sqlx::MySqlPool) -> Result<IntentCounts, AppError> {
     let (pending, needs_repair, failed): (i64, i64, i64) = sqlx::query_as(
         "SELECT \
@@ -779,4 +772,24 @@ pub async fn intent_counts(pool: &sqlx::MySqlPool) -> Result<IntentCounts, AppEr
         needs_repair: needs_repair as u64,
         failed_24h: failed as u64,
     })
+}
+
+/// Resolves unfinished intents now and then every `every`, for the life of the process.
+/// Only intents older than `grace` are touched: younger ones may still be in flight.
+pub fn spawn_recovery(writer: Writer, every: Duration, grace: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match writer.recover(grace).await {
+                Ok(r) if r.resolved + r.deferred > 0 => tracing::info!(
+                    resolved = r.resolved,
+                    deferred = r.deferred,
+                    "recovery pass"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "recovery pass failed; will retry"),
+            }
+        }
+    });
 }

@@ -321,12 +321,18 @@ pub async fn import_reader<R: Read + Send + 'static>(
     bytes: Arc<AtomicU64>,
     progress: impl FnMut(&ImportReport),
 ) -> Result<ImportReport, AppError> {
-    if !dry_run {
+    // Into an empty collection, build the secondary indexes after the load: maintaining
+    // them row by row is what slows a bulk load down as the collection grows.
+    let index_after = !dry_run && primary::is_empty(mongo).await?;
+    if !dry_run && !index_after {
         primary::ensure_indexes(mongo).await?;
     }
     let (tx, rx) = mpsc::channel(4 * DEFAULT_BATCH);
     let reader = tokio::task::spawn_blocking(move || read_records(input, bytes, tx));
     let report = run(mysql, mongo, rx, DEFAULT_BATCH, dry_run, progress).await;
+    if index_after {
+        primary::ensure_indexes(mongo).await?;
+    }
     match reader.await {
         Ok(Ok(())) => report,
         Ok(Err(e)) => {
