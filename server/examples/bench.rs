@@ -262,7 +262,7 @@ async fn fresh_databases(
     sqlx::query(&format!("CREATE DATABASE `{name}`"))
         .execute(&mut conn)
         .await?;
-    let pool = sqlx::MySqlPool::connect_with(admin.clone().database(name)).await?;
+    let pool = app::server::db::mysql_pool(admin.clone().database(name), 10);
     app::server::db::MIGRATOR.run(&pool).await?;
     let mongo = mongodb::Client::with_uri_str(
         std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into()),
@@ -278,6 +278,7 @@ async fn child_import(mode: &str, file: &str, limit: u64) -> anyhow::Result<()> 
     let admin: MySqlConnectOptions = std::env::var("MYSQL_URL")
         .unwrap_or_else(|_| "mysql://portal:portal@127.0.0.1:3307/portal".into())
         .parse()?;
+    server::telemetry::init("warn");
     let name = format!("bench_import_{}", std::process::id());
     let (mysql, mongo) = fresh_databases(&admin, &name).await?;
     let started = Instant::now();

@@ -13,10 +13,24 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// How long a request waits for a store before it reports the store as down.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Sessions run at READ COMMITTED: under MySQL's default REPEATABLE READ, two backup
+/// writes that delete not-yet-existing ids take gap locks and then deadlock on each
+/// other's inserts. No transaction here relies on repeatable reads; the ones that must
+/// not race lock their rows explicitly (`FOR UPDATE`).
 pub fn mysql_pool(options: MySqlConnectOptions, max_connections: u32) -> MySqlPool {
     MySqlPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(STORE_TIMEOUT)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(
+                    conn,
+                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                )
+                .await?;
+                Ok(())
+            })
+        })
         .connect_lazy_with(options)
 }
 

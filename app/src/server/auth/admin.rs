@@ -78,6 +78,25 @@ async fn load(pool: &MySqlPool, id: u64) -> Result<UserSummary, AppError> {
     row.map(to_summary).transpose()?.ok_or(AppError::NotFound)
 }
 
+/// Records a manager's action on a user.
+async fn audit_action(
+    state: &AppState,
+    info: &RequestInfo,
+    actor: &CurrentUser,
+    event: AuditEvent,
+    user: u64,
+    detail: Option<String>,
+) {
+    let record = AuditRecord {
+        user_id: Some(user),
+        actor_id: Some(actor.user.id),
+        ip: Some(&info.ip),
+        detail,
+        ..Default::default()
+    };
+    audit::record(&state.mysql, event, record).await;
+}
+
 fn not_self(actor: &CurrentUser, target: u64) -> Result<(), AppError> {
     if actor.user.id == target {
         Err(AppError::Conflict(
@@ -123,17 +142,7 @@ pub async fn decide(
     if !approve {
         sessions::delete_all(&state.mysql, id, None).await?;
     }
-    audit::record(
-        &state.mysql,
-        event,
-        AuditRecord {
-            user_id: Some(id),
-            actor_id: Some(actor.user.id),
-            ip: Some(&info.ip),
-            ..Default::default()
-        },
-    )
-    .await;
+    audit_action(state, info, actor, event, id, None).await;
     load(&state.mysql, id).await
 }
 
@@ -155,16 +164,13 @@ pub async fn change_role(
         .execute(&state.mysql)
         .await
         .map_err(|e| mysql_error("set role", e))?;
-    audit::record(
-        &state.mysql,
+    audit_action(
+        state,
+        info,
+        actor,
         AuditEvent::RoleChanged,
-        AuditRecord {
-            user_id: Some(id),
-            actor_id: Some(actor.user.id),
-            ip: Some(&info.ip),
-            detail: Some(format!("{} -> {}", user.role, role)),
-            ..Default::default()
-        },
+        id,
+        Some(format!("{} -> {}", user.role, role)),
     )
     .await;
     load(&state.mysql, id).await
@@ -191,16 +197,13 @@ pub async fn set_enabled(
     } else {
         sessions::delete_all(&state.mysql, id, None).await?
     };
-    audit::record(
-        &state.mysql,
+    audit_action(
+        state,
+        info,
+        actor,
         event,
-        AuditRecord {
-            user_id: Some(id),
-            actor_id: Some(actor.user.id),
-            ip: Some(&info.ip),
-            detail: (!enabled).then(|| format!("{ended} sessions ended")),
-            ..Default::default()
-        },
+        id,
+        (!enabled).then(|| format!("{ended} sessions ended")),
     )
     .await;
     load(&state.mysql, id).await
@@ -228,16 +231,6 @@ pub async fn issue_reset_link(
         .execute(&state.mysql)
         .await
         .map_err(|e| mysql_error("create reset", e))?;
-    audit::record(
-        &state.mysql,
-        AuditEvent::ResetIssued,
-        AuditRecord {
-            user_id: Some(id),
-            actor_id: Some(actor.user.id),
-            ip: Some(&info.ip),
-            ..Default::default()
-        },
-    )
-    .await;
+    audit_action(state, info, actor, AuditEvent::ResetIssued, id, None).await;
     Ok(format!("/reset-password?token={token}"))
 }

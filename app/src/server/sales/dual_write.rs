@@ -636,27 +636,7 @@ impl Backup for MySqlBackup {
     }
 
     async fn commit(&self, intent: u64, id: &SaleId, after: Option<&Sale>) -> Result<(), AppError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| mysql_error("begin backup write", e))?;
-        match after {
-            Some(sale) => backup::replace(&mut tx, std::slice::from_ref(sale)).await?,
-            None => {
-                backup::delete(&mut tx, std::slice::from_ref(id)).await?;
-            }
-        }
-        sqlx::query(
-            "UPDATE sale_intents SET state = 'done', updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
-        )
-        .bind(intent)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| mysql_error("finish intent", e))?;
-        tx.commit()
-            .await
-            .map_err(|e| mysql_error("commit backup write", e))
+        self.apply_and_close(intent, id, after, "done", None).await
     }
 
     async fn set_state(
@@ -708,25 +688,8 @@ impl Backup for MySqlBackup {
         id: &SaleId,
         truth: Option<&Sale>,
     ) -> Result<(), AppError> {
-        let mut tx = self
-            .pool
-            .begin()
+        self.apply_and_close(intent, id, truth, "failed", Some("rolled back by recovery"))
             .await
-            .map_err(|e| mysql_error("begin repair", e))?;
-        match truth {
-            Some(sale) => backup::replace(&mut tx, std::slice::from_ref(sale)).await?,
-            None => {
-                backup::delete(&mut tx, std::slice::from_ref(id)).await?;
-            }
-        }
-        sqlx::query("UPDATE sale_intents SET state = 'failed', error = 'rolled back by recovery', updated_at = UTC_TIMESTAMP(6) WHERE id = ?")
-            .bind(intent)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| mysql_error("resolve intent", e))?;
-        tx.commit()
-            .await
-            .map_err(|e| mysql_error("commit repair", e))
     }
 
     async fn defer(
@@ -746,6 +709,40 @@ impl Backup for MySqlBackup {
             .await
             .map_err(|e| mysql_error("defer intent", e))?;
         Ok(())
+    }
+}
+
+impl MySqlBackup {
+    /// In one transaction: make the backup rows hold `sale` (or nothing) and close the intent.
+    async fn apply_and_close(
+        &self,
+        intent: u64,
+        id: &SaleId,
+        sale: Option<&Sale>,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), AppError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| mysql_error("begin backup write", e))?;
+        match sale {
+            Some(sale) => backup::replace(&mut tx, std::slice::from_ref(sale)).await?,
+            None => {
+                backup::delete(&mut tx, std::slice::from_ref(id)).await?;
+            }
+        }
+        sqlx::query("UPDATE sale_intents SET state = ?, error = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?")
+            .bind(state)
+            .bind(error)
+            .bind(intent)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| mysql_error("close intent", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| mysql_error("commit backup write", e))
     }
 }
 
