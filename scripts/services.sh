@@ -44,7 +44,7 @@ start_mariadb() {
     --port="$PORTAL_MYSQL_PORT" --bind-address=127.0.0.1 --user=root \
     --log-error="$D/mariadb.log" --pid-file="$D/mariadb.pid" \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-    --innodb-flush-log-at-trx-commit=2 --max-connections=500 >/dev/null 2>&1 &
+    --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=1G --max-connections=500 >/dev/null 2>&1 &
   echo $! >"$D/mariadb.pid"
   wait_for MariaDB "$PORTAL_MYSQL_PORT" "$D/mariadb.pid" "$D/mariadb.log"
   # The app's account may create databases: the test suite gives each test its own.
