@@ -10,7 +10,12 @@ pub fn init(log_level: &str) {
         .or_else(|_| EnvFilter::try_new(log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // A second call (tests spawning several apps) keeps the first subscriber.
-    let _ = fmt().with_env_filter(filter).with_target(false).try_init();
+    // Logs go to stderr: stdout carries command output (`server import`'s summary).
+    let _ = fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[derive(Clone, Copy)]
