@@ -43,6 +43,7 @@ test('a technical worker stays pending until a senior manager approves', async (
   await expect(row).toContainText('pending');
   await row.getByRole('button', { name: 'Approve' }).click();
   await expect(row).toContainText('active');
+  await expect(manager.getByTestId('audit')).toContainText('approved');
   await manager.screenshot({ path: 'output/user-admin.png', fullPage: true });
 
   await worker.goto('/dashboard');

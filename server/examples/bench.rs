@@ -128,7 +128,7 @@ async fn auth(bench: &Bench) -> anyhow::Result<()> {
             role: "customer".into(),
         };
         let account = input.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        app::server::auth::accounts::create_active_user(&bench.mysql, &account)
+        app::server::auth::accounts::create_active_user(&bench.mysql, &account, "benchmark")
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

@@ -114,7 +114,7 @@ async fn create_user(
                 .join("; ")
         )
     })?;
-    match accounts::create_active_user(mysql, &account).await {
+    match accounts::create_active_user(mysql, &account, "command line").await {
         Ok(id) => {
             println!(
                 "created {} user {} (id {id})",

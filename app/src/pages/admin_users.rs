@@ -9,6 +9,8 @@ use leptos_meta::Title;
 
 #[component]
 pub fn UsersAdminPage() -> impl IntoView {
+    // Bumped after every user action, so the audit log below shows it.
+    provide_context(AuditRefresh(RwSignal::new(0)));
     view! {
         <Title text="Users"/>
         <RequireRole roles=&[Role::SeniorManagement]>
@@ -18,6 +20,9 @@ pub fn UsersAdminPage() -> impl IntoView {
     }
 }
 
+#[derive(Clone, Copy)]
+struct AuditRefresh(RwSignal<usize>);
+
 #[component]
 fn UsersPanel() -> impl IntoView {
     let decide = ServerAction::<DecideUser>::new();
@@ -26,6 +31,14 @@ fn UsersPanel() -> impl IntoView {
     let reset = ServerAction::<IssueResetLink>::new();
     let query = RwSignal::new(String::new());
     let status = RwSignal::new(String::new());
+    let refresh = expect_context::<AuditRefresh>().0;
+    Effect::new(move |_| {
+        let changes = decide.version().get()
+            + role.version().get()
+            + enabled.version().get()
+            + reset.version().get();
+        refresh.set(changes);
+    });
     let users = Resource::new(
         move || {
             (
@@ -174,7 +187,11 @@ fn UserRow(
 #[component]
 fn AuditPanel() -> impl IntoView {
     let before = RwSignal::new(None::<u64>);
-    let entries = Resource::new(move || before.get(), audit_log);
+    let refresh = expect_context::<AuditRefresh>().0;
+    let entries = Resource::new(
+        move || (before.get(), refresh.get()),
+        |(before, _)| audit_log(before),
+    );
     view! {
         <section class="card" aria-labelledby="audit-title">
             <div class="card-head">

@@ -318,7 +318,7 @@ impl TestApp {
             role: role.as_str().into(),
         };
         let account = input.parse().expect("valid test account");
-        app::server::auth::accounts::create_active_user(&self.mysql, &account)
+        app::server::auth::accounts::create_active_user(&self.mysql, &account, "test")
             .await
             .expect("create user");
         let client = self.new_client();

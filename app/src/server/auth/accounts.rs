@@ -355,8 +355,13 @@ pub async fn reset_password(
     Ok(())
 }
 
-/// `server user create` and the demo seed: an active user of any role.
-pub async fn create_active_user(pool: &MySqlPool, account: &NewAccount) -> Result<u64, AppError> {
+/// `server user create` and the demo seed: an active user of any role. `via` says which,
+/// for the audit log.
+pub async fn create_active_user(
+    pool: &MySqlPool,
+    account: &NewAccount,
+    via: &str,
+) -> Result<u64, AppError> {
     full_password_check(account)?;
     let id = insert_user(pool, account, AccountStatus::Active).await?;
     audit::record(
@@ -364,7 +369,7 @@ pub async fn create_active_user(pool: &MySqlPool, account: &NewAccount) -> Resul
         AuditEvent::UserCreated,
         AuditRecord {
             user_id: Some(id),
-            detail: Some(format!("role {} (command line)", account.role)),
+            detail: Some(format!("role {} ({via})", account.role)),
             ..Default::default()
         },
     )
@@ -409,7 +414,7 @@ pub async fn seed_demo_accounts(pool: &MySqlPool) -> Result<usize, AppError> {
         if find_by_key(pool, &account.username.key()).await?.is_some() {
             continue;
         }
-        match create_active_user(pool, &account).await {
+        match create_active_user(pool, &account, "demo seed").await {
             Ok(_) => created += 1,
             // Another instance seeded it between our check and insert.
             Err(AppError::Invalid(e)) if e.iter().any(|f: &FieldError| f.field == "username") => {}
