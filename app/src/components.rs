@@ -89,3 +89,24 @@ pub fn Field(
 pub fn format_time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
+
+/// "New password" and "Confirm new password", each with the server's message.
+#[component]
+pub fn NewPasswordFields(
+    error: Signal<Option<AppError>>,
+    id_prefix: &'static str,
+) -> impl IntoView {
+    let (new_id, confirm_id) = (format!("{id_prefix}-new"), format!("{id_prefix}-confirm"));
+    view! {
+        <div class="field">
+            <label for=new_id.clone()>"New password"</label>
+            <input id=new_id name="new_password" type="password" autocomplete="new-password" required/>
+            <FieldMessage error field="new_password"/>
+        </div>
+        <div class="field">
+            <label for=confirm_id.clone()>"Confirm new password"</label>
+            <input id=confirm_id name="confirm_password" type="password" autocomplete="new-password" required/>
+            <FieldMessage error field="confirm_password"/>
+        </div>
+    }
+}

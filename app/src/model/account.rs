@@ -14,7 +14,7 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
         let len = s.chars().count();
-        if len < 3 || len > 32 {
+        if !(3..=32).contains(&len) {
             return Err("Username must be 3 to 32 characters".into());
         }
         if !s

@@ -1,6 +1,6 @@
 use crate::api::auth::{ChangePassword, LogoutEverywhere, RevokeSession, my_sessions};
 use crate::auth::{RequireLogin, use_auth};
-use crate::components::{FieldMessage, FormError, action_error, format_time};
+use crate::components::{FieldMessage, FormError, NewPasswordFields, action_error, format_time};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -102,16 +102,7 @@ fn ChangePasswordForm() -> impl IntoView {
                     <input id="cp-current" name="current_password" type="password" autocomplete="current-password" required/>
                     <FieldMessage error field="current_password"/>
                 </div>
-                <div class="field">
-                    <label for="cp-new">"New password"</label>
-                    <input id="cp-new" name="new_password" type="password" autocomplete="new-password" required/>
-                    <FieldMessage error field="new_password"/>
-                </div>
-                <div class="field">
-                    <label for="cp-confirm">"Confirm new password"</label>
-                    <input id="cp-confirm" name="confirm_password" type="password" autocomplete="new-password" required/>
-                    <FieldMessage error field="confirm_password"/>
-                </div>
+                <NewPasswordFields error id_prefix="cp"/>
                 <div class="form-actions"><button type="submit" class="btn">"Change password"</button></div>
             </ActionForm>
         </section>

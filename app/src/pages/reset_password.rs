@@ -1,5 +1,5 @@
 use crate::api::auth::ResetPassword;
-use crate::components::{FieldMessage, FormError, action_error};
+use crate::components::{FormError, NewPasswordFields, action_error};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -19,16 +19,7 @@ pub fn ResetPasswordPage() -> impl IntoView {
             <FormError error/>
             <ActionForm action=reset attr:class="stack">
                 <input type="hidden" name="token" prop:value=token/>
-                <div class="field">
-                    <label for="rp-new">"New password"</label>
-                    <input id="rp-new" name="new_password" type="password" autocomplete="new-password" required/>
-                    <FieldMessage error field="new_password"/>
-                </div>
-                <div class="field">
-                    <label for="rp-confirm">"Confirm new password"</label>
-                    <input id="rp-confirm" name="confirm_password" type="password" autocomplete="new-password" required/>
-                    <FieldMessage error field="confirm_password"/>
-                </div>
+                <NewPasswordFields error id_prefix="rp"/>
                 <div class="form-actions"><button type="submit" class="btn">"Set password"</button></div>
             </ActionForm>
         </section>

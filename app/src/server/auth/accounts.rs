@@ -224,6 +224,26 @@ pub async fn logout(
     Ok(())
 }
 
+/// The full policy for a replacement password, as field errors of the password forms.
+fn parse_new_password(
+    new: &str,
+    confirm: &str,
+    username: &str,
+    email: &str,
+) -> Result<NewPassword, AppError> {
+    let parsed = NewPassword::parse(new, Some(username), Some(email))
+        .map_err(|m| AppError::invalid("new_password", m))?;
+    password::check_strength(parsed.expose(), &[username, email])
+        .map_err(|m| AppError::invalid("new_password", m))?;
+    if new != confirm {
+        return Err(AppError::invalid(
+            "confirm_password",
+            "Passwords do not match",
+        ));
+    }
+    Ok(parsed)
+}
+
 /// Needs the current password; ends every other session of the user.
 pub async fn change_password(
     state: &AppState,
@@ -233,20 +253,12 @@ pub async fn change_password(
     new_password: &str,
     confirm: &str,
 ) -> Result<(), AppError> {
-    let new = NewPassword::parse(
+    let new = parse_new_password(
         new_password,
-        Some(&current.user.username),
-        Some(&current.user.email),
-    )
-    .map_err(|m| AppError::invalid("new_password", m))?;
-    password::check_strength(new.expose(), &[&current.user.username, &current.user.email])
-        .map_err(|m| AppError::invalid("new_password", m))?;
-    if new_password != confirm {
-        return Err(AppError::invalid(
-            "confirm_password",
-            "Passwords do not match",
-        ));
-    }
+        confirm,
+        &current.user.username,
+        &current.user.email,
+    )?;
     let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
         .bind(current.user.id)
         .fetch_one(&state.mysql)
@@ -312,16 +324,7 @@ pub async fn reset_password(
     let Some((user_id, username, email)) = found else {
         return Err(AppError::Conflict(INVALID_LINK.into()));
     };
-    let new = NewPassword::parse(new_password, Some(&username), Some(&email))
-        .map_err(|m| AppError::invalid("new_password", m))?;
-    password::check_strength(new.expose(), &[&username, &email])
-        .map_err(|m| AppError::invalid("new_password", m))?;
-    if new_password != confirm {
-        return Err(AppError::invalid(
-            "confirm_password",
-            "Passwords do not match",
-        ));
-    }
+    let new = parse_new_password(new_password, confirm, &username, &email)?;
     let hash = password::hash(new.expose().to_string()).await?;
     sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
         .bind(hash)

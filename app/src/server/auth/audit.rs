@@ -91,7 +91,16 @@ pub async fn list(
     before_id: Option<u64>,
     limit: u32,
 ) -> Result<Vec<AuditEntry>, AppError> {
-    let rows: Vec<(u64, chrono::NaiveDateTime, String, Option<String>, Option<String>, Option<String>, Option<String>)> =
+    type Row = (
+        u64,
+        chrono::NaiveDateTime,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> =
         sqlx::query_as(
             "SELECT a.id, a.at, a.event, COALESCE(u.username, a.username), actor.username, a.ip, a.detail \
              FROM auth_audit a \

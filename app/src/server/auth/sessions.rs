@@ -108,7 +108,14 @@ pub async fn list(
     user_id: u64,
     current_key: &str,
 ) -> Result<Vec<SessionSummary>, AppError> {
-    let rows: Vec<(String, NaiveDateTime, NaiveDateTime, Option<String>, Option<String>)> = sqlx::query_as(
+    type Row = (
+        String,
+        NaiveDateTime,
+        NaiveDateTime,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, created_at, last_seen_at, ip, user_agent FROM user_sessions WHERE user_id = ? ORDER BY last_seen_at DESC",
     )
     .bind(user_id)

@@ -104,7 +104,7 @@ pub struct Intent {
 pub enum Begun {
     New(u64),
     /// The idempotency key was used before: this is what happened then.
-    Replay(Intent),
+    Replay(Box<Intent>),
 }
 
 /// The MySQL side: the intent journal and the backup tables.
@@ -255,7 +255,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         {
             Begun::New(intent) => intent,
             Begun::Replay(earlier) => {
-                return Self::replay(earlier, Op::Create)?.ok_or(AppError::Internal);
+                return Self::replay(*earlier, Op::Create)?.ok_or(AppError::Internal);
             }
         };
         if let Err(e) = self.primary.insert(&sale).await {
@@ -290,7 +290,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         {
             Begun::New(intent) => intent,
             Begun::Replay(earlier) => {
-                return Self::replay(earlier, Op::Update)?.ok_or(AppError::Internal);
+                return Self::replay(*earlier, Op::Update)?.ok_or(AppError::Internal);
             }
         };
         if before.version != expected {
@@ -328,7 +328,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             .await?
         {
             Begun::New(intent) => intent,
-            Begun::Replay(earlier) => return Self::replay(earlier, Op::Delete).map(|_| ()),
+            Begun::Replay(earlier) => return Self::replay(*earlier, Op::Delete).map(|_| ()),
         };
         if before.version != expected {
             self.mark(intent, "failed", "stale version").await;
@@ -629,7 +629,7 @@ impl Backup for MySqlBackup {
                         "This submission token was already used for another sale.".into(),
                     ));
                 }
-                Ok(Begun::Replay(earlier))
+                Ok(Begun::Replay(Box::new(earlier)))
             }
             Err(e) => Err(mysql_error("record intent", e)),
         }
