@@ -110,39 +110,33 @@ pub fn urlencode(s: &str) -> String {
 /// to the login page, pending users to the approval notice, others get a refusal.
 #[component]
 pub fn RequireRole(roles: &'static [Role], children: ChildrenFn) -> impl IntoView {
-    let auth = use_auth();
-    let children = StoredValue::new(children);
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || {
-                auth.user().map(|result| match result {
-                    Ok(Some(user)) if user.status == AccountStatus::Active && roles.contains(&user.role) => {
-                        children.with_value(|c| c()).into_any()
-                    }
-                    Ok(Some(user)) if user.status == AccountStatus::Pending => {
-                        view! { <Redirect path="/awaiting-approval"/> }.into_any()
-                    }
-                    Ok(Some(_)) => view! { <Forbidden/> }.into_any(),
-                    Ok(None) => view! { <Redirect path=login_url_for_current_page()/> }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                })
-            }}
-        </Suspense>
-    }
+    guarded(Some(roles), children)
 }
 
 /// Like `RequireRole`, for pages every signed-in user may see (pending ones too).
 #[component]
 pub fn RequireLogin(children: ChildrenFn) -> impl IntoView {
+    guarded(None, children)
+}
+
+/// `roles: None` admits any signed-in user, as the server's `Access::AnyUser` does.
+fn guarded(roles: Option<&'static [Role]>, children: ChildrenFn) -> impl IntoView {
     let auth = use_auth();
     let children = StoredValue::new(children);
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || {
-                auth.user().map(|result| match result {
-                    Ok(Some(_)) => children.with_value(|c| c()).into_any(),
-                    Ok(None) => view! { <Redirect path=login_url_for_current_page()/> }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                auth.user().map(|result| match (result, roles) {
+                    (Ok(Some(_)), None) => children.with_value(|c| c()).into_any(),
+                    (Ok(Some(user)), Some(roles)) if user.status == AccountStatus::Active && roles.contains(&user.role) => {
+                        children.with_value(|c| c()).into_any()
+                    }
+                    (Ok(Some(user)), Some(_)) if user.status == AccountStatus::Pending => {
+                        view! { <Redirect path="/awaiting-approval"/> }.into_any()
+                    }
+                    (Ok(Some(_)), Some(_)) => view! { <Forbidden/> }.into_any(),
+                    (Ok(None), _) => view! { <Redirect path=login_url_for_current_page()/> }.into_any(),
+                    (Err(e), _) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                 })
             }}
         </Suspense>

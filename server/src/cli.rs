@@ -160,15 +160,11 @@ fn spawn_demo_seed(mysql: sqlx::MySqlPool, mongo: mongodb::Database) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::Generate { count, seed, out } = &command {
+    match cli.command.unwrap_or(Command::Serve) {
         // The only command that needs no database.
-        return generate(*count, *seed, out).await;
-    }
-    let databases = cli.db.databases()?;
-    match command {
-        Command::Generate { .. } => Ok(()),
+        Command::Generate { count, seed, out } => generate(count, seed, &out).await,
         Command::Serve => {
+            let databases = cli.db.databases()?;
             let options = crate::leptos_options(cli.serve.site_addr);
             let app = Application::build(&databases, &cli.serve, options).await?;
             if cli.serve.seed_demo {
@@ -177,21 +173,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(app.run_until_stopped().await?)
         }
         Command::Migrate => {
-            let (mysql, _) = startup::connect(&databases).await?;
-            app::server::db::MIGRATOR
-                .run(&mysql)
-                .await
-                .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+            let (mysql, _) = connect(&cli.db).await?;
+            migrate(&mysql).await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Import { file, dry_run } => {
-            let (mysql, mongo) = startup::connect(&databases).await?;
+            let (mysql, mongo) = connect(&cli.db).await?;
             if !dry_run {
-                app::server::db::MIGRATOR
-                    .run(&mysql)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+                migrate(&mysql).await?;
             }
             import(&mysql, &mongo, &file, dry_run).await
         }
@@ -203,14 +193,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     role,
                 },
         } => {
-            let (mysql, _) = startup::connect(&databases).await?;
-            app::server::db::MIGRATOR
-                .run(&mysql)
-                .await
-                .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+            let (mysql, _) = connect(&cli.db).await?;
+            migrate(&mysql).await?;
             create_user(&mysql, username, email, role).await
         }
     }
+}
+
+async fn connect(db: &DbConfig) -> anyhow::Result<(sqlx::MySqlPool, mongodb::Database)> {
+    startup::connect(&db.databases()?).await
+}
+
+async fn migrate(mysql: &sqlx::MySqlPool) -> anyhow::Result<()> {
+    app::server::db::MIGRATOR
+        .run(mysql)
+        .await
+        .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
 }
 
 fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {

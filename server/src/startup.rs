@@ -88,10 +88,10 @@ impl Application {
         let listener = TcpListener::bind(serve.site_addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", serve.site_addr))?;
-        let sessions = session_layer(databases, serve)?;
-        let router = router(state.clone()).layer(sessions);
+        let store = session_store(&state.mysql, databases)?;
+        let router = router(state.clone()).layer(session_layer(store.clone(), serve));
         app::server::auth::password::warm_up();
-        spawn_maintenance(state.clone(), session_store(databases)?);
+        spawn_maintenance(state.clone(), store);
         spawn_mongo_indexes(state.mongo.clone());
         // Resolves intents a crashed process left unfinished, at start and every 10 s.
         app::server::sales::dual_write::spawn_recovery(
@@ -131,10 +131,10 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn session_store(databases: &Databases) -> anyhow::Result<MySqlStore> {
+/// tower-sessions' store on the app's own pool, in the app's own database.
+fn session_store(pool: &sqlx::MySqlPool, databases: &Databases) -> anyhow::Result<MySqlStore> {
     let database = databases.mysql.get_database().unwrap_or_default();
-    let pool = db::mysql_pool(databases.mysql.clone(), 4);
-    MySqlStore::new(pool)
+    MySqlStore::new(pool.clone())
         .with_schema_name(database)
         .and_then(|s| s.with_table_name("sessions"))
         .map_err(|e| anyhow::anyhow!("session store: {e}"))
@@ -142,21 +142,18 @@ fn session_store(databases: &Databases) -> anyhow::Result<MySqlStore> {
 
 /// HttpOnly, SameSite=Lax cookies; over HTTPS also Secure with the `__Host-` prefix,
 /// which browsers only accept for Secure, host-only, `Path=/` cookies.
-fn session_layer(
-    databases: &Databases,
-    serve: &ServeConfig,
-) -> anyhow::Result<SessionManagerLayer<MySqlStore>> {
+fn session_layer(store: MySqlStore, serve: &ServeConfig) -> SessionManagerLayer<MySqlStore> {
     let name = if serve.cookie_secure {
         "__Host-portal_session"
     } else {
         "portal_session"
     };
-    Ok(SessionManagerLayer::new(session_store(databases)?)
+    SessionManagerLayer::new(store)
         .with_name(name)
         .with_secure(serve.cookie_secure)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_path("/"))
+        .with_path("/")
 }
 
 /// Creates the sales indexes once MongoDB answers (it may be down at startup).

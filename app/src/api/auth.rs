@@ -126,8 +126,7 @@ pub async fn logout_everywhere() -> Result<(), AppError> {
             let current = require(Access::AnyUser).await?;
             let state = expect_context::<AppState>();
             let info = guard::request_info().await?;
-            sessions::delete_all(&state.mysql, current.user.id, None).await?;
-            info.session.flush().await.map_err(guard::session_error)?;
+            accounts::logout_everywhere(&state, &info, &current).await?;
             redirect_plain_form("/login");
             Ok(())
         }

@@ -100,6 +100,45 @@ impl fmt::Display for AccountStatus {
     }
 }
 
+/// Both enums are stored as MySQL ENUMs of their `as_str` names and decode straight
+/// into the Rust type, so no query handles them as loose strings.
+#[cfg(feature = "ssr")]
+macro_rules! mysql_enum {
+    ($ty:ty) => {
+        impl sqlx::Type<sqlx::MySql> for $ty {
+            fn type_info() -> sqlx::mysql::MySqlTypeInfo {
+                <str as sqlx::Type<sqlx::MySql>>::type_info()
+            }
+            fn compatible(ty: &sqlx::mysql::MySqlTypeInfo) -> bool {
+                <str as sqlx::Type<sqlx::MySql>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::MySql> for $ty {
+            fn decode(
+                value: sqlx::mysql::MySqlValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<sqlx::MySql>>::decode(value)?;
+                Ok(<$ty>::parse(text)?)
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::MySql> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut Vec<u8>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::MySql>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "ssr")]
+mysql_enum!(Role);
+#[cfg(feature = "ssr")]
+mysql_enum!(AccountStatus);
+
 #[cfg(test)]
 mod tests {
     use super::*;

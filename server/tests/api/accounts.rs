@@ -261,7 +261,7 @@ async fn secure_cookie_uses_the_host_prefix() {
     let mut options = TestOptions::default();
     options.serve.cookie_secure = true;
     let app = spawn_app_with(options).await;
-    app.user_with_role("hugo", Role::Customer).await.clone();
+    app.user_with_role("hugo", Role::Customer).await;
     let res = app
         .new_client()
         .post(app.url("/api/login"))

@@ -12,18 +12,16 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
 
-type UserRow = (u64, String, String, String, String, String);
+type UserRow = (u64, String, String, String, Role, AccountStatus);
 
-fn to_session_user(
-    (id, username, email, _hash, role, status): UserRow,
-) -> Result<SessionUser, AppError> {
-    Ok(SessionUser {
+fn to_session_user((id, username, email, _hash, role, status): UserRow) -> SessionUser {
+    SessionUser {
         id,
         username,
         email,
-        role: Role::parse(&role).map_err(|_| AppError::Internal)?,
-        status: AccountStatus::parse(&status).map_err(|_| AppError::Internal)?,
-    })
+        role,
+        status,
+    }
 }
 
 async fn find_by_key(pool: &MySqlPool, username_key: &str) -> Result<Option<UserRow>, AppError> {
@@ -179,7 +177,7 @@ pub async fn login(
         return Err(AppError::InvalidCredentials);
     };
 
-    let user = to_session_user(row)?;
+    let user = to_session_user(row);
     if user.status == AccountStatus::Disabled {
         return Err(AppError::Conflict(
             "This account is disabled. Please contact a senior manager.".into(),
@@ -221,6 +219,28 @@ pub async fn logout(
         },
     )
     .await;
+    Ok(())
+}
+
+/// Ends every session of the user, this one included.
+pub async fn logout_everywhere(
+    state: &AppState,
+    info: &RequestInfo,
+    current: &CurrentUser,
+) -> Result<(), AppError> {
+    let ended = sessions::delete_all(&state.mysql, current.user.id, None).await?;
+    info.session
+        .flush()
+        .await
+        .map_err(super::guard::session_error)?;
+    let detail = Some(format!("everywhere: {ended} sessions ended"));
+    let record = AuditRecord {
+        user_id: Some(current.user.id),
+        ip: Some(&info.ip),
+        detail,
+        ..Default::default()
+    };
+    audit::record(&state.mysql, AuditEvent::Logout, record).await;
     Ok(())
 }
 

@@ -16,24 +16,24 @@ type SummaryRow = (
     u64,
     String,
     String,
-    String,
-    String,
+    Role,
+    AccountStatus,
     NaiveDateTime,
     Option<NaiveDateTime>,
 );
 
 fn to_summary(
     (id, username, email, role, status, created_at, last_login_at): SummaryRow,
-) -> Result<UserSummary, AppError> {
-    Ok(UserSummary {
+) -> UserSummary {
+    UserSummary {
         id,
         username,
         email,
-        role: Role::parse(&role).map_err(|_| AppError::Internal)?,
-        status: AccountStatus::parse(&status).map_err(|_| AppError::Internal)?,
+        role,
+        status,
         created_at: created_at.and_utc(),
         last_login_at: last_login_at.map(|t| t.and_utc()),
-    })
+    }
 }
 
 /// Users matching `query` (username or email, substring), pending ones first.
@@ -64,7 +64,7 @@ pub async fn list(
     .fetch_all(pool)
     .await
     .map_err(|e| mysql_error("list users", e))?;
-    rows.into_iter().map(to_summary).collect()
+    Ok(rows.into_iter().map(to_summary).collect())
 }
 
 async fn load(pool: &MySqlPool, id: u64) -> Result<UserSummary, AppError> {
@@ -75,7 +75,7 @@ async fn load(pool: &MySqlPool, id: u64) -> Result<UserSummary, AppError> {
     .fetch_optional(pool)
     .await
     .map_err(|e| mysql_error("load user", e))?;
-    row.map(to_summary).transpose()?.ok_or(AppError::NotFound)
+    row.map(to_summary).ok_or(AppError::NotFound)
 }
 
 /// Records a manager's action on a user.

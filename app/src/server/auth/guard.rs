@@ -122,8 +122,8 @@ pub async fn authenticate(
         u64,
         String,
         String,
-        String,
-        String,
+        Role,
+        AccountStatus,
         NaiveDateTime,
         NaiveDateTime,
     )> = sqlx::query_as(
@@ -146,8 +146,6 @@ pub async fn authenticate(
         > chrono::Duration::from_std(settings.absolute_timeout).unwrap_or(chrono::Duration::MAX)
         || now - last_seen_at
             > chrono::Duration::from_std(settings.idle_timeout).unwrap_or(chrono::Duration::MAX);
-    let role = Role::parse(&role).map_err(|_| AppError::Internal)?;
-    let status = AccountStatus::parse(&status).map_err(|_| AppError::Internal)?;
     if expired || status == AccountStatus::Disabled {
         super::sessions::delete_key(&state.mysql, &auth.key).await?;
         session.flush().await.map_err(session_error)?;
