@@ -50,6 +50,17 @@ pub enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Reconcile the MySQL backup with MongoDB (the truth): copy what is missing,
+    /// update what differs, delete extras. Safe to rerun; an interrupted run is simply
+    /// run again.
+    Sync {
+        /// Report the drift without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sales read and compared per batch.
+        #[arg(long, default_value_t = app::server::sales::sync::DEFAULT_BATCH)]
+        batch_size: usize,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -185,6 +196,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             import(&mysql, &mongo, &file, dry_run).await
         }
+        Command::Sync {
+            dry_run,
+            batch_size,
+        } => {
+            let (mysql, mongo) = connect(&cli.db).await?;
+            migrate(&mysql).await?;
+            sync(mysql, mongo, dry_run, batch_size).await
+        }
         Command::User {
             action:
                 UserCommand::Create {
@@ -260,6 +279,40 @@ async fn import(
         report.rejected.is_empty(),
         "{} record(s) rejected; they were written to neither store",
         report.rejected.len()
+    );
+    Ok(())
+}
+
+async fn sync(
+    mysql: sqlx::MySqlPool,
+    mongo: mongodb::Database,
+    dry_run: bool,
+    batch_size: usize,
+) -> anyhow::Result<()> {
+    use app::server::sales::sync::{self, SyncOptions};
+    anyhow::ensure!(batch_size > 0, "--batch-size must be at least 1");
+    let writer = app::server::sales::dual_write::writer(mysql, mongo);
+    let mut options = SyncOptions::new(app::model::SyncTrigger::Cli);
+    options.dry_run = dry_run;
+    options.batch = batch_size;
+    let r = sync::run(&writer, options)
+        .await
+        .map_err(|e| anyhow::anyhow!("sync stopped: {e}"))?;
+    let (verb_c, verb_u, verb_d) = if dry_run {
+        ("missing", "differing", "extra")
+    } else {
+        ("created", "updated", "deleted")
+    };
+    println!(
+        "sync run {}{}: scanned {}, {verb_c} {}, {verb_u} {}, {verb_d} {}, invalid in MongoDB {} ({:.2} s)",
+        r.id,
+        if dry_run { " (dry run)" } else { "" },
+        r.scanned,
+        r.created,
+        r.updated,
+        r.deleted,
+        r.invalid,
+        r.duration_ms().unwrap_or(0) as f64 / 1000.0
     );
     Ok(())
 }

@@ -83,6 +83,11 @@ pub struct ServeConfig {
     /// Seed the demo accounts and demo sales when they are missing.
     #[arg(long, env = "PORTAL_SEED_DEMO", default_value_t = false, global = true)]
     pub seed_demo: bool,
+
+    /// Seconds between reconciliation runs (MongoDB → MySQL backup); 0 turns the
+    /// periodic job off. The first run comes one interval after start.
+    #[arg(long, env = "SYNC_INTERVAL_SECS", default_value_t = 15 * 60, global = true)]
+    pub sync_interval_secs: u64,
 }
 
 /// A setting that is required for the command at hand but missing or invalid.
@@ -248,6 +253,7 @@ mod tests {
             login_throttle_max_failures: 5,
             login_throttle_base_delay_secs: 30,
             seed_demo: false,
+            sync_interval_secs: 0,
         };
         assert!(c.validate().is_err());
         c.session_absolute_timeout_secs = 10;

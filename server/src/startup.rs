@@ -80,6 +80,7 @@ impl Application {
         let (mysql, mongo) = connect(databases).await?;
         let state = AppState {
             leptos_options,
+            writer: app::server::sales::dual_write::writer(mysql.clone(), mongo.clone()),
             mysql,
             mongo,
             auth: serve.auth_settings(),
@@ -95,10 +96,16 @@ impl Application {
         spawn_mongo_indexes(state.mongo.clone());
         // Resolves intents a crashed process left unfinished, at start and every 10 s.
         app::server::sales::dual_write::spawn_recovery(
-            app::server::sales::dual_write::writer(state.mysql.clone(), state.mongo.clone()),
+            state.writer.clone(),
             Duration::from_secs(10),
             Duration::from_secs(30),
         );
+        if serve.sync_interval_secs > 0 {
+            app::server::sales::sync::spawn_schedule(
+                state.writer.clone(),
+                Duration::from_secs(serve.sync_interval_secs),
+            );
+        }
         Ok(Self {
             listener,
             router,

@@ -6,5 +6,6 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod replication;
 
 pub use health::service_health;

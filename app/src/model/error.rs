@@ -64,6 +64,12 @@ pub enum AppError {
     /// be, by the repair worker, when `repair_pending`).
     #[error("{}", not_saved_message(*repair_pending))]
     NotSaved { repair_pending: bool },
+    /// The backup's commit may or may not have landed (MySQL stopped answering during
+    /// it). Recovery settles it: the edit is either kept in both stores or undone.
+    #[error(
+        "The change could not be confirmed because the backup database stopped answering. It is either kept or undone automatically within a minute; reload before trying again."
+    )]
+    Unconfirmed,
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
     /// The request itself could not be decoded or sent (bad arguments, network failure).
@@ -96,7 +102,7 @@ impl AppError {
             AppError::Throttled(_) => 429,
             AppError::Conflict(_) => 409,
             AppError::NotFound => 404,
-            AppError::Unavailable(_) | AppError::NotSaved { .. } => 503,
+            AppError::Unavailable(_) | AppError::NotSaved { .. } | AppError::Unconfirmed => 503,
             AppError::Internal => 500,
         }
     }
@@ -104,7 +110,7 @@ impl AppError {
 
 fn not_saved_message(repair_pending: bool) -> &'static str {
     if repair_pending {
-        "The change was not saved: the backup database failed, and undoing the partial change is still pending. It will be repaired automatically; please try again later."
+        "The change was not saved: a database failed in the middle of it, and undoing the partial change is still pending. It is repaired automatically; please try again later."
     } else {
         "The change was not saved because the backup database failed. Nothing was changed; please try again."
     }

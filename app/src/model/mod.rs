@@ -3,6 +3,7 @@
 pub mod account;
 pub mod error;
 pub mod health;
+pub mod replication;
 pub mod role;
 pub mod sale;
 
@@ -12,6 +13,7 @@ pub use account::{
 };
 pub use error::{AppError, AppResult, FieldError, Store};
 pub use health::{HealthReport, IntentCounts, StoreHealth};
+pub use replication::{ReplicationStatus, SyncReport, SyncStatus, SyncTrigger};
 pub use role::{AccountStatus, Role};
 pub use sale::{
     Age, Customer, Gender, Item, ItemInput, ItemName, Price, PurchaseMethod, Quantity, Sale,

@@ -103,7 +103,7 @@ impl fmt::Display for AccountStatus {
 /// Both enums are stored as MySQL ENUMs of their `as_str` names and decode straight
 /// into the Rust type, so no query handles them as loose strings.
 #[cfg(feature = "ssr")]
-macro_rules! mysql_enum {
+macro_rules! mysql_enum_impl {
     ($ty:ty) => {
         impl sqlx::Type<sqlx::MySql> for $ty {
             fn type_info() -> sqlx::mysql::MySqlTypeInfo {
@@ -133,6 +133,9 @@ macro_rules! mysql_enum {
         }
     };
 }
+
+#[cfg(feature = "ssr")]
+pub(crate) use mysql_enum_impl as mysql_enum;
 
 #[cfg(feature = "ssr")]
 mysql_enum!(Role);

@@ -11,6 +11,9 @@ pub struct AppState {
     pub mysql: MySqlPool,
     pub mongo: mongodb::Database,
     pub auth: AuthSettings,
+    /// The one dual writer of this process: its per-sale locks must be shared by every
+    /// edit, the recovery worker and reconciliation.
+    pub writer: crate::server::sales::dual_write::Writer,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -7,6 +7,8 @@ use app::model::Role;
 enum Need {
     Public,
     Login,
+    /// Active technical workers and senior managers.
+    Staff,
     Management,
 }
 
@@ -49,6 +51,8 @@ const ENDPOINTS: &[(&str, &[(&str, &str)], Need)] = &[
         Need::Management,
     ),
     ("admin/audit", &[], Need::Management),
+    ("replication/status", &[], Need::Staff),
+    ("replication/sync", &[("dry_run", "true")], Need::Staff),
 ];
 
 #[tokio::test]
@@ -82,13 +86,16 @@ async fn every_server_function_checks_the_session_and_role() {
                 assert_eq!(app.login(&client, name, PASSWORD).await.0, 200);
             }
             let (status, body) = app.call(&client, endpoint, args).await;
-            let active_manager = who.map(|w| w.0) == Some("m.boss");
+            let name = who.map(|w| w.0);
+            let active_manager = name == Some("m.boss");
+            let active_staff = active_manager || name == Some("m.work");
             let expected_denial = match (need, who) {
                 (Need::Public, _) => None,
                 (_, None) => Some(401),
                 (Need::Login, Some(_)) => None,
+                (Need::Staff, Some(_)) if active_staff => None,
                 (Need::Management, Some(_)) if active_manager => None,
-                (Need::Management, Some(_)) => Some(403),
+                (Need::Staff | Need::Management, Some(_)) => Some(403),
             };
             match expected_denial {
                 Some(code) => assert_eq!(status, code, "{endpoint} as {who:?}: {body}"),

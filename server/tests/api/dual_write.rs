@@ -20,6 +20,10 @@ struct Faults {
     primary_writes_left: Arc<AtomicI64>,
     /// The backup commit never returns: with a timeout, the process "dies" there.
     hang_after_mongo: Arc<AtomicBool>,
+    /// MongoDB applies the write, then the reply is lost.
+    mongo_reply_lost: Arc<AtomicBool>,
+    /// MySQL commits the backup write, then the reply is lost.
+    mysql_reply_lost: Arc<AtomicBool>,
 }
 
 impl Faults {
@@ -34,6 +38,8 @@ impl Faults {
             &self.mysql_down_before_intent,
             &self.mysql_down_after_intent,
             &self.hang_after_mongo,
+            &self.mongo_reply_lost,
+            &self.mysql_reply_lost,
         ] {
             flag.store(false, Ordering::SeqCst);
         }
@@ -63,6 +69,14 @@ impl FlakyPrimary {
         }
         Ok(())
     }
+
+    fn reply<T>(&self, outcome: Result<T, AppError>) -> Result<T, AppError> {
+        if self.faults.mongo_reply_lost.load(Ordering::SeqCst) {
+            outcome?;
+            return Err(AppError::Unavailable(Store::MongoDb));
+        }
+        outcome
+    }
 }
 
 impl Primary for FlakyPrimary {
@@ -74,15 +88,15 @@ impl Primary for FlakyPrimary {
     }
     async fn insert(&self, sale: &Sale) -> Result<(), AppError> {
         self.check_write()?;
-        self.inner.insert(sale).await
+        self.reply(self.inner.insert(sale).await)
     }
     async fn replace(&self, sale: &Sale, expected: u64) -> Result<bool, AppError> {
         self.check_write()?;
-        self.inner.replace(sale, expected).await
+        self.reply(self.inner.replace(sale, expected).await)
     }
     async fn delete(&self, id: &SaleId, expected: u64) -> Result<bool, AppError> {
         self.check_write()?;
-        self.inner.delete(id, expected).await
+        self.reply(self.inner.delete(id, expected).await)
     }
 }
 
@@ -117,7 +131,11 @@ impl Backup for FlakyBackup {
         if self.faults.mysql_down_after_intent.load(Ordering::SeqCst) {
             return Err(mysql_down());
         }
-        self.inner.commit(intent, id, after).await
+        self.inner.commit(intent, id, after).await?;
+        if self.faults.mysql_reply_lost.load(Ordering::SeqCst) {
+            return Err(mysql_down());
+        }
+        Ok(())
     }
     async fn set_state(
         &self,
@@ -227,6 +245,10 @@ enum Point {
     MySqlFailsAfterMongo,
     CompensationFails,
     CrashAfterMongo,
+    /// Not failures, but failures as the caller sees them: the write landed and its
+    /// reply was lost. Reading the outcome back must acknowledge the edit.
+    MongoReplyLost,
+    MySqlReplyLost,
 }
 
 #[tokio::test]
@@ -240,6 +262,8 @@ async fn failure_matrix_leaves_the_stores_equal() {
         Point::MySqlFailsAfterMongo,
         Point::CompensationFails,
         Point::CrashAfterMongo,
+        Point::MongoReplyLost,
+        Point::MySqlReplyLost,
     ];
     for op in ["create", "update", "delete"] {
         for point in points {
@@ -273,22 +297,38 @@ async fn failure_matrix_leaves_the_stores_equal() {
                     faults.primary_writes_left.store(1, Ordering::SeqCst);
                 }
                 Point::CrashAfterMongo => faults.hang_after_mongo.store(true, Ordering::SeqCst),
+                Point::MongoReplyLost => faults.mongo_reply_lost.store(true, Ordering::SeqCst),
+                Point::MySqlReplyLost => faults.mysql_reply_lost.store(true, Ordering::SeqCst),
             }
             let edit = async {
                 match op {
                     "create" => writer
                         .create_with_id(None, id.clone(), source.next().unwrap())
                         .await
-                        .map(|_| ()),
+                        .map(Some),
                     "update" => writer
                         .update(None, &id, 1, source.next().unwrap())
                         .await
-                        .map(|_| ()),
-                    _ => writer.delete(None, &id, 1).await,
+                        .map(Some),
+                    _ => writer.delete(None, &id, 1).await.map(|()| None),
                 }
             };
             let outcome = tokio::time::timeout(Duration::from_secs(5), edit).await;
+            let mut expected = existing.clone();
             match (point, outcome) {
+                (Point::MongoReplyLost | Point::MySqlReplyLost, Ok(Ok(applied))) => {
+                    expected = applied
+                }
+                // An update or delete reads the sale first, so it stops before any
+                // intent. A create's write outcome cannot be read back while MongoDB is
+                // down, so its intent stays for recovery to settle.
+                (Point::MongoDown, Ok(Err(e))) if op == "create" => assert_eq!(
+                    e,
+                    AppError::NotSaved {
+                        repair_pending: true
+                    },
+                    "{case}"
+                ),
                 (Point::MongoDown, Ok(Err(e))) => {
                     assert_eq!(e, AppError::Unavailable(Store::MongoDb), "{case}")
                 }
@@ -313,27 +353,33 @@ async fn failure_matrix_leaves_the_stores_equal() {
                 (_, other) => panic!("{case}: unexpected outcome {other:?}"),
             }
             faults.clear();
-            match point {
-                // MySQL was down, so the intent could not even be marked: it stays
-                // unfinished (MongoDB was already restored) until recovery resolves it;
-                // after a failed compensation or a crash, MongoDB still holds the
-                // unacknowledged edit until recovery rolls it back.
+            // MongoDB was down, so a create's outcome was unknown; MySQL was down, so
+            // the intent could not even be marked (MongoDB was already restored); after
+            // a failed compensation or a crash, MongoDB still holds the unacknowledged
+            // edit. Each stays unfinished until recovery resolves it.
+            let settled_by_recovery = match point {
+                Point::MongoDown => op == "create",
                 Point::MySqlFailsAfterMongo | Point::CompensationFails | Point::CrashAfterMongo => {
-                    assert!(
-                        unfinished(&app).await >= 1,
-                        "{case}: the intent is unfinished"
-                    );
-                    let report = writer.recover(Duration::ZERO).await.expect("recovery runs");
-                    assert_eq!(report.resolved, 1, "{case}");
-                    assert_eq!(
-                        writer.recover(Duration::ZERO).await.unwrap().resolved,
-                        0,
-                        "{case}: resolving twice is harmless"
-                    );
+                    true
                 }
-                _ => {}
+                Point::MySqlDownBeforeIntent | Point::MongoReplyLost | Point::MySqlReplyLost => {
+                    false
+                }
+            };
+            if settled_by_recovery {
+                assert!(
+                    unfinished(&app).await >= 1,
+                    "{case}: the intent is unfinished"
+                );
+                let report = writer.recover(Duration::ZERO).await.expect("recovery runs");
+                assert_eq!(report.resolved, 1, "{case}");
+                assert_eq!(
+                    writer.recover(Duration::ZERO).await.unwrap().resolved,
+                    0,
+                    "{case}: resolving twice is harmless"
+                );
             }
-            assert_in_sync(&app, &id, existing.as_ref(), &case).await;
+            assert_in_sync(&app, &id, expected.as_ref(), &case).await;
             assert_eq!(
                 unfinished(&app).await,
                 0,

@@ -54,6 +54,7 @@ impl Default for TestOptions {
                 login_throttle_max_failures: 5,
                 login_throttle_base_delay_secs: 30,
                 seed_demo: false,
+                sync_interval_secs: 0,
             },
         }
     }

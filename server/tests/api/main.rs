@@ -8,3 +8,4 @@ mod dual_write;
 mod health;
 mod helpers;
 mod sales_import;
+mod sync;

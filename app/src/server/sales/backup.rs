@@ -139,6 +139,41 @@ pub async fn existing(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<
 
 /// Reads complete sales back from the three tables, with one query per table.
 pub async fn load(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<Sale>, AppError> {
+    load_rows(conn, ids)
+        .await?
+        .into_iter()
+        .map(|row| {
+            row.sale.map_err(|what| {
+                tracing::error!(sale_id = %row.id, what, "invalid sale row in MySQL");
+                AppError::Internal
+            })
+        })
+        .collect()
+}
+
+/// A backup row as read, for reconciliation: rows that no longer parse, or whose stored
+/// total disagrees with their items, count as differing instead of failing the read.
+pub struct StoredSale {
+    pub id: String,
+    pub sale: Result<Sale, String>,
+    pub total: rust_decimal::Decimal,
+}
+
+impl StoredSale {
+    /// True when this row holds exactly `truth` (version, every field, the total).
+    pub fn matches(&self, truth: &Sale) -> bool {
+        self.sale.as_ref().is_ok_and(|s| {
+            s.version == truth.version
+                && s.draft == truth.draft
+                && self.total == truth.draft.total()
+        })
+    }
+}
+
+pub async fn load_rows(
+    conn: &mut MySqlConnection,
+    ids: &[SaleId],
+) -> Result<Vec<StoredSale>, AppError> {
     use crate::model::*;
     use std::collections::HashMap;
     if ids.is_empty() {
@@ -156,7 +191,7 @@ pub async fn load(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<Sale
     };
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT id, sale_date, store_location, purchase_method, coupon_used, customer_gender, customer_age, \
-         customer_email, customer_satisfaction, version, updated_at FROM sales WHERE id IN (",
+         customer_email, customer_satisfaction, version, updated_at, total FROM sales WHERE id IN (",
     );
     let mut list = q.separated(", ");
     for id in ids {
@@ -175,6 +210,7 @@ pub async fn load(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<Sale
         u8,
         u64,
         chrono::NaiveDateTime,
+        rust_decimal::Decimal,
     );
     let rows: Vec<Row> = q
         .build_query_as()
@@ -194,31 +230,29 @@ pub async fn load(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<Sale
             .await
             .map_err(|e| mysql_error("load item tags", e))?;
 
-    let corrupt = |what: String| {
-        tracing::error!(what, "invalid sale row in MySQL");
-        AppError::Internal
-    };
     let mut tag_map: HashMap<(String, u16), Vec<(u8, String)>> = HashMap::new();
     for (id, pos, tpos, tag) in tags {
         tag_map.entry((id, pos)).or_default().push((tpos, tag));
     }
-    let mut item_map: HashMap<String, Vec<(u16, Item)>> = HashMap::new();
+    let mut item_map: HashMap<String, Vec<(u16, Result<Item, String>)>> = HashMap::new();
     for (id, pos, name, price, quantity) in items {
         let mut t = tag_map.remove(&(id.clone(), pos)).unwrap_or_default();
         t.sort();
-        let item = Item {
-            name: ItemName::parse(&name).map_err(corrupt)?,
-            tags: t
-                .into_iter()
-                .map(|(_, tag)| Tag::parse(&tag))
-                .collect::<Result<_, _>>()
-                .map_err(corrupt)?,
-            price: Price::parse(price).map_err(corrupt)?,
-            quantity: Quantity::parse(i64::from(quantity)).map_err(corrupt)?,
-        };
+        let item = (|| {
+            Ok(Item {
+                name: ItemName::parse(&name)?,
+                tags: t
+                    .into_iter()
+                    .map(|(_, tag)| Tag::parse(&tag))
+                    .collect::<Result<_, _>>()?,
+                price: Price::parse(price)?,
+                quantity: Quantity::parse(i64::from(quantity))?,
+            })
+        })();
         item_map.entry(id).or_default().push((pos, item));
     }
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(
             |(
                 id,
@@ -232,29 +266,35 @@ pub async fn load(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<Sale
                 satisfaction,
                 version,
                 updated_at,
+                total,
             )| {
                 let mut items = item_map.remove(&id).unwrap_or_default();
                 items.sort_by_key(|(pos, _)| *pos);
-                Ok(Sale {
-                    id: SaleId::parse(&id).map_err(corrupt)?,
-                    version,
-                    updated_at: updated_at.and_utc(),
-                    draft: SaleDraft {
-                        sale_date: date.and_utc(),
-                        items: items.into_iter().map(|(_, i)| i).collect(),
-                        store_location: StoreLocation::parse(&store).map_err(corrupt)?,
-                        customer: Customer {
-                            gender: Gender::parse(&gender).map_err(corrupt)?,
-                            age: Age::parse(i64::from(age)).map_err(corrupt)?,
-                            email: Email::parse(&email).map_err(corrupt)?,
-                            satisfaction: Satisfaction::parse(i64::from(satisfaction))
-                                .map_err(corrupt)?,
+                let sale = (|| {
+                    Ok(Sale {
+                        id: SaleId::parse(&id)?,
+                        version,
+                        updated_at: updated_at.and_utc(),
+                        draft: SaleDraft {
+                            sale_date: date.and_utc(),
+                            items: items
+                                .into_iter()
+                                .map(|(_, i)| i)
+                                .collect::<Result<_, String>>()?,
+                            store_location: StoreLocation::parse(&store)?,
+                            customer: Customer {
+                                gender: Gender::parse(&gender)?,
+                                age: Age::parse(i64::from(age))?,
+                                email: Email::parse(&email)?,
+                                satisfaction: Satisfaction::parse(i64::from(satisfaction))?,
+                            },
+                            coupon_used: coupon,
+                            purchase_method: PurchaseMethod::parse(&method)?,
                         },
-                        coupon_used: coupon,
-                        purchase_method: PurchaseMethod::parse(&method).map_err(corrupt)?,
-                    },
-                })
+                    })
+                })();
+                StoredSale { id, sale, total }
             },
         )
-        .collect()
+        .collect())
 }

@@ -168,10 +168,27 @@ impl SaleLocks {
         )
     }
 
-    async fn lock(&self, id: &SaleId) -> tokio::sync::MutexGuard<'_, ()> {
+    fn stripe(id: &SaleId) -> usize {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut h);
-        self.0[(h.finish() as usize) % LOCK_STRIPES].lock().await
+        (h.finish() as usize) % LOCK_STRIPES
+    }
+
+    async fn lock(&self, id: &SaleId) -> tokio::sync::MutexGuard<'_, ()> {
+        self.0[Self::stripe(id)].lock().await
+    }
+
+    /// Every stripe these ids fall on, taken in ascending order: everyone else holds
+    /// one stripe at a time, so this cannot deadlock.
+    async fn lock_many(&self, ids: &[SaleId]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = ids.iter().map(Self::stripe).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for s in stripes {
+            guards.push(self.0[s].lock().await);
+        }
+        guards
     }
 }
 
@@ -209,6 +226,15 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
 
     pub fn primary(&self) -> &P {
         &self.primary
+    }
+
+    pub fn backup(&self) -> &B {
+        &self.backup
+    }
+
+    /// Holds off every edit of these sales while the caller repairs them.
+    pub async fn lock_sales(&self, ids: &[SaleId]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        self.locks.lock_many(ids).await
     }
 
     /// What an earlier submission with the same key did, as this call's answer.
@@ -259,8 +285,8 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             }
         };
         if let Err(e) = self.primary.insert(&sale).await {
-            self.mark_failed(intent, &e).await;
-            return Err(e);
+            self.after_primary_error(intent, &id, Some(&sale), e)
+                .await?;
         }
         self.finish(intent, Op::Create, &id, None, Some(&sale))
             .await?;
@@ -304,8 +330,8 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 return Err(AppError::Conflict(CONFLICT.into()));
             }
             Err(e) => {
-                self.mark_failed(intent, &e).await;
-                return Err(e);
+                self.after_primary_error(intent, id, Some(&after), e)
+                    .await?
             }
         }
         self.finish(intent, Op::Update, id, Some(&before), Some(&after))
@@ -340,13 +366,38 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 self.mark(intent, "failed", "stale version").await;
                 return Err(AppError::Conflict(CONFLICT.into()));
             }
-            Err(e) => {
-                self.mark_failed(intent, &e).await;
-                return Err(e);
-            }
+            Err(e) => self.after_primary_error(intent, id, None, e).await?,
         }
         self.finish(intent, Op::Delete, id, Some(&before), None)
             .await
+    }
+
+    /// A failed MongoDB write may still have been applied (the connection can drop
+    /// after the server acted), so the error alone does not say what happened. Reading
+    /// the document back does: `Ok` means the write landed and the protocol goes on.
+    /// If MongoDB cannot be read either, the intent stays pending and recovery rolls
+    /// it back once MongoDB answers.
+    async fn after_primary_error(
+        &self,
+        intent: u64,
+        id: &SaleId,
+        after: Option<&Sale>,
+        error: AppError,
+    ) -> Result<(), AppError> {
+        match self.primary.get(id).await {
+            Ok(current) if holds(current.as_ref(), after) => {
+                tracing::warn!(sale_id = %id, intent, error = %error, "MongoDB reported an error but applied the write");
+                Ok(())
+            }
+            Ok(_) => {
+                self.mark_failed(intent, &error).await;
+                Err(error)
+            }
+            Err(unreadable) => {
+                tracing::warn!(sale_id = %id, intent, error = %error, read_error = %unreadable, "MongoDB write outcome unknown; recovery will roll it back");
+                Err(not_saved(true))
+            }
+        }
     }
 
     /// Step 3, and compensation when it fails.
@@ -361,6 +412,22 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         let Err(e) = self.backup.commit(intent, id, after).await else {
             return Ok(());
         };
+        // The commit may have landed even though its reply was lost. The intent is
+        // marked done in the same transaction, so its state tells. A locking read
+        // waits for a transaction the server is still finishing.
+        match self.backup.load(intent).await {
+            Ok(Some(i)) if i.state == "done" => {
+                tracing::warn!(sale_id = %id, intent, error = %e, "backup commit reported an error but landed");
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(unreadable) => {
+                // Compensating now could undo an edit MySQL did commit; recovery
+                // decides once MySQL answers (done stays done, pending rolls back).
+                tracing::warn!(sale_id = %id, intent, error = %e, read_error = %unreadable, "backup commit outcome unknown; left to recovery");
+                return Err(AppError::Unconfirmed);
+            }
+        }
         tracing::warn!(sale_id = %id, intent, error = %e, op = op.as_str(), "backup write failed; compensating in MongoDB");
         match self.undo(op, id, before, after).await {
             Ok(()) => {
@@ -457,11 +524,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
 
     async fn roll_back(&self, intent: &Intent) -> Result<(), AppError> {
         let current = self.primary.get(&intent.sale_id).await?;
-        let ours = match (&current, &intent.after) {
-            (Some(c), Some(after)) => c.version == after.version && c.draft == after.draft,
-            (None, None) => intent.op == Op::Delete,
-            _ => false,
-        };
+        let ours = holds(current.as_ref(), intent.after.as_ref());
         let truth = if ours {
             self.undo(
                 intent.op,
@@ -477,6 +540,16 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         self.backup
             .resolve(intent.id, &intent.sale_id, truth.as_ref())
             .await
+    }
+}
+
+/// True when MongoDB's current document is exactly this edit's after-image (or, for a
+/// delete, is gone).
+fn holds(current: Option<&Sale>, after: Option<&Sale>) -> bool {
+    match (current, after) {
+        (Some(c), Some(a)) => c.version == a.version && c.draft == a.draft,
+        (None, None) => true,
+        _ => false,
     }
 }
 
@@ -671,14 +744,24 @@ impl Backup for MySqlBackup {
         rows.into_iter().map(to_intent).collect()
     }
 
+    /// A locking read: if a transaction that closes this intent is still in flight
+    /// on the server (its client gone), this waits for its outcome.
     async fn load(&self, intent: u64) -> Result<Option<Intent>, AppError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| mysql_error("load intent", e))?;
         let row: Option<IntentRow> = sqlx::query_as(&format!(
-            "SELECT {INTENT_COLUMNS} FROM sale_intents WHERE id = ?"
+            "SELECT {INTENT_COLUMNS} FROM sale_intents WHERE id = ? FOR UPDATE"
         ))
         .bind(intent)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| mysql_error("load intent", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| mysql_error("load intent", e))?;
         row.map(to_intent).transpose()
     }
 

@@ -1,4 +1,5 @@
-//! Sales: the MongoDB primary, the normalized MySQL backup, import and generation.
+//! Sales: the MongoDB primary, the normalized MySQL backup, dual writes, reconciliation,
+//! import and generation.
 
 pub mod backup;
 pub mod codec;
@@ -6,3 +7,4 @@ pub mod dual_write;
 pub mod generate;
 pub mod import;
 pub mod primary;
+pub mod sync;
