@@ -18,6 +18,8 @@ CREATE TABLE sync_runs (
     created      BIGINT UNSIGNED NOT NULL DEFAULT 0,
     updated      BIGINT UNSIGNED NOT NULL DEFAULT 0,
     deleted      BIGINT UNSIGNED NOT NULL DEFAULT 0,
+    -- Differences left for the next run because the sale was edited during this one.
+    skipped      BIGINT UNSIGNED NOT NULL DEFAULT 0,
     -- MongoDB documents that are not valid sales: reported, never copied or deleted.
     invalid      BIGINT UNSIGNED NOT NULL DEFAULT 0,
     error        VARCHAR(255) NULL,
@@ -26,3 +28,9 @@ CREATE TABLE sync_runs (
     KEY ix_sync_runs_status (status, id),
     CONSTRAINT fk_sync_runs_user FOREIGN KEY (started_by) REFERENCES users (id) ON DELETE SET NULL
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
+
+-- When each backup row was last written (by the dual writer, an import or a sync), in
+-- UTC. A sync treats a MySQL row that its MongoDB scan did not see as extra only if the
+-- row is older than the run: a newer one belongs to a sale created after the scan
+-- passed its place, and is left for the next run to check.
+ALTER TABLE sales ADD COLUMN backed_up_at DATETIME(6) NOT NULL DEFAULT '2000-01-01 00:00:00';

@@ -304,13 +304,15 @@ async fn sync(
         ("created", "updated", "deleted")
     };
     println!(
-        "sync run {}{}: scanned {}, {verb_c} {}, {verb_u} {}, {verb_d} {}, invalid in MongoDB {} ({:.2} s)",
+        "sync run {}{}: scanned {}, {verb_c} {}, {verb_u} {}, {verb_d} {}, \
+         left for the next run (edited meanwhile) {}, invalid in MongoDB {} ({:.2} s)",
         r.id,
         if dry_run { " (dry run)" } else { "" },
         r.scanned,
         r.created,
         r.updated,
         r.deleted,
+        r.skipped,
         r.invalid,
         r.duration_ms().unwrap_or(0) as f64 / 1000.0
     );

@@ -93,6 +93,8 @@ pub struct SyncReport {
     pub updated: u64,
     /// Rows in MySQL without a sale in MongoDB.
     pub deleted: u64,
+    /// Differences left for the next run: the sale was edited during this one.
+    pub skipped: u64,
     /// MongoDB documents that are not valid sales (left alone, logged).
     pub invalid: u64,
     pub error: Option<String>,
@@ -121,6 +123,6 @@ pub struct ReplicationStatus {
     /// The latest run that finished (completed, failed or interrupted).
     pub last: Option<SyncReport>,
     /// Differences between the stores as of the latest completed run: what a dry run
-    /// found, or what a repairing run could not fix (normally zero).
+    /// found, or what a repairing run left for the next one (edited meanwhile).
     pub drift: Option<u64>,
 }

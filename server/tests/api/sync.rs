@@ -323,3 +323,46 @@ async fn run_sync_from_the_panel_reports_progress_and_result() {
     assert_eq!((last.scanned, last.created), (200, 20));
     assert_no_drift(&app, "after Run sync").await;
 }
+
+#[tokio::test]
+async fn edits_during_a_sync_are_never_overwritten_with_stale_data() {
+    let app = spawn_app().await;
+    let sales = seed(&app, 600, 34).await;
+    sqlx::query("DELETE FROM sales")
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let w = sync_writer(&app).await;
+    let run = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            let mut o = options(false);
+            o.batch = 25;
+            sync::run(&w, o).await
+        })
+    };
+    // Edit sales all through the run, through the same writer (and so its locks).
+    let mut drafts = generate::sales(77);
+    let mut edited = Vec::new();
+    for sale in sales.iter().step_by(40) {
+        let after = w
+            .update(None, &sale.id, 1, drafts.next().unwrap())
+            .await
+            .expect("edit during sync");
+        edited.push(after);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.scanned, 600);
+    let finish = sync::run(&w, options(false)).await.unwrap();
+    assert_eq!(finish.skipped, 0);
+    assert_no_drift(&app, "after the edits and two runs").await;
+    let (mongo, _) = contents(&app).await;
+    for after in edited {
+        assert_eq!(
+            mongo.get(&after.id).map(|(v, d)| (*v, d.clone())),
+            Some((2, after.draft)),
+            "the edit stands"
+        );
+    }
+}

@@ -20,7 +20,7 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
     for chunk in sales.chunks(CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO sales (id, sale_date, store_location, purchase_method, coupon_used, customer_gender, \
-             customer_age, customer_email, customer_satisfaction, total, version, updated_at) ",
+             customer_age, customer_email, customer_satisfaction, total, version, updated_at, backed_up_at) ",
         );
         q.push_values(chunk, |mut row, s| {
             let d = &s.draft;
@@ -35,7 +35,8 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
                 .push_bind(d.customer.satisfaction.get())
                 .push_bind(d.total())
                 .push_bind(s.version)
-                .push_bind(s.updated_at.naive_utc());
+                .push_bind(s.updated_at.naive_utc())
+                .push("UTC_TIMESTAMP(6)");
         });
         q.build()
             .execute(&mut *conn)
@@ -112,6 +113,32 @@ pub async fn delete(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, A
             .execute(&mut *conn)
             .await
             .map_err(|e| mysql_error("delete sales", e))?
+            .rows_affected();
+    }
+    Ok(deleted)
+}
+
+/// Deletes those of these sales whose rows were written before `cutoff` (UTC).
+pub async fn delete_older_than(
+    conn: &mut MySqlConnection,
+    ids: &[SaleId],
+    cutoff: chrono::NaiveDateTime,
+) -> Result<u64, AppError> {
+    let mut deleted = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = QueryBuilder::<MySql>::new("DELETE FROM sales WHERE backed_up_at < ");
+        q.push_bind(cutoff);
+        q.push(" AND id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_str());
+        }
+        q.push(")");
+        deleted += q
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("delete extra sales", e))?
             .rows_affected();
     }
     Ok(deleted)

@@ -76,12 +76,14 @@ pub trait Primary: Send + Sync + 'static {
     /// Inserts; succeeds without change if the same id already holds this version.
     fn insert(&self, sale: &Sale) -> impl Future<Output = Result<(), AppError>> + Send;
     /// Replaces the document if it is at `expected` version; false if it is not.
+    /// Callers hold the sale's lock and have just read it at `expected`.
     fn replace(
         &self,
         sale: &Sale,
         expected: u64,
     ) -> impl Future<Output = Result<bool, AppError>> + Send;
     /// Deletes the document if it is at `expected` version; false if it is not.
+    /// Callers hold the sale's lock and have just read it at `expected`.
     fn delete(
         &self,
         id: &SaleId,
@@ -596,11 +598,11 @@ impl Primary for MongoPrimary {
     }
 
     async fn replace(&self, sale: &Sale, expected: u64) -> Result<bool, AppError> {
-        let encoding = primary::money_encoding(&self.db).await?;
+        let flavor = primary::flavor(&self.db).await?;
         let done = primary::collection(&self.db)
             .replace_one(
-                doc! { "_id": object_id(&sale.id), "version": expected as i64 },
-                sale_to_document(sale, encoding),
+                self.filter(flavor, &sale.id, expected),
+                sale_to_document(sale, flavor.money),
             )
             .await
             .map_err(|e| mongo_error("replace sale", e))?;
@@ -608,11 +610,24 @@ impl Primary for MongoPrimary {
     }
 
     async fn delete(&self, id: &SaleId, expected: u64) -> Result<bool, AppError> {
+        let flavor = primary::flavor(&self.db).await?;
         let done = primary::collection(&self.db)
-            .delete_one(doc! { "_id": object_id(id), "version": expected as i64 })
+            .delete_one(self.filter(flavor, id, expected))
             .await
             .map_err(|e| mongo_error("delete sale", e))?;
         Ok(done.deleted_count == 1)
+    }
+}
+
+impl MongoPrimary {
+    /// The document at `expected` version: see `primary::Flavor` for why FerretDB gets
+    /// `_id` alone (every caller has checked the version under the sale's lock).
+    fn filter(&self, flavor: primary::Flavor, id: &SaleId, expected: u64) -> bson::Document {
+        if flavor.version_in_filter {
+            doc! { "_id": object_id(id), "version": expected as i64 }
+        } else {
+            doc! { "_id": object_id(id) }
+        }
     }
 }
 

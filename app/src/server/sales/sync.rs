@@ -2,10 +2,18 @@
 //!
 //! One pass reads MongoDB in natural order (FerretDB sorts and range-filters in memory,
 //! so a sorted merge would make it hold the whole collection) and looks each batch up
-//! in MySQL by primary key. Sales that are missing or differ (by version or content)
-//! are repaired under the dual writer's per-sale locks, re-reading MongoDB first, so a
-//! concurrent edit is never overwritten with stale data. A second pass streams MySQL's
+//! in MySQL by primary key. Sales that are missing or differ (by version, content or
+//! stored total) are copied from the scanned documents. A second pass streams MySQL's
 //! ids and deletes those MongoDB did not have.
+//!
+//! Concurrent edits: repairs run under the dual writer's per-sale locks and skip any
+//! sale whose intent was open or touched since the run started. Every edit journals an
+//! intent, so for the others the scanned document is still MongoDB's current one, and
+//! no MongoDB read is needed under the lock (FerretDB finds a document by `_id` with a
+//! table scan, so one lookup per repair would dominate the run). Such skipped sales
+//! are counted and left for the next run. An extra row is deleted only if it was
+//! written before the run started (`sales.backed_up_at`): a newer one belongs to a sale
+//! inserted after the scan passed its place.
 //!
 //! Memory: one batch of documents, plus 12 bytes per scanned sale for the second pass
 //! (1,000,000 sales: 12 MB).
@@ -152,6 +160,7 @@ impl Run {
             created = report.created,
             updated = report.updated,
             deleted = report.deleted,
+            skipped = report.skipped,
             invalid = report.invalid,
             "sync run completed"
         );
@@ -161,7 +170,7 @@ impl Run {
     async fn save(&self, finished: bool) -> Result<(), AppError> {
         let r = &self.report;
         sqlx::query(
-            "UPDATE sync_runs SET status = ?, scanned = ?, created = ?, updated = ?, deleted = ?, invalid = ?, \
+            "UPDATE sync_runs SET status = ?, scanned = ?, created = ?, updated = ?, deleted = ?, skipped = ?, invalid = ?, \
              error = ?, finished_at = IF(?, UTC_TIMESTAMP(6), NULL) WHERE id = ?",
         )
         .bind(r.status)
@@ -169,6 +178,7 @@ impl Run {
         .bind(r.created)
         .bind(r.updated)
         .bind(r.deleted)
+        .bind(r.skipped)
         .bind(r.invalid)
         .bind(r.error.as_deref().map(|e| e.chars().take(255).collect::<String>()))
         .bind(finished)
@@ -200,8 +210,8 @@ impl Run {
                     }
                 }
             }
-            let stale = self.differing(&pool, &sales).await?;
-            self.settle(&stale).await?;
+            let stale = self.differing(&pool, sales).await?;
+            self.settle(stale).await?;
             self.report.scanned += docs.len() as u64;
             self.save(false).await?;
         }
@@ -229,17 +239,16 @@ impl Run {
                 Err(_) => tracing::warn!(id, "sync: backup row with an invalid id; left alone"),
             }
             if extras.len() >= REPAIR_CHUNK {
-                self.settle(&extras).await?;
-                extras.clear();
+                self.settle(std::mem::take(&mut extras)).await?;
             }
         }
         drop(ids);
-        self.settle(&extras).await?;
+        self.settle(extras).await?;
         Ok(())
     }
 
     /// The sales of this batch that MySQL lacks or holds differently.
-    async fn differing(&self, pool: &MySqlPool, sales: &[Sale]) -> Result<Vec<Diff>, AppError> {
+    async fn differing(&self, pool: &MySqlPool, sales: Vec<Sale>) -> Result<Vec<Diff>, AppError> {
         let ids: Vec<SaleId> = sales.iter().map(|s| s.id.clone()).collect();
         let mut conn = pool
             .acquire()
@@ -251,19 +260,19 @@ impl Run {
             .map(|s| (s.id.clone(), s))
             .collect();
         Ok(sales
-            .iter()
+            .into_iter()
             .filter_map(|s| match backed_up.get(s.id.as_str()) {
-                None => Some(Diff::Missing(s.id.clone())),
-                Some(b) if !b.matches(s) => Some(Diff::Changed(s.id.clone())),
+                None => Some(Diff::Missing(s)),
+                Some(b) if !b.matches(&s) => Some(Diff::Changed(s)),
                 Some(_) => None,
             })
             .collect())
     }
 
     /// Counts the differences; unless this is a dry run, repairs them.
-    async fn settle(&mut self, diffs: &[Diff]) -> Result<(), AppError> {
+    async fn settle(&mut self, diffs: Vec<Diff>) -> Result<(), AppError> {
         if self.options.dry_run {
-            for d in diffs {
+            for d in &diffs {
                 match d {
                     Diff::Missing(_) => self.report.created += 1,
                     Diff::Changed(_) => self.report.updated += 1,
@@ -273,26 +282,28 @@ impl Run {
             return Ok(());
         }
         for chunk in diffs.chunks(REPAIR_CHUNK) {
-            let ids: Vec<SaleId> = chunk.iter().map(|d| d.id().clone()).collect();
-            let fixed = repair(&self.writer, &ids).await?;
+            let fixed = repair(&self.writer, self.report.started_at, chunk).await?;
             self.report.created += fixed.created;
             self.report.updated += fixed.updated;
             self.report.deleted += fixed.deleted;
+            self.report.skipped += fixed.skipped;
         }
         Ok(())
     }
 }
 
+/// A difference, with MongoDB's document where it has one.
 enum Diff {
-    Missing(SaleId),
-    Changed(SaleId),
+    Missing(Sale),
+    Changed(Sale),
     Extra(SaleId),
 }
 
 impl Diff {
     fn id(&self) -> &SaleId {
         match self {
-            Diff::Missing(id) | Diff::Changed(id) | Diff::Extra(id) => id,
+            Diff::Missing(s) | Diff::Changed(s) => &s.id,
+            Diff::Extra(id) => id,
         }
     }
 }
@@ -302,25 +313,27 @@ struct Fixed {
     created: u64,
     updated: u64,
     deleted: u64,
+    skipped: u64,
 }
 
-/// Makes MySQL hold exactly what MongoDB holds now for these sales, with their edits
+/// Makes MySQL hold what the scan read from MongoDB for these sales, with their edits
 /// held off. Idempotent: rows that already agree are not touched or counted.
-#[tracing::instrument(skip_all, fields(n = ids.len()))]
-async fn repair(writer: &Writer, ids: &[SaleId]) -> Result<Fixed, AppError> {
-    let _held = writer.lock_sales(ids).await;
-    let truth: HashMap<SaleId, Sale> = primary::find_by_ids(&writer.primary().db, ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.id.clone(), s))
-        .collect();
+#[tracing::instrument(skip_all, fields(n = diffs.len()))]
+async fn repair(
+    writer: &Writer,
+    run_started: chrono::DateTime<chrono::Utc>,
+    diffs: &[Diff],
+) -> Result<Fixed, AppError> {
+    let ids: Vec<SaleId> = diffs.iter().map(|d| d.id().clone()).collect();
+    let _held = writer.lock_sales(&ids).await;
     let mut tx = writer
         .backup()
         .pool
         .begin()
         .await
         .map_err(|e| mysql_error("sync: begin repair", e))?;
-    let current: HashMap<String, backup::StoredSale> = backup::load_rows(&mut tx, ids)
+    let edited = edited_since(&mut tx, &ids, run_started).await?;
+    let current: HashMap<String, backup::StoredSale> = backup::load_rows(&mut tx, &ids)
         .await?
         .into_iter()
         .map(|s| (s.id.clone(), s))
@@ -328,25 +341,26 @@ async fn repair(writer: &Writer, ids: &[SaleId]) -> Result<Fixed, AppError> {
     let mut fixed = Fixed::default();
     let mut replace = Vec::new();
     let mut delete = Vec::new();
-    for id in ids {
-        match (truth.get(id), current.get(id.as_str())) {
-            (Some(t), None) => {
+    for diff in diffs {
+        if edited.contains(diff.id().as_str()) {
+            fixed.skipped += 1;
+            continue;
+        }
+        match (diff, current.get(diff.id().as_str())) {
+            (Diff::Missing(truth) | Diff::Changed(truth), None) => {
                 fixed.created += 1;
-                replace.push(t.clone());
+                replace.push(truth.clone());
             }
-            (Some(t), Some(c)) if !c.matches(t) => {
+            (Diff::Missing(truth) | Diff::Changed(truth), Some(row)) if !row.matches(truth) => {
                 fixed.updated += 1;
-                replace.push(t.clone());
+                replace.push(truth.clone());
             }
-            (None, Some(_)) => {
-                fixed.deleted += 1;
-                delete.push(id.clone());
-            }
+            (Diff::Extra(id), Some(_)) => delete.push(id.clone()),
             _ => {}
         }
     }
     backup::replace(&mut tx, &replace).await?;
-    backup::delete(&mut tx, &delete).await?;
+    fixed.deleted = backup::delete_older_than(&mut tx, &delete, run_started.naive_utc()).await?;
     tx.commit()
         .await
         .map_err(|e| mysql_error("sync: commit repair", e))?;
@@ -357,6 +371,34 @@ async fn repair(writer: &Writer, ids: &[SaleId]) -> Result<Fixed, AppError> {
         tracing::info!(sale_id = %id, "sync: backup row without a MongoDB sale deleted");
     }
     Ok(fixed)
+}
+
+/// Sales with an intent that is open, or that changed since the run started: their
+/// scanned document may be out of date.
+async fn edited_since(
+    conn: &mut MySqlConnection,
+    ids: &[SaleId],
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<std::collections::HashSet<String>, AppError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
+        "SELECT DISTINCT sale_id FROM sale_intents WHERE (updated_at >= ",
+    );
+    q.push_bind(since.naive_utc());
+    q.push(" OR state IN ('pending', 'needs_repair')) AND sale_id IN (");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_str());
+    }
+    q.push(")");
+    let rows: Vec<String> = q
+        .build_query_scalar()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| mysql_error("sync: check intents", e))?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Streams the collection in natural order, `batch` documents at a time, one batch
@@ -405,7 +447,7 @@ fn read_batches(
 }
 
 const REPORT_COLUMNS: &str = "r.id, r.trigger_kind, u.username, r.dry_run, r.status, r.expected, r.scanned, \
-     r.created, r.updated, r.deleted, r.invalid, r.error, r.started_at, r.finished_at";
+     r.created, r.updated, r.deleted, r.skipped, r.invalid, r.error, r.started_at, r.finished_at";
 
 type ReportRow = (
     u64,
@@ -413,6 +455,7 @@ type ReportRow = (
     Option<String>,
     bool,
     SyncStatus,
+    u64,
     u64,
     u64,
     u64,
@@ -436,6 +479,7 @@ fn to_report(row: ReportRow) -> SyncReport {
         created,
         updated,
         deleted,
+        skipped,
         invalid,
         error,
         started_at,
@@ -452,6 +496,7 @@ fn to_report(row: ReportRow) -> SyncReport {
         created,
         updated,
         deleted,
+        skipped,
         invalid,
         error,
         started_at: started_at.and_utc(),
@@ -496,7 +541,7 @@ pub async fn status(pool: &MySqlPool) -> Result<crate::model::ReplicationStatus,
         intents,
         running,
         last,
-        drift: completed.map(|r| if r.dry_run { r.drift() } else { 0 }),
+        drift: completed.map(|r| if r.dry_run { r.drift() } else { r.skipped }),
     })
 }
 
