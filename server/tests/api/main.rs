@@ -7,5 +7,6 @@ mod authorization;
 mod dual_write;
 mod health;
 mod helpers;
+mod outage;
 mod sales_import;
 mod sync;
