@@ -1,8 +1,10 @@
-//! Benchmarks: `scripts/bench auth` (see the README). Prints tables of figures, each
+//! Benchmarks: `scripts/bench auth|import|replication` (see the README). Prints tables of figures, each
 //! compared with a baseline measured in the same run. Not a test: nothing here asserts.
 //!
 //! It starts the real server in-process on port 0, against throw-away databases on the
 //! local MariaDB and FerretDB.
+
+mod replication;
 
 use server::config::{Databases, ServeConfig};
 use server::startup::Application;
@@ -47,6 +49,7 @@ impl Bench {
             login_throttle_max_failures: 5,
             login_throttle_base_delay_secs: 30,
             seed_demo: false,
+            sync_interval_secs: 0,
         };
         let app =
             Application::build(&databases, &serve, server::leptos_options(serve.site_addr)).await?;
@@ -446,6 +449,16 @@ async fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("__import") {
         return child_import(&args[1], &args[2], args[3].parse()?).await;
     }
+    if args.first().map(String::as_str) == Some("__sync") {
+        return replication::child_main(&args[1], &args[2]).await;
+    }
+    if args.first().map(String::as_str) == Some("replication") {
+        let size = match args.iter().position(|a| a == "--size") {
+            Some(i) => args.get(i + 1).map(|s| s.parse()).transpose()?.unwrap_or(100_000),
+            None => 100_000,
+        };
+        return replication::run(size).await;
+    }
     if args.first().map(String::as_str) == Some("import") {
         return import_bench(args.iter().any(|a| a == "--million")).await;
     }
@@ -459,7 +472,7 @@ async fn main() -> anyhow::Result<()> {
     for name in &which {
         match name.as_str() {
             "auth" => auth(&bench).await?,
-            other => anyhow::bail!("unknown benchmark {other:?} (known: auth, import [--million])"),
+            other => anyhow::bail!("unknown benchmark {other:?} (known: auth, import [--million], replication [--size N])"),
         }
     }
     bench.stop().await
