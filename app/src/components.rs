@@ -110,3 +110,35 @@ pub fn NewPasswordFields(
         </div>
     }
 }
+
+/// A failed load, said in words: which store is down, or what went wrong. The rest of
+/// the page keeps working.
+#[component]
+pub fn ErrorNote(error: AppError) -> impl IntoView {
+    let hint = match &error {
+        AppError::Unavailable(_) => {
+            Some("The rest of the portal keeps working; this part comes back by itself.")
+        }
+        AppError::Unauthorized => Some("Your session may have ended."),
+        _ => None,
+    };
+    view! {
+        <div class="error" role="alert" data-testid="error-note">
+            <p>{error.to_string()}</p>
+            {hint.map(|h| view! { <p class="small">{h}</p> })}
+        </div>
+    }
+}
+
+/// Previous / next page links; `href` builds the link for a page number.
+#[component]
+pub fn Pager(page: u32, pages: u32, #[prop(into)] href: Callback<u32, String>) -> impl IntoView {
+    use leptos_router::components::A;
+    view! {
+        <nav class="pager" aria-label="Pages">
+            {(page > 1).then(|| view! { <A href=href.run(page - 1) attr:rel="prev">"← Previous"</A> })}
+            <span data-testid="page-info">"Page " {page} " of " {pages}</span>
+            {(page < pages).then(|| view! { <A href=href.run(page + 1) attr:rel="next">"Next →"</A> })}
+        </nav>
+    }
+}

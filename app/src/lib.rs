@@ -3,6 +3,8 @@
 //! Compiled twice: with `ssr` into the axum server, with `hydrate` into the WASM
 //! bundle. Server-only modules sit behind `#[cfg(feature = "ssr")]`.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod auth;
 pub mod components;
@@ -63,6 +65,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("profile") view=pages::ProfilePage ssr=guarded.clone()/>
                     <Route path=path!("customer") view=pages::CustomerDashboard ssr=guarded.clone()/>
                     <Route path=path!("worker") view=pages::WorkerDashboard ssr=guarded.clone()/>
+                    <Route path=path!("worker/sales/new") view=pages::NewSalePage ssr=guarded.clone()/>
+                    <Route path=path!("worker/sales/:id") view=pages::EditSalePage ssr=guarded.clone()/>
                     <Route path=path!("management") view=pages::ManagementDashboard ssr=guarded.clone()/>
                     <Route path=path!("management/users") view=pages::UsersAdminPage ssr=guarded/>
                 </Routes>

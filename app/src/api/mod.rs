@@ -7,5 +7,6 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod replication;
+pub mod sales;
 
 pub use health::service_health;

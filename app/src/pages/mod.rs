@@ -1,19 +1,27 @@
 mod admin_users;
+mod charts;
+mod customer;
 mod dashboards;
 mod home;
 mod login;
+mod management;
 mod not_found;
 mod profile;
 mod register;
+mod replication;
 mod reset_password;
+mod sale_form;
+mod worker;
 
 pub use admin_users::UsersAdminPage;
-pub use dashboards::{
-    AwaitingApproval, CustomerDashboard, DashboardRedirect, ManagementDashboard, WorkerDashboard,
-};
+pub use customer::CustomerDashboard;
+pub use dashboards::{AwaitingApproval, DashboardRedirect};
 pub use home::HomePage;
 pub use login::LoginPage;
+pub use management::ManagementDashboard;
 pub use not_found::NotFound;
 pub use profile::ProfilePage;
 pub use register::RegisterPage;
 pub use reset_password::ResetPasswordPage;
+pub use sale_form::{EditSalePage, NewSalePage};
+pub use worker::WorkerDashboard;

@@ -454,7 +454,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.first().map(String::as_str) == Some("replication") {
         let size = match args.iter().position(|a| a == "--size") {
-            Some(i) => args.get(i + 1).map(|s| s.parse()).transpose()?.unwrap_or(100_000),
+            Some(i) => args
+                .get(i + 1)
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(100_000),
             None => 100_000,
         };
         return replication::run(size).await;
@@ -472,7 +476,9 @@ async fn main() -> anyhow::Result<()> {
     for name in &which {
         match name.as_str() {
             "auth" => auth(&bench).await?,
-            other => anyhow::bail!("unknown benchmark {other:?} (known: auth, import [--million], replication [--size N])"),
+            other => anyhow::bail!(
+                "unknown benchmark {other:?} (known: auth, import [--million], replication [--size N])"
+            ),
         }
     }
     bench.stop().await

@@ -67,13 +67,21 @@ async fn latency() -> anyhow::Result<()> {
     let mut raw_sales = Vec::new();
     for raw in sales(9, N) {
         let t = Instant::now();
-        dual_sales.push(writer.create(None, drafts.next().unwrap()).await.map_err(err)?);
+        dual_sales.push(
+            writer
+                .create(None, drafts.next().unwrap())
+                .await
+                .map_err(err)?,
+        );
         times[0][0].push(t.elapsed());
 
         let t = Instant::now();
-        coll.insert_one(codec::sale_to_document(&raw, money)).await?;
+        coll.insert_one(codec::sale_to_document(&raw, money))
+            .await?;
         let mut tx = mysql.begin().await?;
-        backup::replace(&mut tx, std::slice::from_ref(&raw)).await.map_err(err)?;
+        backup::replace(&mut tx, std::slice::from_ref(&raw))
+            .await
+            .map_err(err)?;
         tx.commit().await?;
         times[0][1].push(t.elapsed());
         raw_sales.push(raw);
@@ -95,7 +103,9 @@ async fn latency() -> anyhow::Result<()> {
         )
         .await?;
         let mut tx = mysql.begin().await?;
-        backup::replace(&mut tx, std::slice::from_ref(raw)).await.map_err(err)?;
+        backup::replace(&mut tx, std::slice::from_ref(raw))
+            .await
+            .map_err(err)?;
         tx.commit().await?;
         times[1][1].push(t.elapsed());
     }
@@ -292,13 +302,18 @@ async fn sync_bench(size: usize) -> anyhow::Result<()> {
         .execute(&mysql)
         .await?;
     let mut tx = mysql.begin().await?;
-    backup::replace(&mut tx, &sales(10, third)).await.map_err(err)?;
+    backup::replace(&mut tx, &sales(10, third))
+        .await
+        .map_err(err)?;
     tx.commit().await?;
     let drifted = child("sync", &name).await?;
     let naive = child("naive", &name).await?;
     let naive_stream = child("naive-stream", &name).await?;
 
-    println!("\n## Reconciliation ({size} sales; seeding took {:.1} s)\n", seeded.as_secs_f64());
+    println!(
+        "\n## Reconciliation ({size} sales; seeding took {:.1} s)\n",
+        seeded.as_secs_f64()
+    );
     println!("| run | seconds | vs read-only scan | peak RSS MiB | result |");
     println!("|---|---|---|---|---|");
     let row = |label: &str, r: &ChildResult| {
@@ -315,8 +330,14 @@ async fn sync_bench(size: usize) -> anyhow::Result<()> {
     row("sync, 1% drift", &drifted);
     let extrapolate = |r: &ChildResult| r.detail.parse::<f64>().unwrap_or(0.0) * size as f64;
     for (label, r) in [
-        ("naive: per record, load from MongoDB by id, read and save in MySQL", &naive),
-        ("naive, streaming MongoDB: per record, read and save in MySQL", &naive_stream),
+        (
+            "naive: per record, load from MongoDB by id, read and save in MySQL",
+            &naive,
+        ),
+        (
+            "naive, streaming MongoDB: per record, read and save in MySQL",
+            &naive_stream,
+        ),
     ] {
         let total = extrapolate(r);
         println!(

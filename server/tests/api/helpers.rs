@@ -274,6 +274,27 @@ impl TestApp {
         )
     }
 
+    /// Calls a server function that takes a JSON body.
+    pub async fn call_json(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let res = client
+            .post(self.url(&format!("/api/{endpoint}")))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     pub async fn register(
         &self,
         client: &reqwest::Client,

@@ -8,5 +8,6 @@ mod dual_write;
 mod health;
 mod helpers;
 mod outage;
+mod sales_api;
 mod sales_import;
 mod sync;

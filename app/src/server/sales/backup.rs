@@ -1,5 +1,6 @@
 //! The normalized copy of the sales in MySQL: `sales`, `sale_items`, `sale_item_tags`.
 
+use super::rollups::Delta;
 use crate::model::{AppError, Sale, SaleId};
 use crate::server::db::mysql_error;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
@@ -15,7 +16,10 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
         return Ok(());
     }
     let ids: Vec<SaleId> = sales.iter().map(|s| s.id.clone()).collect();
-    delete(conn, &ids).await?;
+    let mut delta = Delta::default();
+    delta.subtract_stored(conn, &ids).await?;
+    delta.add(sales);
+    delete_rows(conn, &ids).await?;
 
     for chunk in sales.chunks(CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(
@@ -95,11 +99,20 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
             .await
             .map_err(|e| mysql_error("insert item tags", e))?;
     }
-    Ok(())
+    delta.apply(conn).await
 }
 
-/// Deletes the sales (items and tags go with them by cascade).
+/// Deletes the sales (items and tags go with them by cascade), and their share of the
+/// rollups.
 pub async fn delete(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, AppError> {
+    let mut delta = Delta::default();
+    delta.subtract_stored(conn, ids).await?;
+    let deleted = delete_rows(conn, ids).await?;
+    delta.apply(conn).await?;
+    Ok(deleted)
+}
+
+async fn delete_rows(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, AppError> {
     let mut deleted = 0;
     for chunk in ids.chunks(CHUNK) {
         let mut q = QueryBuilder::<MySql>::new("DELETE FROM sales WHERE id IN (");
@@ -124,24 +137,24 @@ pub async fn delete_older_than(
     ids: &[SaleId],
     cutoff: chrono::NaiveDateTime,
 ) -> Result<u64, AppError> {
-    let mut deleted = 0;
+    let mut old = Vec::new();
     for chunk in ids.chunks(CHUNK) {
-        let mut q = QueryBuilder::<MySql>::new("DELETE FROM sales WHERE backed_up_at < ");
+        let mut q = QueryBuilder::<MySql>::new("SELECT id FROM sales WHERE backed_up_at < ");
         q.push_bind(cutoff);
         q.push(" AND id IN (");
         let mut list = q.separated(", ");
         for id in chunk {
             list.push_bind(id.as_str());
         }
-        q.push(")");
-        deleted += q
-            .build()
-            .execute(&mut *conn)
+        q.push(") FOR UPDATE");
+        let rows: Vec<String> = q
+            .build_query_scalar()
+            .fetch_all(&mut *conn)
             .await
-            .map_err(|e| mysql_error("delete extra sales", e))?
-            .rows_affected();
+            .map_err(|e| mysql_error("find extra sales", e))?;
+        old.extend(rows.iter().filter_map(|id| SaleId::parse(id).ok()));
     }
-    Ok(deleted)
+    delete(conn, &old).await
 }
 
 /// Which of these ids have a row in the backup.

@@ -7,4 +7,6 @@ pub mod dual_write;
 pub mod generate;
 pub mod import;
 pub mod primary;
+pub mod queries;
+pub mod rollups;
 pub mod sync;

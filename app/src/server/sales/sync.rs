@@ -244,6 +244,9 @@ impl Run {
         }
         drop(ids);
         self.settle(extras).await?;
+        if !self.options.dry_run {
+            super::rollups::rebuild(&pool).await?;
+        }
         Ok(())
     }
 

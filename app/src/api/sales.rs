@@ -1,0 +1,174 @@
+//! Sales for the dashboards: a customer's purchases, the staff's sales table and edit
+//! forms (every edit through the dual writer), and the management analytics.
+
+use crate::model::report::{Analytics, Purchases, SaleForEdit, SalesPage, SalesQuery};
+use crate::model::{AppError, Sale, SaleInput};
+#[cfg(feature = "ssr")]
+use crate::server::{
+    AppState,
+    auth::{Access, require},
+    respond,
+    sales::{dual_write::IdempotencyKey, queries},
+};
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+
+#[cfg(feature = "ssr")]
+fn parse_id(raw: &str) -> Result<crate::model::SaleId, AppError> {
+    crate::model::SaleId::parse(raw).map_err(|_| AppError::NotFound)
+}
+
+/// A submission token: empty means none (the edit is then not deduplicated).
+#[cfg(feature = "ssr")]
+fn parse_token(raw: &str) -> Result<Option<IdempotencyKey>, AppError> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    IdempotencyKey::parse(raw)
+        .map(Some)
+        .map_err(|m| AppError::invalid("token", m))
+}
+
+#[cfg(feature = "ssr")]
+fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The signed-in customer's purchases. There is no email parameter: the session's
+/// account decides whose sales these are.
+#[server(prefix = "/api", endpoint = "sales/mine")]
+pub async fn my_purchases(page: Option<u32>) -> Result<Purchases, AppError> {
+    respond(
+        async {
+            let me = require(Access::CUSTOMER).await?;
+            let page = page.unwrap_or(1).clamp(1, 1_000_000);
+            let state = expect_context::<AppState>();
+            queries::purchases(&state.mysql, &me.user.email, page).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "sales/list", input = Json)]
+pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
+    respond(
+        async {
+            require(Access::STAFF).await?;
+            let filter = query.parse().map_err(AppError::Invalid)?;
+            let state = expect_context::<AppState>();
+            queries::list(&state.mysql, &filter).await
+        }
+        .await,
+    )
+}
+
+/// A sale as MongoDB (the truth) holds it, with a fresh token for the edit form.
+#[server(prefix = "/api", endpoint = "sales/get")]
+pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
+    use crate::server::sales::dual_write::Primary;
+    respond(
+        async {
+            require(Access::STAFF).await?;
+            let id = parse_id(&id)?;
+            let state = expect_context::<AppState>();
+            let sale = state
+                .writer
+                .primary()
+                .get(&id)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            Ok(SaleForEdit {
+                sale,
+                token: new_token(),
+            })
+        }
+        .await,
+    )
+}
+
+/// A fresh submission token for the "new sale" form.
+#[server(prefix = "/api", endpoint = "sales/token")]
+pub async fn sale_token() -> Result<String, AppError> {
+    respond(
+        async {
+            require(Access::STAFF).await?;
+            Ok(new_token())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "sales/create", input = Json)]
+pub async fn create_sale(token: String, input: SaleInput) -> Result<Sale, AppError> {
+    respond(
+        async {
+            require(Access::STAFF).await?;
+            let key = parse_token(&token)?;
+            let draft = input.parse().map_err(AppError::Invalid)?;
+            let state = expect_context::<AppState>();
+            state.writer.create(key.as_ref(), draft).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "sales/update", input = Json)]
+pub async fn update_sale(
+    token: String,
+    id: String,
+    version: u64,
+    input: SaleInput,
+) -> Result<Sale, AppError> {
+    respond(
+        async {
+            require(Access::STAFF).await?;
+            let key = parse_token(&token)?;
+            let id = parse_id(&id)?;
+            let draft = input.parse().map_err(AppError::Invalid)?;
+            let state = expect_context::<AppState>();
+            state.writer.update(key.as_ref(), &id, version, draft).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "sales/delete")]
+pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), AppError> {
+    respond(
+        async {
+            require(Access::STAFF).await?;
+            let key = parse_token(&token)?;
+            let id = parse_id(&id)?;
+            let state = expect_context::<AppState>();
+            state.writer.delete(key.as_ref(), &id, version).await
+        }
+        .await,
+    )
+}
+
+/// The management analytics over an inclusive date range (`YYYY-MM-DD`, either empty).
+#[server(prefix = "/api", endpoint = "analytics")]
+pub async fn load_analytics(from: String, to: String) -> Result<Analytics, AppError> {
+    use crate::model::report::parse_day;
+    respond(
+        async {
+            require(Access::MANAGEMENT).await?;
+            let from = parse_day(&from, "from").map_err(|e| AppError::Invalid(vec![e]))?;
+            let to = parse_day(&to, "to").map_err(|e| AppError::Invalid(vec![e]))?;
+            if let (Some(f), Some(t)) = (from, to)
+                && f > t
+            {
+                return Err(AppError::invalid(
+                    "to",
+                    "The end date is before the start date",
+                ));
+            }
+            let state = expect_context::<AppState>();
+            queries::analytics(&state.mysql, from, to).await
+        }
+        .await,
+    )
+}

@@ -1,0 +1,322 @@
+//! What the dashboards read: sales lists with their filters, a customer's purchases,
+//! and the management analytics. Shared by the WASM UI and the server.
+
+use super::{FieldError, PurchaseMethod, Sale, SaleId};
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub const PAGE_SIZE: u32 = 25;
+pub const PURCHASES_PAGE_SIZE: u32 = 10;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaleSort {
+    #[default]
+    DateDesc,
+    DateAsc,
+    TotalDesc,
+    TotalAsc,
+}
+
+impl SaleSort {
+    pub const ALL: [SaleSort; 4] = [
+        SaleSort::DateDesc,
+        SaleSort::DateAsc,
+        SaleSort::TotalDesc,
+        SaleSort::TotalAsc,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaleSort::DateDesc => "date_desc",
+            SaleSort::DateAsc => "date_asc",
+            SaleSort::TotalDesc => "total_desc",
+            SaleSort::TotalAsc => "total_asc",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SaleSort::DateDesc => "Newest first",
+            SaleSort::DateAsc => "Oldest first",
+            SaleSort::TotalDesc => "Largest total",
+            SaleSort::TotalAsc => "Smallest total",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw.trim())
+            .ok_or_else(|| "Unknown sort order".into())
+    }
+}
+
+/// The sales-table filters as they appear in the URL: every field optional text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SalesQuery {
+    pub store: String,
+    pub method: String,
+    pub from: String,
+    pub to: String,
+    /// "", "yes" or "no".
+    pub coupon: String,
+    pub email: String,
+    pub sort: String,
+    pub page: String,
+}
+
+/// Parsed filters: only valid values exist here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SalesFilter {
+    pub store: Option<String>,
+    pub method: Option<PurchaseMethod>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub coupon: Option<bool>,
+    /// Matches emails that start with this (lower-cased).
+    pub email: Option<String>,
+    pub sort: SaleSort,
+    /// 1-based.
+    pub page: u32,
+}
+
+fn optional(raw: &str) -> Option<&str> {
+    Some(raw.trim()).filter(|s| !s.is_empty())
+}
+
+pub fn parse_day(raw: &str, field: &str) -> Result<Option<NaiveDate>, FieldError> {
+    optional(raw)
+        .map(|s| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map_err(|_| FieldError::new(field, "Use a date like 2015-03-23"))
+        })
+        .transpose()
+}
+
+impl SalesQuery {
+    pub fn parse(&self) -> Result<SalesFilter, Vec<FieldError>> {
+        fn keep<T>(errors: &mut Vec<FieldError>, r: Result<T, FieldError>) -> Option<T> {
+            r.map_err(|e| errors.push(e)).ok()
+        }
+        let mut errors = Vec::new();
+        let method = keep(
+            &mut errors,
+            optional(&self.method)
+                .map(|m| PurchaseMethod::parse(m).map_err(|e| FieldError::new("method", e)))
+                .transpose(),
+        );
+        let from = keep(&mut errors, parse_day(&self.from, "from"));
+        let to = keep(&mut errors, parse_day(&self.to, "to"));
+        let coupon = keep(
+            &mut errors,
+            match optional(&self.coupon) {
+                None => Ok(None),
+                Some("yes") => Ok(Some(true)),
+                Some("no") => Ok(Some(false)),
+                Some(_) => Err(FieldError::new("coupon", "Coupon must be yes, no or any")),
+            },
+        );
+        let sort = keep(
+            &mut errors,
+            optional(&self.sort)
+                .map(|s| SaleSort::parse(s).map_err(|e| FieldError::new("sort", e)))
+                .transpose(),
+        );
+        let page = keep(
+            &mut errors,
+            match optional(&self.page) {
+                None => Ok(1),
+                Some(p) => p
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| (1..=1_000_000).contains(p))
+                    .ok_or_else(|| FieldError::new("page", "Page must be a positive number")),
+            },
+        );
+        let store = optional(&self.store).map(|s| s.chars().take(64).collect::<String>());
+        let email = optional(&self.email).map(|s| s.to_lowercase().chars().take(254).collect());
+        if let (Some(Some(f)), Some(Some(t))) = (from, to)
+            && f > t
+        {
+            errors.push(FieldError::new(
+                "to",
+                "The end date is before the start date",
+            ));
+        }
+        match (method, from, to, coupon, sort, page) {
+            (Some(method), Some(from), Some(to), Some(coupon), Some(sort), Some(page))
+                if errors.is_empty() =>
+            {
+                Ok(SalesFilter {
+                    store,
+                    method,
+                    from,
+                    to,
+                    coupon,
+                    email,
+                    sort: sort.unwrap_or_default(),
+                    page,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// One line of the sales table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleRow {
+    pub id: SaleId,
+    pub sale_date: DateTime<Utc>,
+    pub store_location: String,
+    pub purchase_method: PurchaseMethod,
+    pub coupon_used: bool,
+    pub customer_email: String,
+    pub items: u32,
+    pub total: Decimal,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesPage {
+    pub rows: Vec<SaleRow>,
+    /// Sales matching the filters, over all pages.
+    pub matching: u64,
+    pub page: u32,
+    pub pages: u32,
+    /// Every store name, for the filter's choices.
+    pub stores: Vec<String>,
+}
+
+/// A customer's own purchases, newest first, with their KPIs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchases {
+    pub count: u64,
+    pub spent: Decimal,
+    pub favourite_store: Option<String>,
+    pub sales: Vec<Sale>,
+    pub page: u32,
+    pub pages: u32,
+}
+
+/// A sale loaded for editing, with a fresh submission token for the form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleForEdit {
+    pub sale: Sale,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slice {
+    pub label: String,
+    pub revenue: Decimal,
+    pub sales: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemSlice {
+    pub name: String,
+    pub revenue: Decimal,
+    pub quantity: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kpis {
+    pub revenue: Decimal,
+    pub sales: u64,
+    /// Revenue per sale, to the cent.
+    pub average_basket: Decimal,
+    /// Share of sales with a coupon, 0..=1, to 4 decimals.
+    pub coupon_rate: Decimal,
+    /// Mean satisfaction score, to 2 decimals.
+    pub average_satisfaction: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Analytics {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub kpis: Kpis,
+    pub by_store: Vec<Slice>,
+    /// "YYYY-MM", in order.
+    pub by_month: Vec<Slice>,
+    pub by_method: Vec<Slice>,
+    /// Sales per satisfaction score 1..=5.
+    pub satisfaction: [u64; 5],
+    pub top_items: Vec<ItemSlice>,
+}
+
+/// Money as the UI shows it: thousands separators and two decimals, exact.
+pub fn money(d: Decimal) -> String {
+    let rounded = d.round_dp(2);
+    let text = format!("{rounded:.2}");
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text.as_str()),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "00"));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}${grouped}.{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_exact_and_grouped() {
+        assert_eq!(money("9894572.27".parse().unwrap()), "$9,894,572.27");
+        assert_eq!(money("0.5".parse().unwrap()), "$0.50");
+        assert_eq!(money("123".parse().unwrap()), "$123.00");
+        assert_eq!(money("-1234.5".parse().unwrap()), "-$1,234.50");
+    }
+
+    #[test]
+    fn filters_parse_or_name_the_field() {
+        let q = SalesQuery {
+            store: " Denver ".into(),
+            method: "Online".into(),
+            from: "2015-01-01".into(),
+            to: "2015-12-31".into(),
+            coupon: "yes".into(),
+            email: "AB@".into(),
+            sort: "total_desc".into(),
+            page: "3".into(),
+        };
+        let f = q.parse().unwrap();
+        assert_eq!(f.store.as_deref(), Some("Denver"));
+        assert_eq!(f.method, Some(PurchaseMethod::Online));
+        assert_eq!(f.coupon, Some(true));
+        assert_eq!(f.email.as_deref(), Some("ab@"));
+        assert_eq!((f.sort, f.page), (SaleSort::TotalDesc, 3));
+        assert_eq!(SalesQuery::default().parse().unwrap().page, 1);
+
+        let bad = SalesQuery {
+            method: "Fax".into(),
+            from: "yesterday".into(),
+            page: "0".into(),
+            ..Default::default()
+        };
+        let fields: Vec<String> = bad
+            .parse()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["method", "from", "page"]);
+        let reversed = SalesQuery {
+            from: "2016-01-01".into(),
+            to: "2015-01-01".into(),
+            ..Default::default()
+        };
+        assert_eq!(reversed.parse().unwrap_err()[0].field, "to");
+    }
+}

@@ -1,0 +1,191 @@
+//! Small SVG charts: rendered on the server, interactive once hydrated (the focused or
+//! hovered bar's figures show under the chart; series can be switched).
+
+use leptos::prelude::*;
+
+/// One bar: its label, its length, and the exact figures to show for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub label: String,
+    pub value: f64,
+    pub detail: String,
+}
+
+fn scale(bars: &[Bar]) -> f64 {
+    bars.iter()
+        .map(|b| b.value)
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE)
+}
+
+/// The figures of the bar under the pointer (or keyboard focus).
+#[component]
+fn Readout(current: RwSignal<Option<String>>, hint: &'static str) -> impl IntoView {
+    view! {
+        <p class="readout" aria-live="polite">
+            {move || current.get().unwrap_or_else(|| hint.to_string())}
+        </p>
+    }
+}
+
+/// Horizontal bars, one per label (stores, items).
+#[component]
+pub fn BarChart(title: &'static str, bars: Vec<Bar>) -> impl IntoView {
+    let current = RwSignal::new(None::<String>);
+    let max = scale(&bars);
+    let row = 30.0;
+    let height = (bars.len() as f64 * row).max(row);
+    let rows = bars
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let y = i as f64 * row;
+            let w = (b.value / max * 400.0).max(1.0);
+            let detail = format!("{}: {}", b.label, b.detail);
+            let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
+            view! {
+                <g class="bar" tabindex="0" role="listitem" aria-label=aria
+                    on:mouseenter=move |_| current.set(Some(d1.clone()))
+                    on:focus=move |_| current.set(Some(d2.clone()))
+                    on:mouseleave=move |_| current.set(None)>
+                    <title>{detail}</title>
+                    <text x="0" y=y + 19.0 class="axis">{b.label.clone()}</text>
+                    <rect x="150" y=y + 5.0 width=w height=row - 10.0 rx="3"/>
+                </g>
+            }
+        })
+        .collect_view();
+    view! {
+        <figure class="chart">
+            <figcaption>{title}</figcaption>
+            <svg viewBox=format!("0 0 560 {height}") role="list" aria-label=title preserveAspectRatio="xMinYMin meet">
+                {rows}
+            </svg>
+            <Readout current hint="Point at a bar for its figures."/>
+        </figure>
+    }
+}
+
+/// Vertical columns over time, with two series to switch between.
+#[component]
+pub fn ColumnChart(
+    title: &'static str,
+    labels: Vec<String>,
+    first: (&'static str, Vec<(f64, String)>),
+    second: (&'static str, Vec<(f64, String)>),
+) -> impl IntoView {
+    let current = RwSignal::new(None::<String>);
+    let show_second = RwSignal::new(false);
+    let n = labels.len().max(1) as f64;
+    let width = 600.0;
+    let height = 220.0;
+    let slot = width / n;
+    let series = move |values: Vec<(f64, String)>, labels: Vec<String>| {
+        let max = values
+            .iter()
+            .map(|v| v.0)
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE);
+        values
+            .into_iter()
+            .zip(labels)
+            .enumerate()
+            .map(|(i, ((v, detail), label))| {
+                let h = (v / max * (height - 30.0)).max(1.0);
+                let x = i as f64 * slot;
+                let detail = format!("{label}: {detail}");
+                let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
+                view! {
+                    <g class="bar" tabindex="0" role="listitem" aria-label=aria
+                        on:mouseenter=move |_| current.set(Some(d1.clone()))
+                        on:focus=move |_| current.set(Some(d2.clone()))
+                        on:mouseleave=move |_| current.set(None)>
+                        <title>{detail}</title>
+                        <rect x=x + slot * 0.1 y=height - 20.0 - h width=slot * 0.8 height=h rx="2"/>
+                    </g>
+                }
+            })
+            .collect_view()
+    };
+    let first_view = series(first.1, labels.clone());
+    let second_view = series(second.1, labels.clone());
+    let (first_label, second_label) = (first.0, second.0);
+    let ticks = labels
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| labels.len() <= 12 || i % (labels.len() / 6).max(1) == 0)
+        .map(|(i, l)| {
+            view! { <text x=i as f64 * slot + slot / 2.0 y=height - 4.0 class="axis" text-anchor="middle">{l.clone()}</text> }
+        })
+        .collect_view();
+    view! {
+        <figure class="chart wide">
+            <figcaption>
+                {title}
+                <span class="toggle" role="group" aria-label="Series">
+                    <button type="button" class="btn small" class:secondary=move || show_second.get()
+                        aria-pressed=move || (!show_second.get()).to_string()
+                        on:click=move |_| show_second.set(false)>{first_label}</button>
+                    <button type="button" class="btn small" class:secondary=move || !show_second.get()
+                        aria-pressed=move || show_second.get().to_string()
+                        on:click=move |_| show_second.set(true)>{second_label}</button>
+                </span>
+            </figcaption>
+            <svg viewBox=format!("0 0 {width} {height}") role="list" aria-label=title preserveAspectRatio="none">
+                <g class:hidden=move || show_second.get()>{first_view}</g>
+                <g class="alt" class:hidden=move || !show_second.get()>{second_view}</g>
+                {ticks}
+            </svg>
+            <Readout current hint="Point at a month for its figures."/>
+        </figure>
+    }
+}
+
+/// Shares of a whole as one stacked bar with a legend (purchase methods).
+#[component]
+pub fn ShareChart(title: &'static str, parts: Vec<Bar>) -> impl IntoView {
+    let current = RwSignal::new(None::<String>);
+    let total: f64 = parts
+        .iter()
+        .map(|p| p.value)
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
+    let mut x = 0.0;
+    let segments = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let w = p.value / total * 600.0;
+            let share = p.value / total * 100.0;
+            let detail = format!("{}: {share:.1}% · {}", p.label, p.detail);
+            let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
+            let start = x;
+            x += w;
+            view! {
+                <g class=format!("bar c{i}") tabindex="0" role="listitem" aria-label=aria
+                    on:mouseenter=move |_| current.set(Some(d1.clone()))
+                    on:focus=move |_| current.set(Some(d2.clone()))
+                    on:mouseleave=move |_| current.set(None)>
+                    <title>{detail}</title>
+                    <rect x=start y="0" width=w height="40"/>
+                </g>
+            }
+        })
+        .collect_view();
+    let legend = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let share = p.value / total * 100.0;
+            view! { <li><span class=format!("swatch c{i}")></span>{p.label.clone()} " " {format!("{share:.1}%")}</li> }
+        })
+        .collect_view();
+    view! {
+        <figure class="chart">
+            <figcaption>{title}</figcaption>
+            <svg viewBox="0 0 600 40" role="list" aria-label=title preserveAspectRatio="none">{segments}</svg>
+            <ul class="legend">{legend}</ul>
+            <Readout current hint="Point at a share for its figures."/>
+        </figure>
+    }
+}

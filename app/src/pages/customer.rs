@@ -1,0 +1,112 @@
+//! `/customer`: the signed-in customer's purchases.
+
+use crate::api::sales::my_purchases;
+use crate::auth::RequireRole;
+use crate::components::{ErrorNote, Pager, format_time};
+use crate::model::report::{Purchases, money};
+use crate::model::{Role, Sale};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+#[component]
+pub fn CustomerDashboard() -> impl IntoView {
+    view! {
+        <Title text="My purchases"/>
+        <RequireRole roles=&[Role::Customer]>
+            <MyPurchases/>
+        </RequireRole>
+    }
+}
+
+#[component]
+fn MyPurchases() -> impl IntoView {
+    let query = use_query_map();
+    let page = move || {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(1)
+    };
+    let purchases = Resource::new(page, |p| my_purchases(Some(p)));
+    view! {
+        <section class="hero">
+            <h1>"My purchases"</h1>
+            <p class="lead">"Everything you bought at Supply Co. stores, newest first."</p>
+        </section>
+        <Transition fallback=|| view! { <p class="muted">"Loading your purchases…"</p> }>
+            {move || purchases.get().map(|r| match r {
+                Ok(p) => view! { <PurchaseList purchases=p/> }.into_any(),
+                Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn PurchaseList(purchases: Purchases) -> impl IntoView {
+    let Purchases {
+        count,
+        spent,
+        favourite_store,
+        sales,
+        page,
+        pages,
+    } = purchases;
+    view! {
+        <div class="kpis" data-testid="purchase-kpis">
+            <div class="kpi"><span class="kpi-label">"Purchases"</span><span class="kpi-value" data-testid="kpi-count">{count}</span></div>
+            <div class="kpi"><span class="kpi-label">"Total spent"</span><span class="kpi-value" data-testid="kpi-spent">{money(spent)}</span></div>
+            <div class="kpi"><span class="kpi-label">"Favourite store"</span><span class="kpi-value">{favourite_store.unwrap_or_else(|| "—".into())}</span></div>
+        </div>
+        {if sales.is_empty() {
+            view! { <p class="card muted">"No purchases yet. Purchases made with your account's email address appear here."</p> }.into_any()
+        } else {
+            view! {
+                <ol class="purchases" data-testid="purchases">
+                    {sales.into_iter().map(|s| view! { <PurchaseCard sale=s/> }).collect_view()}
+                </ol>
+                <Pager page pages href=|p: u32| format!("/customer?page={p}")/>
+            }.into_any()
+        }}
+    }
+}
+
+#[component]
+fn PurchaseCard(sale: Sale) -> impl IntoView {
+    let d = sale.draft;
+    let total = d.total();
+    let stars = d.customer.satisfaction.get();
+    view! {
+        <li class="card purchase" data-sale-id=sale.id.to_string()>
+            <div class="purchase-head">
+                <div>
+                    <strong>{d.store_location.to_string()}</strong>
+                    <span class="muted">" · " {d.purchase_method.as_str()} " · " {format_time(&d.sale_date)}</span>
+                    {d.coupon_used.then(|| view! { <span class="pill ok">"coupon"</span> })}
+                </div>
+                <div class="purchase-total">{money(total)}</div>
+            </div>
+            <div class="table-wrap">
+                <table>
+                    <thead><tr><th>"Item"</th><th class="num">"Price"</th><th class="num">"Qty"</th><th class="num">"Line total"</th></tr></thead>
+                    <tbody>
+                        {d.items.iter().map(|i| view! {
+                            <tr>
+                                <td>{i.name.to_string()}</td>
+                                <td class="num">{money(i.price.get())}</td>
+                                <td class="num">{i.quantity.get()}</td>
+                                <td class="num">{money(i.line_total())}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <p class="small muted">
+                "Your satisfaction: "
+                <span aria-label=format!("{stars} of 5")>{"★".repeat(stars as usize)}{"☆".repeat(5 - stars as usize)}</span>
+            </p>
+        </li>
+    }
+}

@@ -1,0 +1,132 @@
+//! The replication panel, shown to technical workers and senior managers.
+
+use crate::api::replication::{RunSync, replication_overview};
+use crate::components::{FormError, action_error, format_time};
+use crate::model::{ReplicationStatus, SyncReport, SyncStatus};
+use leptos::prelude::*;
+
+#[component]
+pub fn ReplicationPanel() -> impl IntoView {
+    let run = ServerAction::<RunSync>::new();
+    let tick = RwSignal::new(0u32);
+    let status = Resource::new(
+        move || (tick.get(), run.version().get()),
+        |_| replication_overview(),
+    );
+    // While a run is in progress, poll once a second for its progress.
+    let running = move || {
+        status
+            .get()
+            .and_then(|r| r.ok())
+            .is_some_and(|s| s.running.is_some())
+            || run.pending().get()
+    };
+    Effect::new(move |_| {
+        if running() {
+            set_timeout(
+                move || tick.update(|t| *t += 1),
+                std::time::Duration::from_millis(1000),
+            );
+        }
+    });
+    view! {
+        <section class="card" aria-labelledby="replication-title" data-testid="replication">
+            <div class="card-head">
+                <h2 id="replication-title">"Replication"</h2>
+                <ActionForm action=run attr:class="inline-form">
+                    <input type="hidden" name="dry_run" value="false"/>
+                    <button type="submit" class="btn" disabled=running>
+                        {move || if running() { "Sync running…" } else { "Run sync" }}
+                    </button>
+                </ActionForm>
+            </div>
+            <p class="muted small">
+                "MongoDB holds the sales; MySQL keeps a normalized backup. Every edit is journaled, "
+                "and a sync copies MongoDB's truth over any drift."
+            </p>
+            <FormError error=action_error(run.value())/>
+            <Transition fallback=|| view! { <p class="muted">"Loading replication status…"</p> }>
+                {move || status.get().map(|r| match r {
+                    Ok(s) => view! { <ReplicationBody status=s/> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn ReplicationBody(status: ReplicationStatus) -> impl IntoView {
+    let i = status.intents;
+    let drift = match status.drift {
+        Some(0) => ("0".to_string(), "kpi ok"),
+        Some(n) => (n.to_string(), "kpi warn"),
+        None => ("not checked yet".to_string(), "kpi"),
+    };
+    view! {
+        <div class="kpis">
+            <Kpi label="Edits in flight" value=i.pending.to_string() class=if i.pending == 0 { "kpi" } else { "kpi warn" }/>
+            <Kpi label="Needing repair" value=i.needs_repair.to_string() class=if i.needs_repair == 0 { "kpi ok" } else { "kpi bad" }/>
+            <Kpi label="Failed edits (24 h)" value=i.failed_24h.to_string() class="kpi"/>
+            <Kpi label="Drift at last sync" value=drift.0 class=drift.1/>
+        </div>
+        {status.running.map(|r| view! { <RunProgress report=r/> })}
+        {status.last.map(|r| view! { <LastRun report=r/> })}
+    }
+}
+
+#[component]
+fn Kpi(label: &'static str, value: String, class: &'static str) -> impl IntoView {
+    view! {
+        <div class=class>
+            <span class="kpi-label">{label}</span>
+            <span class="kpi-value">{value}</span>
+        </div>
+    }
+}
+
+#[component]
+fn RunProgress(report: SyncReport) -> impl IntoView {
+    let max = report.expected.max(report.scanned).max(1);
+    view! {
+        <div class="progress-box" role="status" data-testid="sync-progress">
+            <label for="sync-progress">"Sync in progress: " {report.scanned} " of about " {report.expected} " sales checked"</label>
+            <progress id="sync-progress" max=max value=report.scanned></progress>
+        </div>
+    }
+}
+
+#[component]
+fn LastRun(report: SyncReport) -> impl IntoView {
+    let (class, outcome) = match report.status {
+        SyncStatus::Completed => ("success", "completed"),
+        SyncStatus::Failed => ("error", "failed"),
+        SyncStatus::Interrupted => ("error", "was interrupted"),
+        SyncStatus::Running => ("muted", "is running"),
+    };
+    let kind = if report.dry_run { "Dry run" } else { "Sync" };
+    let who = report
+        .started_by
+        .clone()
+        .map(|u| format!(" by {u}"))
+        .unwrap_or_default();
+    let duration = report
+        .duration_ms()
+        .map(|ms| format!(" in {:.1} s", ms as f64 / 1000.0))
+        .unwrap_or_default();
+    view! {
+        <div class=class data-testid="last-sync">
+            <p>
+                <strong>{kind} " " {outcome}</strong> {duration} " · "
+                {format_time(&report.started_at)} " · " {report.trigger.label()} {who}
+            </p>
+            <p class="small">
+                "Scanned " {report.scanned} ", created " {report.created} ", updated " {report.updated}
+                ", deleted " {report.deleted}
+                {(report.skipped > 0).then(|| format!(", left for the next run {}", report.skipped))}
+                {(report.invalid > 0).then(|| format!(", invalid in MongoDB {}", report.invalid))}
+            </p>
+            {report.error.map(|e| view! { <p class="small">{e}</p> })}
+        </div>
+    }
+}

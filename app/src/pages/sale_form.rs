@@ -1,0 +1,379 @@
+//! `/worker/sales/new` and `/worker/sales/:id`: create and edit a sale. Every save
+//! goes through the dual writer; the shared model validates as you type.
+
+use crate::api::sales::{CreateSale, UpdateSale, load_sale, sale_token};
+use crate::auth::RequireRole;
+use crate::components::{ErrorNote, FormError, action_error};
+use crate::model::report::money;
+use crate::model::{AppError, FieldError, ItemInput, PurchaseMethod, Sale, SaleInput};
+use crate::pages::worker::STAFF;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_params_map};
+use rust_decimal::Decimal;
+
+#[component]
+pub fn NewSalePage() -> impl IntoView {
+    let token = Resource::new(|| (), |_| sale_token());
+    view! {
+        <Title text="New sale"/>
+        <RequireRole roles=STAFF>
+            <Transition fallback=|| view! { <p class="muted">"Preparing the form…"</p> }>
+                {move || token.get().map(|r| match r {
+                    Ok(token) => view! { <SaleForm sale=None token reload=Callback::new(|_| {})/> }.into_any(),
+                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                })}
+            </Transition>
+        </RequireRole>
+    }
+}
+
+#[component]
+pub fn EditSalePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let reloads = RwSignal::new(0u32);
+    let sale = Resource::new(move || (id(), reloads.get()), |(id, _)| load_sale(id));
+    let reload = Callback::new(move |_| reloads.update(|n| *n += 1));
+    view! {
+        <Title text="Edit sale"/>
+        <RequireRole roles=STAFF>
+            <Transition fallback=|| view! { <p class="muted">"Loading the sale…"</p> }>
+                {move || sale.get().map(|r| match r {
+                    Ok(s) => view! { <SaleForm sale=Some(s.sale) token=s.token reload/> }.into_any(),
+                    Err(AppError::NotFound) => view! {
+                        <section class="card narrow">
+                            <h1>"Sale not found"</h1>
+                            <p>"It may have been deleted. " <A href="/worker">"Back to the sales"</A></p>
+                        </section>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                })}
+            </Transition>
+        </RequireRole>
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ItemFields {
+    key: usize,
+    name: RwSignal<String>,
+    tags: RwSignal<String>,
+    price: RwSignal<String>,
+    quantity: RwSignal<String>,
+}
+
+impl ItemFields {
+    fn new(key: usize, input: ItemInput) -> Self {
+        Self {
+            key,
+            name: RwSignal::new(input.name),
+            tags: RwSignal::new(input.tags.join(", ")),
+            price: RwSignal::new(input.price),
+            quantity: RwSignal::new(input.quantity),
+        }
+    }
+
+    fn input(&self) -> ItemInput {
+        ItemInput {
+            name: self.name.get(),
+            tags: self
+                .tags
+                .get()
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            price: self.price.get(),
+            quantity: self.quantity.get(),
+        }
+    }
+
+    /// The line total as typed so far, if both numbers parse.
+    fn line_total(&self) -> Option<Decimal> {
+        let price: Decimal = self.price.get().trim().parse().ok()?;
+        let qty: Decimal = self.quantity.get().trim().parse().ok()?;
+        Some(price * qty)
+    }
+}
+
+/// A datetime-local value (minutes, UTC) for a sale date.
+fn local_value(s: &Sale) -> String {
+    s.draft.sale_date.format("%Y-%m-%dT%H:%M").to_string()
+}
+
+#[component]
+fn SaleForm(sale: Option<Sale>, token: String, reload: Callback<()>) -> impl IntoView {
+    let input = sale
+        .as_ref()
+        .map(|s| SaleInput::from(&s.draft))
+        .unwrap_or(SaleInput {
+            items: vec![ItemInput {
+                quantity: "1".into(),
+                ..Default::default()
+            }],
+            customer_satisfaction: "5".into(),
+            purchase_method: PurchaseMethod::InStore.as_str().into(),
+            ..Default::default()
+        });
+    let editing = sale.clone();
+    let sale_date = RwSignal::new(sale.as_ref().map(local_value).unwrap_or_default());
+    let store = RwSignal::new(input.store_location.clone());
+    let method = RwSignal::new(input.purchase_method.clone());
+    let coupon = RwSignal::new(input.coupon_used);
+    let gender = RwSignal::new(input.customer_gender.clone());
+    let age = RwSignal::new(input.customer_age.clone());
+    let email = RwSignal::new(input.customer_email.clone());
+    let satisfaction = RwSignal::new(input.customer_satisfaction.clone());
+    let next_key = StoredValue::new(input.items.len());
+    let items = RwSignal::new(
+        input
+            .items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| ItemFields::new(i, item))
+            .collect::<Vec<_>>(),
+    );
+    let current = move || SaleInput {
+        sale_date: sale_date.get(),
+        items: items.get().iter().map(ItemFields::input).collect(),
+        store_location: store.get(),
+        customer_gender: gender.get(),
+        customer_age: age.get(),
+        customer_email: email.get(),
+        customer_satisfaction: satisfaction.get(),
+        coupon_used: coupon.get(),
+        purchase_method: method.get(),
+    };
+    let checked = Memo::new(move |_| current().parse().err().unwrap_or_default());
+    let attempted = RwSignal::new(false);
+    let create = ServerAction::<CreateSale>::new();
+    let update = ServerAction::<UpdateSale>::new();
+    let server_error = Signal::derive(move || {
+        action_error(create.value())
+            .get()
+            .or_else(|| action_error(update.value()).get())
+    });
+    // Inline messages: the shared model's, once a save was attempted; else the server's.
+    let message = move |field: String| {
+        Signal::derive(move || {
+            let mine = attempted
+                .get()
+                .then(|| {
+                    checked
+                        .read()
+                        .iter()
+                        .find(|e: &&FieldError| e.field == field)
+                        .map(|e| e.message.clone())
+                })
+                .flatten();
+            mine.or_else(|| server_error.get().and_then(|e| e.field_message(&field)))
+        })
+    };
+    let total = move || {
+        items
+            .get()
+            .iter()
+            .filter_map(ItemFields::line_total)
+            .sum::<Decimal>()
+    };
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(sale)) = create.value().get() {
+            navigate(&format!("/worker/sales/{}", sale.id), Default::default());
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = update.value().get() {
+            reload.run(());
+        }
+    });
+    let pending = move || create.pending().get() || update.pending().get();
+    let token = StoredValue::new(token);
+    let on_submit = {
+        let editing = editing.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            attempted.set(true);
+            if !checked.read().is_empty() || pending() {
+                return;
+            }
+            let input = current();
+            match &editing {
+                None => {
+                    create.dispatch(CreateSale {
+                        token: token.get_value(),
+                        input,
+                    });
+                }
+                Some(s) => {
+                    update.dispatch(UpdateSale {
+                        token: token.get_value(),
+                        id: s.id.to_string(),
+                        version: s.version,
+                        input,
+                    });
+                }
+            }
+        }
+    };
+    let title = match &editing {
+        Some(s) => format!("Sale {} (version {})", s.id, s.version),
+        None => "New sale".to_string(),
+    };
+    let conflict = move || matches!(server_error.get(), Some(AppError::Conflict(_)));
+    let saved = move || update.value().get().is_some_and(|r| r.is_ok());
+    view! {
+        <section class="card" aria-labelledby="sale-form-title">
+            <div class="card-head">
+                <h1 id="sale-form-title">{title}</h1>
+                <A href="/worker" attr:class="btn secondary">"Back to sales"</A>
+            </div>
+            {move || saved().then(|| view! { <p class="success" role="status" data-testid="saved">"Saved in both stores."</p> })}
+            <Show when=conflict fallback=move || view! { <FormError error=server_error/> }>
+                <div class="error" role="alert" data-testid="conflict">
+                    <p>{move || server_error.get().map(|e| e.to_string())}</p>
+                    <button type="button" class="btn" on:click=move |_| reload.run(())>"Reload the latest version"</button>
+                </div>
+            </Show>
+            {move || (attempted.get() && !checked.read().is_empty()).then(|| view! {
+                <p class="error" role="alert">"Please correct the highlighted fields."</p>
+            })}
+            <form on:submit=on_submit novalidate data-testid="sale-form">
+                <fieldset>
+                    <legend>"Sale"</legend>
+                    <div class="grid-fields">
+                        <TextField label="Date and time (UTC)" id="sale_date" kind="datetime-local" value=sale_date error=message("sale_date".into())/>
+                        <TextField label="Store" id="store_location" kind="text" value=store error=message("store_location".into())/>
+                        <div class="field">
+                            <label for="purchase_method">"Purchase method"</label>
+                            <select id="purchase_method" on:change=move |ev| method.set(event_target_value(&ev))>
+                                {PurchaseMethod::ALL.into_iter().map(|m| view! {
+                                    <option value=m.as_str() selected=move || method.get() == m.as_str()>{m.as_str()}</option>
+                                }).collect_view()}
+                            </select>
+                        </div>
+                        <div class="field checkbox">
+                            <input id="coupon_used" type="checkbox" prop:checked=move || coupon.get()
+                                on:change=move |ev| coupon.set(event_target_checked(&ev))/>
+                            <label for="coupon_used">"Coupon used"</label>
+                        </div>
+                    </div>
+                </fieldset>
+                <fieldset>
+                    <legend>"Customer"</legend>
+                    <div class="grid-fields">
+                        <TextField label="Email" id="customer_email" kind="email" value=email error=message("customer_email".into())/>
+                        <TextField label="Age" id="customer_age" kind="number" value=age error=message("customer_age".into())/>
+                        <div class="field">
+                            <label for="customer_gender">"Gender"</label>
+                            <select id="customer_gender" on:change=move |ev| gender.set(event_target_value(&ev))>
+                                <option value="" selected=move || gender.get().is_empty()>"Choose…"</option>
+                                <option value="F" selected=move || gender.get() == "F">"F"</option>
+                                <option value="M" selected=move || gender.get() == "M">"M"</option>
+                            </select>
+                            {move || message("customer_gender".into()).get().map(|m| view! { <span class="field-error">{m}</span> })}
+                        </div>
+                        <TextField label="Satisfaction (1–5)" id="customer_satisfaction" kind="number" value=satisfaction error=message("customer_satisfaction".into())/>
+                    </div>
+                </fieldset>
+                <fieldset>
+                    <legend>"Items"</legend>
+                    {move || message("items".into()).get().map(|m| view! { <p class="field-error">{m}</p> })}
+                    <div class="items" data-testid="items">
+                        <For each=move || items.get().into_iter().enumerate() key=|(_, f)| f.key let:entry>
+                            <ItemEditor index=entry.0 fields=entry.1 items message/>
+                        </For>
+                    </div>
+                    <button type="button" class="btn secondary" on:click=move |_| {
+                        let key = next_key.get_value();
+                        next_key.set_value(key + 1);
+                        items.update(|v| v.push(ItemFields::new(key, ItemInput { quantity: "1".into(), ..Default::default() })));
+                    }>"Add item"</button>
+                </fieldset>
+                <div class="form-foot">
+                    <p class="total" aria-live="polite">"Total: " <strong data-testid="live-total">{move || money(total())}</strong></p>
+                    <button type="submit" class="btn" disabled=pending>
+                        {move || if pending() { "Saving…" } else if editing.is_some() { "Save changes" } else { "Create sale" }}
+                    </button>
+                </div>
+            </form>
+        </section>
+    }
+}
+
+#[component]
+fn TextField(
+    label: &'static str,
+    id: &'static str,
+    kind: &'static str,
+    value: RwSignal<String>,
+    error: Signal<Option<String>>,
+) -> impl IntoView {
+    let err_id = format!("{id}-error");
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input id=id type=kind prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+                aria-invalid=move || error.get().is_some().to_string()
+                aria-describedby=err_id.clone()/>
+            {move || error.get().map(|m| view! { <span class="field-error" id=format!("{id}-error")>{m}</span> })}
+        </div>
+    }
+}
+
+#[component]
+fn ItemEditor(
+    index: usize,
+    fields: ItemFields,
+    items: RwSignal<Vec<ItemFields>>,
+    message: impl Fn(String) -> Signal<Option<String>> + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    // The index of this row now (rows before it may have been removed).
+    let position = move || {
+        items
+            .read()
+            .iter()
+            .position(|f| f.key == fields.key)
+            .unwrap_or(index)
+    };
+    let err = move |part: &'static str| {
+        Signal::derive(move || message(format!("items.{}.{part}", position())).get())
+    };
+    let line = move || fields.line_total().map(money).unwrap_or_else(|| "—".into());
+    let prefix = format!("item-{}", fields.key);
+    view! {
+        <div class="item-row" data-testid="item-row">
+            <TextFieldDyn label="Item" id=format!("{prefix}-name") value=fields.name error=err("name")/>
+            <TextFieldDyn label="Tags (comma-separated)" id=format!("{prefix}-tags") value=fields.tags error=err("tags")/>
+            <TextFieldDyn label="Price" id=format!("{prefix}-price") value=fields.price error=err("price")/>
+            <TextFieldDyn label="Quantity" id=format!("{prefix}-quantity") value=fields.quantity error=err("quantity")/>
+            <div class="line-total"><span class="kpi-label">"Line total"</span>{line}</div>
+            <button type="button" class="btn secondary small" aria-label=move || format!("Remove item {}", position() + 1)
+                on:click=move |_| items.update(|v| v.retain(|f| f.key != fields.key))>"Remove"</button>
+        </div>
+    }
+}
+
+#[component]
+fn TextFieldDyn(
+    label: &'static str,
+    id: String,
+    value: RwSignal<String>,
+    error: Signal<Option<String>>,
+) -> impl IntoView {
+    let err_id = format!("{id}-error");
+    let err_id2 = err_id.clone();
+    view! {
+        <div class="field">
+            <label for=id.clone()>{label}</label>
+            <input id=id type="text" prop:value=move || value.get()
+                on:input=move |ev| value.set(event_target_value(&ev))
+                aria-invalid=move || error.get().is_some().to_string()
+                aria-describedby=err_id/>
+            {move || error.get().map(|m| view! { <span class="field-error" id=err_id2.clone()>{m}</span> })}
+        </div>
+    }
+}

@@ -1,0 +1,269 @@
+//! `/worker`: the sales table with filters in the URL, delete with confirmation, and
+//! the replication panel.
+
+use crate::api::sales::{DeleteSale, list_sales};
+use crate::auth::RequireRole;
+use crate::components::{ErrorNote, FormError, Pager, action_error, format_time};
+use crate::model::report::{SaleRow, SaleSort, SalesPage, SalesQuery, money};
+use crate::model::{PurchaseMethod, Role};
+use crate::pages::replication::ReplicationPanel;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::{A, Form};
+use leptos_router::hooks::use_query_map;
+use leptos_router::params::ParamsMap;
+
+pub const STAFF: &[Role] = &[Role::TechnicalWorker, Role::SeniorManagement];
+
+fn query_from(map: &ParamsMap) -> SalesQuery {
+    let get = |k: &str| map.get(k).unwrap_or_default();
+    SalesQuery {
+        store: get("store"),
+        method: get("method"),
+        from: get("from"),
+        to: get("to"),
+        coupon: get("coupon"),
+        email: get("email"),
+        sort: get("sort"),
+        page: get("page"),
+    }
+}
+
+/// `/worker?…` for these filters, with `page` (and optionally `sort`) replaced.
+fn href_for(q: &SalesQuery, page: u32, sort: Option<SaleSort>) -> String {
+    let sort = sort
+        .map(|s| s.as_str().to_string())
+        .unwrap_or(q.sort.clone());
+    let pairs = [
+        ("store", q.store.as_str()),
+        ("method", &q.method),
+        ("from", &q.from),
+        ("to", &q.to),
+        ("coupon", &q.coupon),
+        ("email", &q.email),
+        ("sort", &sort),
+    ];
+    let mut out: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect();
+    if page > 1 {
+        out.push(format!("page={page}"));
+    }
+    format!("/worker?{}", out.join("&"))
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[component]
+pub fn WorkerDashboard() -> impl IntoView {
+    view! {
+        <Title text="Sales"/>
+        <RequireRole roles=STAFF>
+            <section class="hero row">
+                <div>
+                    <h1>"Sales"</h1>
+                    <p class="lead">"Find, correct and record sales of every store."</p>
+                </div>
+                <A href="/worker/sales/new" attr:class="btn">"New sale"</A>
+            </section>
+            <SalesTable/>
+            <ReplicationPanel/>
+        </RequireRole>
+    }
+}
+
+#[component]
+fn SalesTable() -> impl IntoView {
+    let params = use_query_map();
+    let query = Memo::new(move |_| query_from(&params.read()));
+    let delete = ServerAction::<DeleteSale>::new();
+    let sales = Resource::new(
+        move || (query.get(), delete.version().get()),
+        |(q, _)| list_sales(q),
+    );
+    view! {
+        <section class="card" aria-labelledby="sales-title">
+            <h2 id="sales-title" class="visually-hidden">"Sales table"</h2>
+            <Filters query stores=Signal::derive(move || {
+                sales.get().and_then(|r| r.ok()).map(|p| p.stores).unwrap_or_default()
+            })/>
+            <FormError error=action_error(delete.value())/>
+            <Transition fallback=|| view! { <p class="muted">"Loading sales…"</p> }>
+                {move || sales.get().map(|r| match r {
+                    Ok(page) => view! { <Table page query=query.get() delete/> }.into_any(),
+                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn Filters(query: Memo<SalesQuery>, stores: Signal<Vec<String>>) -> impl IntoView {
+    let q = move || query.get();
+    view! {
+        <Form method="GET" action="/worker" attr:class="filters" attr:data-testid="filters">
+            <div class="field">
+                <label for="flt-store">"Store"</label>
+                <select id="flt-store" name="store">
+                    <option value="">"All stores"</option>
+                    {move || stores.get().into_iter().map(|s| {
+                        let selected = q().store == s;
+                        view! { <option value=s.clone() selected=selected>{s.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </div>
+            <div class="field">
+                <label for="flt-method">"Purchase method"</label>
+                <select id="flt-method" name="method">
+                    <option value="">"Any"</option>
+                    {PurchaseMethod::ALL.into_iter().map(|m| view! {
+                        <option value=m.as_str() selected=move || q().method == m.as_str()>{m.as_str()}</option>
+                    }).collect_view()}
+                </select>
+            </div>
+            <div class="field">
+                <label for="flt-from">"From"</label>
+                <input id="flt-from" type="date" name="from" prop:value=move || q().from/>
+            </div>
+            <div class="field">
+                <label for="flt-to">"To"</label>
+                <input id="flt-to" type="date" name="to" prop:value=move || q().to/>
+            </div>
+            <div class="field">
+                <label for="flt-coupon">"Coupon"</label>
+                <select id="flt-coupon" name="coupon">
+                    <option value="">"Any"</option>
+                    <option value="yes" selected=move || q().coupon == "yes">"Used"</option>
+                    <option value="no" selected=move || q().coupon == "no">"Not used"</option>
+                </select>
+            </div>
+            <div class="field">
+                <label for="flt-email">"Customer email"</label>
+                <input id="flt-email" type="search" name="email" placeholder="starts with…" prop:value=move || q().email/>
+            </div>
+            <div class="field">
+                <label for="flt-sort">"Sort"</label>
+                <select id="flt-sort" name="sort">
+                    {SaleSort::ALL.into_iter().map(|s| view! {
+                        <option value=s.as_str() selected=move || SaleSort::parse(&q().sort).unwrap_or_default() == s>{s.label()}</option>
+                    }).collect_view()}
+                </select>
+            </div>
+            <div class="field actions">
+                <button type="submit" class="btn">"Apply"</button>
+                <A href="/worker" attr:class="btn secondary">"Clear"</A>
+            </div>
+        </Form>
+    }
+}
+
+#[component]
+fn Table(page: SalesPage, query: SalesQuery, delete: ServerAction<DeleteSale>) -> impl IntoView {
+    let confirming = RwSignal::new(None::<String>);
+    let q = query.clone();
+    let sort_link = move |asc: SaleSort, desc: SaleSort| {
+        let current = SaleSort::parse(&q.sort).unwrap_or_default();
+        let next = if current == desc { asc } else { desc };
+        href_for(&q, 1, Some(next))
+    };
+    let (date_href, total_href) = (
+        sort_link(SaleSort::DateAsc, SaleSort::DateDesc),
+        sort_link(SaleSort::TotalAsc, SaleSort::TotalDesc),
+    );
+    let q2 = query.clone();
+    let pager_href = Callback::new(move |p: u32| href_for(&q2, p, None));
+    view! {
+        <p class="muted small" data-testid="matching">{page.matching} " matching sales"</p>
+        {if page.rows.is_empty() {
+            view! { <p class="muted">"No sales match these filters."</p> }.into_any()
+        } else {
+            view! {
+                <div class="table-wrap">
+                    <table data-testid="sales-table">
+                        <thead>
+                            <tr>
+                                <th><A href=date_href>"Date ↕"</A></th>
+                                <th>"Store"</th>
+                                <th>"Method"</th>
+                                <th>"Coupon"</th>
+                                <th>"Customer"</th>
+                                <th class="num">"Items"</th>
+                                <th class="num"><A href=total_href>"Total ↕"</A></th>
+                                <th><span class="visually-hidden">"Actions"</span></th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {page.rows.into_iter().map(|row| view! { <Row row confirming delete/> }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }.into_any()
+        }}
+        <Pager page=page.page pages=page.pages href=pager_href/>
+    }
+}
+
+#[component]
+fn Row(
+    row: SaleRow,
+    confirming: RwSignal<Option<String>>,
+    delete: ServerAction<DeleteSale>,
+) -> impl IntoView {
+    let id = row.id.to_string();
+    let is_confirming = {
+        let id = id.clone();
+        move || confirming.get().as_deref() == Some(id.as_str())
+    };
+    let ask = {
+        let id = id.clone();
+        move |_| confirming.set(Some(id.clone()))
+    };
+    let confirm = {
+        let id = id.clone();
+        let version = row.version;
+        move |_| {
+            delete.dispatch(DeleteSale {
+                token: String::new(),
+                id: id.clone(),
+                version,
+            });
+            confirming.set(None);
+        }
+    };
+    let edit_href = format!("/worker/sales/{id}");
+    view! {
+        <tr data-sale-id=id.clone()>
+            <td>{format_time(&row.sale_date)}</td>
+            <td>{row.store_location}</td>
+            <td>{row.purchase_method.as_str()}</td>
+            <td>{if row.coupon_used { "yes" } else { "no" }}</td>
+            <td class="break">{row.customer_email}</td>
+            <td class="num">{row.items}</td>
+            <td class="num">{money(row.total)}</td>
+            <td class="row-actions">
+                <Show when=is_confirming.clone() fallback=move || view! {
+                    <A href=edit_href.clone() attr:class="btn secondary small">"Edit"</A>
+                    <button type="button" class="btn danger small" on:click=ask.clone()>"Delete"</button>
+                }>
+                    <span class="confirm" role="group" aria-label="Confirm delete">
+                        "Delete this sale? "
+                        <button type="button" class="btn danger small" on:click=confirm.clone()>"Yes, delete"</button>
+                        <button type="button" class="btn secondary small" on:click=move |_| confirming.set(None)>"Cancel"</button>
+                    </span>
+                </Show>
+            </td>
+        </tr>
+    }
+}

@@ -1,0 +1,290 @@
+//! Reads for the dashboards, all from MySQL: filtered, sorted and paginated lists use
+//! its indexes, and the analytics sum the daily rollups. MongoDB (the primary) is read
+//! only to load a sale for editing, where its version is the truth.
+
+use super::backup;
+use crate::model::report::{
+    Analytics, ItemSlice, Kpis, PAGE_SIZE, PURCHASES_PAGE_SIZE, Purchases, SaleRow, SaleSort,
+    SalesFilter, SalesPage, Slice,
+};
+use crate::model::{AppError, PurchaseMethod, SaleId};
+use crate::server::db::mysql_error;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sqlx::{MySql, MySqlPool, QueryBuilder};
+
+fn push_filters(q: &mut QueryBuilder<'_, MySql>, f: &SalesFilter) {
+    q.push(" WHERE 1 = 1");
+    if let Some(store) = &f.store {
+        q.push(" AND store_location = ").push_bind(store.clone());
+    }
+    if let Some(method) = f.method {
+        q.push(" AND purchase_method = ").push_bind(method.as_str());
+    }
+    if let Some(from) = f.from {
+        q.push(" AND sale_date >= ")
+            .push_bind(from.and_hms_opt(0, 0, 0));
+    }
+    if let Some(to) = f.to.and_then(|d| d.succ_opt()) {
+        q.push(" AND sale_date < ")
+            .push_bind(to.and_hms_opt(0, 0, 0));
+    }
+    if let Some(coupon) = f.coupon {
+        q.push(" AND coupon_used = ").push_bind(coupon);
+    }
+    if let Some(email) = &f.email {
+        let escaped = email
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        q.push(" AND customer_email LIKE ")
+            .push_bind(format!("{escaped}%"));
+    }
+}
+
+fn pages(matching: u64, size: u32) -> u32 {
+    matching
+        .div_ceil(u64::from(size))
+        .max(1)
+        .min(u64::from(u32::MAX)) as u32
+}
+
+/// The worker's sales table: one page of rows matching the filters.
+#[tracing::instrument(skip(pool))]
+pub async fn list(pool: &MySqlPool, f: &SalesFilter) -> Result<SalesPage, AppError> {
+    let mut count = QueryBuilder::<MySql>::new("SELECT COUNT(*) FROM sales");
+    push_filters(&mut count, f);
+    let matching: i64 = count
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await
+        .map_err(|e| mysql_error("count sales", e))?;
+
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT id, sale_date, store_location, CAST(purchase_method AS CHAR), coupon_used, customer_email, \
+         (SELECT COUNT(*) FROM sale_items i WHERE i.sale_id = sales.id), total, version FROM sales",
+    );
+    push_filters(&mut q, f);
+    q.push(match f.sort {
+        SaleSort::DateDesc => " ORDER BY sale_date DESC, id DESC",
+        SaleSort::DateAsc => " ORDER BY sale_date ASC, id ASC",
+        SaleSort::TotalDesc => " ORDER BY total DESC, id DESC",
+        SaleSort::TotalAsc => " ORDER BY total ASC, id ASC",
+    });
+    q.push(" LIMIT ")
+        .push_bind(PAGE_SIZE)
+        .push(" OFFSET ")
+        .push_bind(u64::from(f.page - 1) * u64::from(PAGE_SIZE));
+    type Row = (
+        String,
+        chrono::NaiveDateTime,
+        String,
+        String,
+        bool,
+        String,
+        i64,
+        Decimal,
+        u64,
+    );
+    let rows: Vec<Row> = q
+        .build_query_as()
+        .fetch_all(pool)
+        .await
+        .map_err(|e| mysql_error("list sales", e))?;
+    let rows = rows
+        .into_iter()
+        .map(
+            |(id, date, store, method, coupon, email, items, total, version)| {
+                Ok(SaleRow {
+                    id: SaleId::parse(&id).map_err(|_| AppError::Internal)?,
+                    sale_date: date.and_utc(),
+                    store_location: store,
+                    purchase_method: PurchaseMethod::parse(&method)
+                        .map_err(|_| AppError::Internal)?,
+                    coupon_used: coupon,
+                    customer_email: email,
+                    items: items as u32,
+                    total,
+                    version,
+                })
+            },
+        )
+        .collect::<Result<_, AppError>>()?;
+    Ok(SalesPage {
+        rows,
+        matching: matching as u64,
+        page: f.page,
+        pages: pages(matching as u64, PAGE_SIZE),
+        stores: stores(pool).await?,
+    })
+}
+
+/// Every store with sales, for the filter's choices (from the small rollup table).
+pub async fn stores(pool: &MySqlPool) -> Result<Vec<String>, AppError> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT store_location FROM sales_daily WHERE sales > 0 ORDER BY store_location",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| mysql_error("list stores", e))
+}
+
+/// A customer's purchases: only sales whose email is the account's (the caller passes
+/// the session's email, never one from the request).
+#[tracing::instrument(skip(pool, email))]
+pub async fn purchases(pool: &MySqlPool, email: &str, page: u32) -> Result<Purchases, AppError> {
+    let (count, spent): (i64, Option<Decimal>) =
+        sqlx::query_as("SELECT COUNT(*), SUM(total) FROM sales WHERE customer_email = ?")
+            .bind(email)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| mysql_error("count purchases", e))?;
+    let favourite: Option<String> = sqlx::query_scalar(
+        "SELECT store_location FROM sales WHERE customer_email = ? \
+         GROUP BY store_location ORDER BY COUNT(*) DESC, SUM(total) DESC, store_location LIMIT 1",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| mysql_error("favourite store", e))?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM sales WHERE customer_email = ? ORDER BY sale_date DESC, id DESC LIMIT ? OFFSET ?",
+    )
+    .bind(email)
+    .bind(PURCHASES_PAGE_SIZE)
+    .bind(u64::from(page - 1) * u64::from(PURCHASES_PAGE_SIZE))
+    .fetch_all(pool)
+    .await
+    .map_err(|e| mysql_error("list purchases", e))?;
+    let ids: Vec<SaleId> = ids.iter().filter_map(|i| SaleId::parse(i).ok()).collect();
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| mysql_error("load purchases", e))?;
+    let mut sales = backup::load(&mut conn, &ids).await?;
+    sales.sort_by(|a, b| (b.draft.sale_date, &b.id).cmp(&(a.draft.sale_date, &a.id)));
+    Ok(Purchases {
+        count: count as u64,
+        spent: spent.unwrap_or_default(),
+        favourite_store: favourite,
+        sales,
+        page,
+        pages: pages(count as u64, PURCHASES_PAGE_SIZE),
+    })
+}
+
+fn range(q: &mut QueryBuilder<'_, MySql>, from: Option<NaiveDate>, to: Option<NaiveDate>) {
+    q.push(" WHERE 1 = 1");
+    if let Some(from) = from {
+        q.push(" AND day >= ").push_bind(from);
+    }
+    if let Some(to) = to {
+        q.push(" AND day <= ").push_bind(to);
+    }
+}
+
+/// The management analytics over a date range (inclusive), from the daily rollups.
+#[tracing::instrument(skip(pool))]
+pub async fn analytics(
+    pool: &MySqlPool,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<Analytics, AppError> {
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT CAST(COALESCE(SUM(sales), 0) AS SIGNED), COALESCE(SUM(revenue), 0), \
+         CAST(COALESCE(SUM(IF(coupon_used, sales, 0)), 0) AS SIGNED), CAST(COALESCE(SUM(satisfaction_sum), 0) AS SIGNED), \
+         CAST(COALESCE(SUM(sat_1), 0) AS SIGNED), CAST(COALESCE(SUM(sat_2), 0) AS SIGNED), CAST(COALESCE(SUM(sat_3), 0) AS SIGNED), \
+         CAST(COALESCE(SUM(sat_4), 0) AS SIGNED), CAST(COALESCE(SUM(sat_5), 0) AS SIGNED) FROM sales_daily",
+    );
+    range(&mut q, from, to);
+    type Totals = (i64, Decimal, i64, i64, i64, i64, i64, i64, i64);
+    let (sales, revenue, coupons, sat_sum, s1, s2, s3, s4, s5): Totals = q
+        .build_query_as()
+        .fetch_one(pool)
+        .await
+        .map_err(|e| mysql_error("analytics totals", e))?;
+
+    let slices = |group: &'static str, order: &'static str| {
+        let mut q = QueryBuilder::<MySql>::new(format!(
+            "SELECT {group}, COALESCE(SUM(revenue), 0), CAST(COALESCE(SUM(sales), 0) AS SIGNED) FROM sales_daily"
+        ));
+        range(&mut q, from, to);
+        q.push(format!(
+            " GROUP BY 1 HAVING SUM(sales) > 0 ORDER BY {order}"
+        ));
+        q
+    };
+    let fetch = |mut q: QueryBuilder<'static, MySql>, what: &'static str| async move {
+        let rows: Vec<(String, Decimal, i64)> = q
+            .build_query_as()
+            .fetch_all(pool)
+            .await
+            .map_err(|e| mysql_error(what, e))?;
+        Ok::<_, AppError>(
+            rows.into_iter()
+                .map(|(label, revenue, sales)| Slice {
+                    label,
+                    revenue,
+                    sales: sales as u64,
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut items = QueryBuilder::<MySql>::new(
+        "SELECT name, COALESCE(SUM(revenue), 0), CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM item_daily",
+    );
+    range(&mut items, from, to);
+    items.push(" GROUP BY name HAVING SUM(quantity) > 0 ORDER BY 2 DESC, name LIMIT 10");
+    let (by_store, by_month, by_method, top): (_, _, _, Vec<(String, Decimal, i64)>) = futures::try_join!(
+        fetch(slices("store_location", "2 DESC, 1"), "revenue by store"),
+        fetch(slices("DATE_FORMAT(day, '%Y-%m')", "1"), "revenue by month"),
+        fetch(
+            slices("CAST(purchase_method AS CHAR)", "3 DESC, 1"),
+            "sales by method"
+        ),
+        async {
+            items
+                .build_query_as()
+                .fetch_all(pool)
+                .await
+                .map_err(|e| mysql_error("top items", e))
+        },
+    )?;
+
+    let n = Decimal::from(sales.max(1));
+    Ok(Analytics {
+        from,
+        to,
+        kpis: Kpis {
+            revenue,
+            sales: sales as u64,
+            average_basket: if sales > 0 {
+                (revenue / n).round_dp(2)
+            } else {
+                Decimal::ZERO
+            },
+            coupon_rate: if sales > 0 {
+                (Decimal::from(coupons) / n).round_dp(4)
+            } else {
+                Decimal::ZERO
+            },
+            average_satisfaction: if sales > 0 {
+                (Decimal::from(sat_sum) / n).round_dp(2)
+            } else {
+                Decimal::ZERO
+            },
+        },
+        by_store,
+        by_month,
+        by_method,
+        satisfaction: [s1, s2, s3, s4, s5].map(|c| c as u64),
+        top_items: top
+            .into_iter()
+            .map(|(name, revenue, quantity)| ItemSlice {
+                name,
+                revenue,
+                quantity: quantity as u64,
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,212 @@
+//! The daily rollups behind the management analytics (`sales_daily`, `item_daily`).
+//!
+//! Every backup write changes them in its own transaction by one net delta: the old
+//! rows' contribution subtracted, the new rows' added. The delta is applied as one
+//! upsert per table with its keys in sorted order, so concurrent writers lock rollup
+//! rows in the same order and cannot deadlock on them. `rebuild` recomputes them from
+//! the sales tables (after a sync, or when in doubt).
+
+use crate::model::{AppError, Sale, SaleId};
+use crate::server::db::mysql_error;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sqlx::{MySql, MySqlConnection, QueryBuilder};
+use std::collections::BTreeMap;
+
+type DayKey = (NaiveDate, String, String, bool);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct DayDelta {
+    sales: i64,
+    revenue: Decimal,
+    satisfaction_sum: i64,
+    sat: [i64; 5],
+}
+
+#[derive(Debug, Default)]
+pub struct Delta {
+    days: BTreeMap<DayKey, DayDelta>,
+    items: BTreeMap<(NaiveDate, String), (Decimal, i64)>,
+}
+
+impl Delta {
+    fn add_sale(&mut self, sign: i64, key: DayKey, total: Decimal, satisfaction: u8) {
+        let d = self.days.entry(key).or_default();
+        d.sales += sign;
+        d.revenue += Decimal::from(sign) * total;
+        d.satisfaction_sum += sign * i64::from(satisfaction);
+        if let Some(slot) = d.sat.get_mut(usize::from(satisfaction).wrapping_sub(1)) {
+            *slot += sign;
+        }
+    }
+
+    fn add_item(&mut self, sign: i64, day: NaiveDate, name: String, revenue: Decimal, qty: i64) {
+        let e = self.items.entry((day, name)).or_default();
+        e.0 += Decimal::from(sign) * revenue;
+        e.1 += sign * qty;
+    }
+
+    /// Adds these sales (as they will be stored).
+    pub fn add(&mut self, sales: &[Sale]) {
+        for s in sales {
+            let d = &s.draft;
+            let day = d.sale_date.date_naive();
+            self.add_sale(
+                1,
+                (
+                    day,
+                    d.store_location.to_string(),
+                    d.purchase_method.as_str().to_string(),
+                    d.coupon_used,
+                ),
+                d.total(),
+                d.customer.satisfaction.get(),
+            );
+            for item in &d.items {
+                self.add_item(
+                    1,
+                    day,
+                    item.name.to_string(),
+                    item.line_total(),
+                    i64::from(item.quantity.get()),
+                );
+            }
+        }
+    }
+
+    /// Subtracts the rows these sales have in MySQL now (before they are replaced or
+    /// deleted).
+    pub async fn subtract_stored(
+        &mut self,
+        conn: &mut MySqlConnection,
+        ids: &[SaleId],
+    ) -> Result<(), AppError> {
+        for chunk in ids.chunks(2000) {
+            let mut q = QueryBuilder::<MySql>::new(
+                "SELECT DATE(sale_date), store_location, CAST(purchase_method AS CHAR), coupon_used, total, customer_satisfaction \
+                 FROM sales WHERE id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(")");
+            let rows: Vec<(NaiveDate, String, String, bool, Decimal, u8)> = q
+                .build_query_as()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| mysql_error("read rollup contribution", e))?;
+            for (day, store, method, coupon, total, sat) in rows {
+                self.add_sale(-1, (day, store, method, coupon), total, sat);
+            }
+            let mut q = QueryBuilder::<MySql>::new(
+                "SELECT DATE(s.sale_date), i.name, i.price * i.quantity, i.quantity \
+                 FROM sale_items i JOIN sales s ON s.id = i.sale_id WHERE i.sale_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(")");
+            let rows: Vec<(NaiveDate, String, Decimal, u16)> = q
+                .build_query_as()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| mysql_error("read rollup contribution", e))?;
+            for (day, name, revenue, qty) in rows {
+                self.add_item(-1, day, name, revenue, i64::from(qty));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the net delta: one upsert per table, keys in sorted order.
+    pub async fn apply(self, conn: &mut MySqlConnection) -> Result<(), AppError> {
+        let days: Vec<_> = self
+            .days
+            .into_iter()
+            .filter(|(_, d)| d.sales != 0 || !d.revenue.is_zero())
+            .collect();
+        for chunk in days.chunks(1000) {
+            let mut q = QueryBuilder::<MySql>::new(
+                "INSERT INTO sales_daily (day, store_location, purchase_method, coupon_used, sales, revenue, \
+                 satisfaction_sum, sat_1, sat_2, sat_3, sat_4, sat_5) ",
+            );
+            q.push_values(chunk, |mut row, ((day, store, method, coupon), d)| {
+                row.push_bind(*day)
+                    .push_bind(store.as_str())
+                    .push_bind(method.as_str())
+                    .push_bind(*coupon)
+                    .push_bind(d.sales)
+                    .push_bind(d.revenue)
+                    .push_bind(d.satisfaction_sum);
+                for n in d.sat {
+                    row.push_bind(n);
+                }
+            });
+            q.push(
+                " ON DUPLICATE KEY UPDATE sales = sales + VALUES(sales), revenue = revenue + VALUES(revenue), \
+                 satisfaction_sum = satisfaction_sum + VALUES(satisfaction_sum), sat_1 = sat_1 + VALUES(sat_1), \
+                 sat_2 = sat_2 + VALUES(sat_2), sat_3 = sat_3 + VALUES(sat_3), sat_4 = sat_4 + VALUES(sat_4), \
+                 sat_5 = sat_5 + VALUES(sat_5)",
+            );
+            q.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| mysql_error("update sales rollup", e))?;
+        }
+        let items: Vec<_> = self
+            .items
+            .into_iter()
+            .filter(|(_, (revenue, qty))| *qty != 0 || !revenue.is_zero())
+            .collect();
+        for chunk in items.chunks(1000) {
+            let mut q = QueryBuilder::<MySql>::new(
+                "INSERT INTO item_daily (day, name, revenue, quantity) ",
+            );
+            q.push_values(chunk, |mut row, ((day, name), (revenue, qty))| {
+                row.push_bind(*day)
+                    .push_bind(name.as_str())
+                    .push_bind(*revenue)
+                    .push_bind(*qty);
+            });
+            q.push(
+                " ON DUPLICATE KEY UPDATE revenue = revenue + VALUES(revenue), quantity = quantity + VALUES(quantity)",
+            );
+            q.build()
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| mysql_error("update item rollup", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Recomputes both rollups from the sales tables, in one transaction.
+#[tracing::instrument(skip_all)]
+pub async fn rebuild(pool: &sqlx::MySqlPool) -> Result<(), AppError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| mysql_error("rebuild rollups", e))?;
+    for sql in [
+        "DELETE FROM sales_daily",
+        "DELETE FROM item_daily",
+        "INSERT INTO sales_daily \
+         SELECT DATE(sale_date), store_location, purchase_method, coupon_used, COUNT(*), SUM(total), \
+         SUM(customer_satisfaction), SUM(customer_satisfaction = 1), SUM(customer_satisfaction = 2), \
+         SUM(customer_satisfaction = 3), SUM(customer_satisfaction = 4), SUM(customer_satisfaction = 5) \
+         FROM sales GROUP BY DATE(sale_date), store_location, purchase_method, coupon_used",
+        "INSERT INTO item_daily \
+         SELECT DATE(s.sale_date), i.name, SUM(i.price * i.quantity), SUM(i.quantity) \
+         FROM sale_items i JOIN sales s ON s.id = i.sale_id GROUP BY DATE(s.sale_date), i.name",
+    ] {
+        sqlx::query(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| mysql_error("rebuild rollups", e))?;
+    }
+    tx.commit()
+        .await
+        .map_err(|e| mysql_error("rebuild rollups", e))
+}
