@@ -15,7 +15,7 @@ export function unique(prefix: string): string {
 
 /** Waits until the WASM bundle has hydrated the page, so clicks run client-side. */
 export async function hydrated(page: Page) {
-  await page.waitForFunction(() => (window as any).__hydrated === true, null, { timeout: 30_000 });
+  await page.waitForFunction(() => document.body.dataset.hydrated === 'true', null, { timeout: 30_000 });
 }
 
 export async function login(page: Page, username: string, password: string) {

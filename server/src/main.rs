@@ -23,8 +23,11 @@ fn main() -> ExitCode {
         }
     };
     server::telemetry::init(&cli.log_level);
+    // Unoptimized (debug) builds need more than the default 2 MiB of stack per worker
+    // to render the larger pages on the server.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 << 20)
         .build()
     {
         Ok(rt) => rt,

@@ -16,8 +16,10 @@ pub async fn list_users(
 ) -> Result<Vec<UserSummary>, AppError> {
     respond(
         async {
-            require(Access::MANAGEMENT).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
+            require(Access::MANAGEMENT).await?;
             let status = match status.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(s) => Some(
@@ -26,9 +28,9 @@ pub async fn list_users(
                 ),
             };
             admin::list(&state.mysql, &query, status).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 /// Approve (`approve = true`) or reject a pending account.
@@ -36,41 +38,47 @@ pub async fn list_users(
 pub async fn decide_user(id: u64, approve: bool) -> Result<UserSummary, AppError> {
     respond(
         async {
-            let actor = require(Access::MANAGEMENT).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
+            let actor = require(Access::MANAGEMENT).await?;
             admin::decide(&state, &info, &actor, id, approve).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "admin/users/role")]
 pub async fn change_role(id: u64, role: String) -> Result<UserSummary, AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
+            let state = expect_context::<AppState>();
+            let info = guard::request_info()?;
             let actor = require(Access::MANAGEMENT).await?;
             let role =
                 crate::model::Role::parse(&role).map_err(|m| AppError::invalid("role", m))?;
-            let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
             admin::change_role(&state, &info, &actor, id, role).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "admin/users/enabled")]
 pub async fn set_user_enabled(id: u64, enabled: bool) -> Result<UserSummary, AppError> {
     respond(
         async {
-            let actor = require(Access::MANAGEMENT).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
+            let actor = require(Access::MANAGEMENT).await?;
             admin::set_enabled(&state, &info, &actor, id, enabled).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 /// Returns the path of a one-time reset link for the manager to hand over.
@@ -78,23 +86,27 @@ pub async fn set_user_enabled(id: u64, enabled: bool) -> Result<UserSummary, App
 pub async fn issue_reset_link(id: u64) -> Result<String, AppError> {
     respond(
         async {
-            let actor = require(Access::MANAGEMENT).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
+            let actor = require(Access::MANAGEMENT).await?;
             admin::issue_reset_link(&state, &info, &actor, id).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "admin/audit")]
 pub async fn audit_log(before_id: Option<u64>) -> Result<Vec<AuditEntry>, AppError> {
     respond(
         async {
-            require(Access::MANAGEMENT).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
+            require(Access::MANAGEMENT).await?;
             audit::list(&state.mysql, before_id, 100).await
-        }
-        .await,
+        },
     )
+    .await
 }

@@ -17,14 +17,16 @@ use leptos::prelude::*;
 pub async fn me() -> Result<Option<SessionUser>, AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
             Ok(guard::authenticate(&state, &info.session)
                 .await?
                 .map(|c| c.user))
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "login")]
@@ -35,16 +37,18 @@ pub async fn login(
 ) -> Result<SessionUser, AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
             let user = accounts::login(&state, &info, &username, password).await?;
             let target =
                 crate::model::safe_next(next.as_deref()).unwrap_or_else(|| user.home().to_string());
             redirect_plain_form(&target);
             Ok(user)
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "register")]
@@ -57,8 +61,10 @@ pub async fn register(
 ) -> Result<SessionUser, AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
             let input = crate::model::RegistrationInput {
                 username,
                 email,
@@ -70,52 +76,58 @@ pub async fn register(
             let user = accounts::register(&state, &info, account).await?;
             redirect_plain_form(user.home());
             Ok(user)
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
     respond(
         async {
-            let current = require(Access::AnyUser).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
+            let current = require(Access::AnyUser).await?;
             accounts::logout(&state, &info, &current).await?;
             redirect_plain_form("/login");
             Ok(())
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "sessions")]
 pub async fn my_sessions() -> Result<Vec<SessionSummary>, AppError> {
     respond(
         async {
-            let current = require(Access::AnyUser).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
+            let current = require(Access::AnyUser).await?;
             sessions::list(&state.mysql, current.user.id, &current.session_key).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "sessions/revoke")]
 pub async fn revoke_session(handle: String) -> Result<(), AppError> {
     respond(
         async {
-            let current = require(Access::AnyUser).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
+            let current = require(Access::AnyUser).await?;
             if sessions::revoke(&state.mysql, current.user.id, handle.trim()).await? {
                 Ok(())
             } else {
                 Err(AppError::NotFound)
             }
-        }
-        .await,
+        },
     )
+    .await
 }
 
 /// Ends every session of the user, this one included.
@@ -123,15 +135,17 @@ pub async fn revoke_session(handle: String) -> Result<(), AppError> {
 pub async fn logout_everywhere() -> Result<(), AppError> {
     respond(
         async {
-            let current = require(Access::AnyUser).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
+            let current = require(Access::AnyUser).await?;
             accounts::logout_everywhere(&state, &info, &current).await?;
             redirect_plain_form("/login");
             Ok(())
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "password/change")]
@@ -142,9 +156,11 @@ pub async fn change_password(
 ) -> Result<(), AppError> {
     respond(
         async {
-            let current = require(Access::AnyUser).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
+            let current = require(Access::AnyUser).await?;
             accounts::change_password(
                 &state,
                 &info,
@@ -154,9 +170,9 @@ pub async fn change_password(
                 &confirm_password,
             )
             .await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "password/reset")]
@@ -167,13 +183,15 @@ pub async fn reset_password(
 ) -> Result<(), AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
-            let info = guard::request_info().await?;
+            let info = guard::request_info()?;
             accounts::reset_password(&state, &info, &token, &new_password, &confirm_password)
                 .await?;
             redirect_plain_form("/login?reset=done");
             Ok(())
-        }
-        .await,
+        },
     )
+    .await
 }

@@ -14,12 +14,14 @@ use leptos::prelude::*;
 pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
     respond(
         async {
-            require(Access::STAFF).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
+            require(Access::STAFF).await?;
             crate::server::sales::sync::status(&state.mysql).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 /// Starts a reconciliation run in the background and returns it as recorded; the
@@ -29,8 +31,10 @@ pub async fn run_sync(dry_run: bool) -> Result<SyncReport, AppError> {
     use crate::server::sales::sync::{SyncOptions, begin};
     respond(
         async {
-            let actor = require(Access::STAFF).await?;
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
             let state = expect_context::<AppState>();
+            let actor = require(Access::STAFF).await?;
             let mut options = SyncOptions::new(crate::model::SyncTrigger::Manual);
             options.dry_run = dry_run;
             options.started_by = Some(actor.user.id);
@@ -41,7 +45,7 @@ pub async fn run_sync(dry_run: bool) -> Result<SyncReport, AppError> {
                 let _ = run.execute().await;
             });
             Ok(report)
-        }
-        .await,
+        },
     )
+    .await
 }

@@ -43,26 +43,30 @@ fn new_token() -> String {
 pub async fn my_purchases(page: Option<u32>) -> Result<Purchases, AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
+            let state = expect_context::<AppState>();
             let me = require(Access::CUSTOMER).await?;
             let page = page.unwrap_or(1).clamp(1, 1_000_000);
-            let state = expect_context::<AppState>();
             queries::purchases(&state.mysql, &me.user.email, page).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/list", input = Json)]
 pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
+            let state = expect_context::<AppState>();
             require(Access::STAFF).await?;
             let filter = query.parse().map_err(AppError::Invalid)?;
-            let state = expect_context::<AppState>();
             queries::list(&state.mysql, &filter).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 /// A sale as MongoDB (the truth) holds it, with a fresh token for the edit form.
@@ -71,9 +75,11 @@ pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
     use crate::server::sales::dual_write::Primary;
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
+            let state = expect_context::<AppState>();
             require(Access::STAFF).await?;
             let id = parse_id(&id)?;
-            let state = expect_context::<AppState>();
             let sale = state
                 .writer
                 .primary()
@@ -84,9 +90,9 @@ pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
                 sale,
                 token: new_token(),
             })
-        }
-        .await,
+        },
     )
+    .await
 }
 
 /// A fresh submission token for the "new sale" form.
@@ -96,23 +102,25 @@ pub async fn sale_token() -> Result<String, AppError> {
         async {
             require(Access::STAFF).await?;
             Ok(new_token())
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/create", input = Json)]
 pub async fn create_sale(token: String, input: SaleInput) -> Result<Sale, AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
+            let state = expect_context::<AppState>();
             require(Access::STAFF).await?;
             let key = parse_token(&token)?;
             let draft = input.parse().map_err(AppError::Invalid)?;
-            let state = expect_context::<AppState>();
             state.writer.create(key.as_ref(), draft).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/update", input = Json)]
@@ -124,29 +132,33 @@ pub async fn update_sale(
 ) -> Result<Sale, AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
+            let state = expect_context::<AppState>();
             require(Access::STAFF).await?;
             let key = parse_token(&token)?;
             let id = parse_id(&id)?;
             let draft = input.parse().map_err(AppError::Invalid)?;
-            let state = expect_context::<AppState>();
             state.writer.update(key.as_ref(), &id, version, draft).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/delete")]
 pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), AppError> {
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
+            let state = expect_context::<AppState>();
             require(Access::STAFF).await?;
             let key = parse_token(&token)?;
             let id = parse_id(&id)?;
-            let state = expect_context::<AppState>();
             state.writer.delete(key.as_ref(), &id, version).await
-        }
-        .await,
+        },
     )
+    .await
 }
 
 /// The management analytics over an inclusive date range (`YYYY-MM-DD`, either empty).
@@ -155,6 +167,9 @@ pub async fn load_analytics(from: String, to: String) -> Result<Analytics, AppEr
     use crate::model::report::parse_day;
     respond(
         async {
+            // Contexts are read before the first await: a server function that runs
+            // inside a page render may be polled later without them.
+            let state = expect_context::<AppState>();
             require(Access::MANAGEMENT).await?;
             let from = parse_day(&from, "from").map_err(|e| AppError::Invalid(vec![e]))?;
             let to = parse_day(&to, "to").map_err(|e| AppError::Invalid(vec![e]))?;
@@ -166,9 +181,8 @@ pub async fn load_analytics(from: String, to: String) -> Result<Analytics, AppEr
                     "The end date is before the start date",
                 ));
             }
-            let state = expect_context::<AppState>();
             queries::analytics(&state.mysql, from, to).await
-        }
-        .await,
+        },
     )
+    .await
 }

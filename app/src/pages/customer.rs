@@ -36,9 +36,11 @@ fn MyPurchases() -> impl IntoView {
             <p class="lead">"Everything you bought at Supply Co. stores, newest first."</p>
         </section>
         <Transition fallback=|| view! { <p class="muted">"Loading your purchases…"</p> }>
-            {move || purchases.get().map(|r| match r {
-                Ok(p) => view! { <PurchaseList purchases=p/> }.into_any(),
-                Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+            {move || Suspend::new(async move {
+                match purchases.await {
+                    Ok(p) => view! { <PurchaseList purchases=p/> }.into_any(),
+                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                }
             })}
         </Transition>
     }

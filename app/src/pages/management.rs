@@ -57,9 +57,11 @@ pub fn ManagementDashboard() -> impl IntoView {
                     </div>
                 </Form>
                 <Transition fallback=|| view! { <p class="muted">"Computing the figures…"</p> }>
-                    {move || analytics.get().map(|r| match r {
-                        Ok(a) => view! { <AnalyticsView analytics=a/> }.into_any(),
-                        Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                    {move || Suspend::new(async move {
+                        match analytics.await {
+                            Ok(a) => view! { <AnalyticsView analytics=a/> }.into_any(),
+                            Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                        }
                     })}
                 </Transition>
             </section>

@@ -1,7 +1,7 @@
 //! The replication panel, shown to technical workers and senior managers.
 
 use crate::api::replication::{RunSync, replication_overview};
-use crate::components::{FormError, action_error, format_time};
+use crate::components::{ErrorNote, FormError, action_error, format_time};
 use crate::model::{ReplicationStatus, SyncReport, SyncStatus};
 use leptos::prelude::*;
 
@@ -13,16 +13,14 @@ pub fn ReplicationPanel() -> impl IntoView {
         move || (tick.get(), run.version().get()),
         |_| replication_overview(),
     );
-    // While a run is in progress, poll once a second for its progress.
-    let running = move || {
-        status
+    // While a run is in progress, poll once a second for its progress (in the browser:
+    // effects do not run on the server).
+    Effect::new(move |_| {
+        let running = status
             .get()
             .and_then(|r| r.ok())
-            .is_some_and(|s| s.running.is_some())
-            || run.pending().get()
-    };
-    Effect::new(move |_| {
-        if running() {
+            .is_some_and(|s| s.running.is_some());
+        if running || run.pending().get() {
             set_timeout(
                 move || tick.update(|t| *t += 1),
                 std::time::Duration::from_millis(1000),
@@ -31,24 +29,18 @@ pub fn ReplicationPanel() -> impl IntoView {
     });
     view! {
         <section class="card" aria-labelledby="replication-title" data-testid="replication">
-            <div class="card-head">
-                <h2 id="replication-title">"Replication"</h2>
-                <ActionForm action=run attr:class="inline-form">
-                    <input type="hidden" name="dry_run" value="false"/>
-                    <button type="submit" class="btn" disabled=running>
-                        {move || if running() { "Sync running…" } else { "Run sync" }}
-                    </button>
-                </ActionForm>
-            </div>
+            <h2 id="replication-title">"Replication"</h2>
             <p class="muted small">
                 "MongoDB holds the sales; MySQL keeps a normalized backup. Every edit is journaled, "
                 "and a sync copies MongoDB's truth over any drift."
             </p>
             <FormError error=action_error(run.value())/>
             <Transition fallback=|| view! { <p class="muted">"Loading replication status…"</p> }>
-                {move || status.get().map(|r| match r {
-                    Ok(s) => view! { <ReplicationBody status=s/> }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                {move || Suspend::new(async move {
+                    match status.await {
+                        Ok(s) => view! { <ReplicationBody status=s run/> }.into_any(),
+                        Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                    }
                 })}
             </Transition>
         </section>
@@ -56,14 +48,22 @@ pub fn ReplicationPanel() -> impl IntoView {
 }
 
 #[component]
-fn ReplicationBody(status: ReplicationStatus) -> impl IntoView {
+fn ReplicationBody(status: ReplicationStatus, run: ServerAction<RunSync>) -> impl IntoView {
     let i = status.intents;
+    let running = status.running.is_some();
+    let busy = move || running || run.pending().get();
     let drift = match status.drift {
         Some(0) => ("0".to_string(), "kpi ok"),
         Some(n) => (n.to_string(), "kpi warn"),
         None => ("not checked yet".to_string(), "kpi"),
     };
     view! {
+        <ActionForm action=run attr:class="inline-form">
+            <input type="hidden" name="dry_run" value="false"/>
+            <button type="submit" class="btn" disabled=busy>
+                {move || if busy() { "Sync running…" } else { "Run sync" }}
+            </button>
+        </ActionForm>
         <div class="kpis">
             <Kpi label="Edits in flight" value=i.pending.to_string() class=if i.pending == 0 { "kpi" } else { "kpi warn" }/>
             <Kpi label="Needing repair" value=i.needs_repair.to_string() class=if i.needs_repair == 0 { "kpi ok" } else { "kpi bad" }/>

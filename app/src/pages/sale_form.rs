@@ -20,9 +20,11 @@ pub fn NewSalePage() -> impl IntoView {
         <Title text="New sale"/>
         <RequireRole roles=STAFF>
             <Transition fallback=|| view! { <p class="muted">"Preparing the form…"</p> }>
-                {move || token.get().map(|r| match r {
-                    Ok(token) => view! { <SaleForm sale=None token reload=Callback::new(|_| {})/> }.into_any(),
-                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                {move || Suspend::new(async move {
+                    match token.await {
+                        Ok(token) => view! { <SaleForm sale=None token reload=Callback::new(|_| {})/> }.into_any(),
+                        Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                    }
                 })}
             </Transition>
         </RequireRole>
@@ -40,7 +42,8 @@ pub fn EditSalePage() -> impl IntoView {
         <Title text="Edit sale"/>
         <RequireRole roles=STAFF>
             <Transition fallback=|| view! { <p class="muted">"Loading the sale…"</p> }>
-                {move || sale.get().map(|r| match r {
+                {move || Suspend::new(async move {
+                    match sale.await {
                     Ok(s) => view! { <SaleForm sale=Some(s.sale) token=s.token reload/> }.into_any(),
                     Err(AppError::NotFound) => view! {
                         <section class="card narrow">
@@ -49,6 +52,7 @@ pub fn EditSalePage() -> impl IntoView {
                         </section>
                     }.into_any(),
                     Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                    }
                 })}
             </Transition>
         </RequireRole>

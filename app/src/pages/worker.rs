@@ -95,14 +95,17 @@ fn SalesTable() -> impl IntoView {
     view! {
         <section class="card" aria-labelledby="sales-title">
             <h2 id="sales-title" class="visually-hidden">"Sales table"</h2>
-            <Filters query stores=Signal::derive(move || {
-                sales.get().and_then(|r| r.ok()).map(|p| p.stores).unwrap_or_default()
-            })/>
             <FormError error=action_error(delete.value())/>
+            // The filters render with the page they filter: the store choices come with it.
             <Transition fallback=|| view! { <p class="muted">"Loading sales…"</p> }>
-                {move || sales.get().map(|r| match r {
-                    Ok(page) => view! { <Table page query=query.get() delete/> }.into_any(),
-                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                {move || Suspend::new(async move {
+                    match sales.await {
+                        Ok(page) => view! {
+                            <Filters query stores=page.stores.clone()/>
+                            <Table page query=query.get_untracked() delete/>
+                        }.into_any(),
+                        Err(e) => view! { <Filters query stores=Vec::new()/> <ErrorNote error=e/> }.into_any(),
+                    }
                 })}
             </Transition>
         </section>
@@ -110,7 +113,7 @@ fn SalesTable() -> impl IntoView {
 }
 
 #[component]
-fn Filters(query: Memo<SalesQuery>, stores: Signal<Vec<String>>) -> impl IntoView {
+fn Filters(query: Memo<SalesQuery>, stores: Vec<String>) -> impl IntoView {
     let q = move || query.get();
     view! {
         <Form method="GET" action="/worker" attr:class="filters" attr:data-testid="filters">
@@ -118,7 +121,7 @@ fn Filters(query: Memo<SalesQuery>, stores: Signal<Vec<String>>) -> impl IntoVie
                 <label for="flt-store">"Store"</label>
                 <select id="flt-store" name="store">
                     <option value="">"All stores"</option>
-                    {move || stores.get().into_iter().map(|s| {
+                    {stores.into_iter().map(|s| {
                         let selected = q().store == s;
                         view! { <option value=s.clone() selected=selected>{s.clone()}</option> }
                     }).collect_view()}

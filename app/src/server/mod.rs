@@ -9,11 +9,16 @@ pub mod state;
 
 pub use state::{AppState, AuthSettings};
 
-/// Sets the HTTP status of a failed server function from its error, so clients and
-/// tests see 401/403/400/429/503 rather than a blanket 500.
-pub fn respond<T>(result: Result<T, crate::model::AppError>) -> Result<T, crate::model::AppError> {
+/// Runs a server function's body and sets the HTTP status of a failure from its error,
+/// so clients and tests see 401/403/400/429/503 rather than a blanket 500. The response
+/// options are taken from the context before the body's first `.await`.
+pub async fn respond<T>(
+    body: impl std::future::Future<Output = Result<T, crate::model::AppError>>,
+) -> Result<T, crate::model::AppError> {
+    let options = leptos::prelude::use_context::<leptos_axum::ResponseOptions>();
+    let result = body.await;
     if let Err(e) = &result
-        && let Some(options) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
+        && let Some(options) = options
         && let Ok(code) = http::StatusCode::from_u16(e.status_code())
     {
         options.set_status(code);

@@ -53,23 +53,27 @@ pub struct RequestInfo {
     pub user_agent: Option<String>,
 }
 
-pub async fn request_info() -> Result<RequestInfo, AppError> {
-    let session = leptos_axum::extract::<Session>().await.map_err(|e| {
-        tracing::error!(error = %e, "session layer missing");
+/// Read from the request synchronously: call it before the first `.await` of a server
+/// function, while the request's context is certainly in reach.
+pub fn request_info() -> Result<RequestInfo, AppError> {
+    let parts = use_context::<http::request::Parts>().ok_or_else(|| {
+        tracing::error!("request parts missing from the context");
         AppError::Internal
     })?;
-    let ip = leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>()
-        .await
+    let session = parts.extensions.get::<Session>().cloned().ok_or_else(|| {
+        tracing::error!("session layer missing");
+        AppError::Internal
+    })?;
+    let ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|ci| ci.0.ip().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    let user_agent = leptos_axum::extract::<http::HeaderMap>()
-        .await
-        .ok()
-        .and_then(|h| {
-            h.get(http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(255).collect())
-        });
+        .unwrap_or_else(|| "unknown".into());
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(255).collect());
     Ok(RequestInfo {
         session,
         ip,
@@ -86,7 +90,7 @@ pub fn session_error(e: tower_sessions::session::Error) -> AppError {
 /// role or a pending account.
 pub async fn require(access: Access) -> Result<CurrentUser, AppError> {
     let state = expect_context::<AppState>();
-    let info = request_info().await?;
+    let info = request_info()?;
     let current = authenticate(&state, &info.session)
         .await?
         .ok_or(AppError::Unauthorized)?;

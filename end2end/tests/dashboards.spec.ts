@@ -1,0 +1,224 @@
+import { test, expect, Page, Browser } from '@playwright/test';
+import mysql from 'mysql2/promise';
+import { DEMO, hydrated, login } from './helpers';
+
+// The journeys compare what the pages show with direct queries of the MySQL database
+// the server uses (the e2e database under scripts/test).
+const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://portal:portal@127.0.0.1:3307/portal';
+
+async function query<T = any>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const conn = await mysql.createConnection(MYSQL_URL);
+  try {
+    const [rows] = await conn.query(sql, params);
+    return rows as T[];
+  } finally {
+    await conn.end();
+  }
+}
+
+/** The demo seed writes 5,000 sales in the background at start-up: wait for it. */
+async function demoSeeded() {
+  await expect
+    .poll(async () => Number((await query('SELECT COUNT(*) AS n FROM sales'))[0].n), { timeout: 60_000 })
+    .toBeGreaterThanOrEqual(5000);
+}
+
+/** "$9,894,572.27", as the UI formats exact decimals. */
+function money(value: string): string {
+  const [int, frac = '00'] = value.split('.');
+  return `$${int.replace(/\B(?=(\d{3})+(?!\d))/g, ',')}.${frac.padEnd(2, '0').slice(0, 2)}`;
+}
+
+async function shot(page: Page, name: string) {
+  await page.screenshot({ path: `output/${name}.png`, fullPage: true });
+}
+
+test('a customer sees only their own purchases', async ({ page }) => {
+  await demoSeeded();
+  await login(page, DEMO.customer.username, DEMO.customer.password);
+  await expect(page).toHaveURL(/\/customer$/);
+  await hydrated(page);
+  const [mine] = await query(
+    `SELECT COUNT(*) AS n, SUM(s.total) AS spent FROM sales s JOIN users u ON u.email = s.customer_email
+     WHERE u.username_key = ?`,
+    [DEMO.customer.username],
+  );
+  expect(Number(mine.n)).toBeGreaterThan(0);
+  await expect(page.getByTestId('kpi-count')).toHaveText(String(mine.n));
+  await expect(page.getByTestId('kpi-spent')).toHaveText(money(String(mine.spent)));
+
+  // Every sale on every page belongs to this customer.
+  const ids: string[] = [];
+  for (;;) {
+    ids.push(...(await page.locator('[data-sale-id]').evaluateAll((els) => els.map((e) => e.getAttribute('data-sale-id')!))));
+    const next = page.getByRole('link', { name: 'Next →' });
+    if ((await next.count()) === 0) break;
+    await next.click();
+    await expect(page.getByTestId('page-info')).toContainText(`Page ${Math.ceil((ids.length + 1) / 10)}`);
+  }
+  expect(ids.length).toBe(Number(mine.n));
+  const owners = await query(
+    `SELECT DISTINCT customer_email AS email FROM sales WHERE id IN (${ids.map(() => '?').join(',')})`,
+    ids,
+  );
+  const [me] = await query('SELECT email FROM users WHERE username_key = ?', [DEMO.customer.username]);
+  expect(owners.map((o) => o.email)).toEqual([me.email]);
+
+  // The staff pages refuse a customer.
+  await page.goto('/worker');
+  await expect(page.getByRole('heading', { name: /not allowed|access/i })).toBeVisible();
+  await page.goto('/customer');
+  await hydrated(page);
+  await shot(page, 'customer-dashboard');
+});
+
+async function fillSale(page: Page, email: string) {
+  await page.getByLabel('Date and time (UTC)').fill('2016-05-04T10:30');
+  await page.getByLabel('Store', { exact: true }).fill('Denver');
+  await page.getByLabel('Purchase method').selectOption('Online');
+  await page.getByLabel('Email', { exact: true }).fill(email);
+  await page.getByLabel('Age', { exact: true }).fill('41');
+  await page.getByLabel('Gender').selectOption('F');
+  await page.getByLabel('Satisfaction (1–5)').fill('4');
+  const row = page.getByTestId('item-row').first();
+  await row.getByLabel('Item', { exact: true }).fill('printer paper');
+  await row.getByLabel('Tags (comma-separated)').fill('office, stationary');
+  await row.getByLabel('Price', { exact: true }).fill('12.50');
+  await row.getByLabel('Quantity', { exact: true }).fill('3');
+  await page.getByRole('button', { name: 'Add item' }).click();
+  const second = page.getByTestId('item-row').nth(1);
+  await second.getByLabel('Item', { exact: true }).fill('pens');
+  await second.getByLabel('Price', { exact: true }).fill('0.99');
+  await second.getByLabel('Quantity', { exact: true }).fill('10');
+}
+
+test('a worker filters, creates, edits with a validation error, and deletes a sale', async ({ page }) => {
+  await demoSeeded();
+  await login(page, DEMO.worker.username, DEMO.worker.password);
+  await expect(page).toHaveURL(/\/worker$/);
+  await hydrated(page);
+
+  // Filters live in the URL: back and forward keep them.
+  await page.getByLabel('Store').selectOption('Denver');
+  await page.getByLabel('Purchase method').selectOption('Online');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page).toHaveURL(/store=Denver/);
+  await expect(page).toHaveURL(/method=Online/);
+  const [denver] = await query(
+    "SELECT COUNT(*) AS n FROM sales WHERE store_location = 'Denver' AND purchase_method = 'Online'",
+  );
+  await expect(page.getByTestId('matching')).toHaveText(`${denver.n} matching sales`);
+  const stores = await page.locator('[data-testid=sales-table] tbody td:nth-child(2)').allTextContents();
+  expect(new Set(stores)).toEqual(new Set(['Denver']));
+  await page.getByRole('link', { name: 'Next →' }).click();
+  await expect(page).toHaveURL(/page=2/);
+  await page.goBack();
+  await expect(page).not.toHaveURL(/page=2/);
+  await expect(page).toHaveURL(/store=Denver/);
+  await page.reload();
+  await expect(page.getByLabel('Store')).toHaveValue('Denver');
+  await shot(page, 'worker-dashboard');
+
+  // Create: live total, then saved through the dual writer.
+  const email = `e2e.${Date.now()}@example.com`;
+  await page.getByRole('link', { name: 'New sale' }).click();
+  await hydrated(page);
+  await fillSale(page, email);
+  await expect(page.getByTestId('live-total')).toHaveText('$47.40');
+  await page.getByRole('button', { name: 'Create sale' }).click();
+  await expect(page).toHaveURL(/\/worker\/sales\/[0-9a-f]{24}$/);
+  await expect(page.getByRole('heading', { name: /version 1\)/ })).toBeVisible();
+  const id = page.url().split('/').pop()!;
+  const [created] = await query('SELECT total, version FROM sales WHERE id = ?', [id]);
+  expect([String(created.total), Number(created.version)]).toEqual(['47.40', 1]);
+
+  // Edit: a validation error shows inline and nothing is sent; then a valid save.
+  await page.getByLabel('Age', { exact: true }).fill('200');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await expect(page.getByText('Please correct the highlighted fields.')).toBeVisible();
+  await expect(page.locator('#customer_age-error')).toBeVisible();
+  await shot(page, 'worker-validation');
+  await page.getByLabel('Age', { exact: true }).fill('42');
+  await page.getByTestId('item-row').nth(1).getByRole('button', { name: /Remove/ }).click();
+  await expect(page.getByTestId('live-total')).toHaveText('$37.50');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await expect(page.getByTestId('saved')).toBeVisible();
+  await expect(page.getByRole('heading', { name: /version 2\)/ })).toBeVisible();
+  const [edited] = await query('SELECT total, customer_age, version FROM sales WHERE id = ?', [id]);
+  expect([String(edited.total), Number(edited.customer_age), Number(edited.version)]).toEqual(['37.50', 42, 2]);
+
+  // Delete, after confirming.
+  await page.goto(`/worker?email=${encodeURIComponent(email)}`);
+  await hydrated(page);
+  const row = page.locator(`tr[data-sale-id="${id}"]`);
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await row.getByRole('button', { name: 'Yes, delete' }).click();
+  await expect(row).toHaveCount(0);
+  expect((await query('SELECT COUNT(*) AS n FROM sales WHERE id = ?', [id]))[0].n).toBe(0);
+});
+
+async function workerPage(browser: Browser): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await login(page, DEMO.worker.username, DEMO.worker.password);
+  await expect(page).toHaveURL(/\/worker$/);
+  return page;
+}
+
+test('a version conflict between two editors offers to reload', async ({ browser }) => {
+  await demoSeeded();
+  const [sale] = await query('SELECT id, version FROM sales ORDER BY sale_date DESC LIMIT 1');
+  const first = await workerPage(browser);
+  const second = await workerPage(browser);
+  for (const p of [first, second]) {
+    await p.goto(`/worker/sales/${sale.id}`);
+    await hydrated(p);
+    await expect(p.getByRole('heading', { name: new RegExp(`version ${sale.version}\\)`) })).toBeVisible();
+  }
+  await first.getByLabel('Age', { exact: true }).fill('33');
+  await first.getByRole('button', { name: 'Save changes' }).click();
+  await expect(first.getByTestId('saved')).toBeVisible();
+
+  await second.getByLabel('Age', { exact: true }).fill('55');
+  await second.getByRole('button', { name: 'Save changes' }).click();
+  await expect(second.getByTestId('conflict')).toContainText('changed by someone else');
+  await shot(second, 'worker-conflict');
+  await second.getByRole('button', { name: 'Reload the latest version' }).click();
+  await expect(second.getByRole('heading', { name: new RegExp(`version ${Number(sale.version) + 1}\\)`) })).toBeVisible();
+  await expect(second.getByLabel('Age', { exact: true })).toHaveValue('33');
+});
+
+test('a manager sees KPIs that match the database', async ({ page }) => {
+  await demoSeeded();
+  await login(page, DEMO.manager.username, DEMO.manager.password);
+  await expect(page).toHaveURL(/\/management$/);
+  await hydrated(page);
+  const [all] = await query(
+    'SELECT COUNT(*) AS n, SUM(total) AS revenue, SUM(coupon_used) AS coupons FROM sales',
+  );
+  await expect(page.getByTestId('kpi-sales')).toHaveText(String(all.n));
+  await expect(page.getByTestId('kpi-revenue')).toHaveText(money(String(all.revenue)));
+
+  // A date range, kept in the URL.
+  await page.getByLabel('From', { exact: true }).fill('2015-01-01');
+  await page.getByLabel('To', { exact: true }).fill('2015-12-31');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await expect(page).toHaveURL(/from=2015-01-01/);
+  const [y2015] = await query(
+    "SELECT COUNT(*) AS n, SUM(total) AS revenue FROM sales WHERE sale_date >= '2015-01-01' AND sale_date < '2016-01-01'",
+  );
+  await expect(page.getByTestId('kpi-sales')).toHaveText(String(y2015.n));
+  await expect(page.getByTestId('kpi-revenue')).toHaveText(money(String(y2015.revenue)));
+
+  // Charts are interactive after hydration: a bar's figures, and a series switch.
+  const bar = page.locator('figure', { hasText: 'Revenue by store' }).locator('g.bar').first();
+  await bar.hover();
+  await expect(page.locator('figure', { hasText: 'Revenue by store' }).locator('.readout')).toContainText('$');
+  await page.getByRole('button', { name: 'Sales', exact: true }).click();
+  await expect(page.getByRole('button', { name: 'Sales', exact: true })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByTestId('replication')).toBeVisible();
+  await shot(page, 'management-dashboard');
+
+  await page.setViewportSize({ width: 360, height: 800 });
+  await shot(page, 'management-360px');
+});
