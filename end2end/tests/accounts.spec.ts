@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { DEMO, PASSWORD, login, logout, register, unique } from './helpers';
+import { DEMO, PASSWORD, hydrated, login, logout, register, unique } from './helpers';
 
 test('a new customer registers, logs out and logs back in', async ({ page }) => {
   const username = unique('cust');
@@ -11,11 +11,12 @@ test('a new customer registers, logs out and logs back in', async ({ page }) => 
   await logout(page);
   await login(page, username, PASSWORD);
   await expect(page).toHaveURL(/\/customer$/);
-  await page.screenshot({ path: 'output/customer-dashboard.png', fullPage: true });
+  await page.screenshot({ path: 'output/customer-new-account.png', fullPage: true });
 });
 
 test('registration shows the shared validation messages inline before submit', async ({ page }) => {
   await page.goto('/register');
+  await hydrated(page);
   await page.getByLabel('Username').fill('x');
   await page.getByLabel('Email').click();
   await expect(page.getByText('Username must be 3 to 32 characters')).toBeVisible();

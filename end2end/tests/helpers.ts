@@ -20,6 +20,8 @@ export async function hydrated(page: Page) {
 
 export async function login(page: Page, username: string, password: string) {
   await page.goto('/login');
+  // Typing before hydration would be undone by it (inputs are bound to signals).
+  await hydrated(page);
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
@@ -32,6 +34,7 @@ export async function logout(page: Page) {
 
 export async function register(page: Page, username: string, role: string) {
   await page.goto('/register');
+  await hydrated(page);
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Email').fill(`${username}@example.com`);
   await page.getByLabel('Password', { exact: true }).fill(PASSWORD);

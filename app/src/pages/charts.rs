@@ -110,12 +110,24 @@ pub fn ColumnChart(
     let first_view = series(first.1, labels.clone());
     let second_view = series(second.1, labels.clone());
     let (first_label, second_label) = (first.0, second.0);
+    // "YYYY-MM" labels: month names for one year or less, else one label per year.
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let short = labels.len() <= 12;
     let ticks = labels
         .iter()
         .enumerate()
-        .filter(|(i, _)| labels.len() <= 12 || i % (labels.len() / 6).max(1) == 0)
-        .map(|(i, l)| {
-            view! { <text x=i as f64 * slot + slot / 2.0 y=height - 4.0 class="axis" text-anchor="middle">{l.clone()}</text> }
+        .filter_map(|(i, l)| {
+            let (year, month) = l.split_once('-')?;
+            let text = if short {
+                MONTHS.get(month.parse::<usize>().ok()?.checked_sub(1)?)?.to_string()
+            } else if month == "01" || i == 0 {
+                year.to_string()
+            } else {
+                return None;
+            };
+            Some(view! { <text x=i as f64 * slot + slot / 2.0 y=height - 4.0 class="axis" text-anchor="middle">{text}</text> })
         })
         .collect_view();
     view! {
@@ -131,7 +143,7 @@ pub fn ColumnChart(
                         on:click=move |_| show_second.set(true)>{second_label}</button>
                 </span>
             </figcaption>
-            <svg viewBox=format!("0 0 {width} {height}") role="list" aria-label=title preserveAspectRatio="none">
+            <svg viewBox=format!("0 0 {width} {height}") role="list" aria-label=title>
                 <g class:hidden=move || show_second.get()>{first_view}</g>
                 <g class="alt" class:hidden=move || !show_second.get()>{second_view}</g>
                 {ticks}

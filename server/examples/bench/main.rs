@@ -4,6 +4,7 @@
 //! It starts the real server in-process on port 0, against throw-away databases on the
 //! local MariaDB and FerretDB.
 
+mod dashboards;
 mod replication;
 
 use server::config::{Databases, ServeConfig};
@@ -476,8 +477,17 @@ async fn main() -> anyhow::Result<()> {
     for name in &which {
         match name.as_str() {
             "auth" => auth(&bench).await?,
+            "dashboards" => {
+                let size = match which.iter().position(|a| a == "--size") {
+                    Some(i) => which.get(i + 1).map(|s| s.parse()).transpose()?.unwrap_or(1_000_000),
+                    None => 1_000_000,
+                };
+                dashboards::run(&bench, size).await?
+            }
+            "--size" => {}
+            n if n.parse::<usize>().is_ok() => {}
             other => anyhow::bail!(
-                "unknown benchmark {other:?} (known: auth, import [--million], replication [--size N])"
+                "unknown benchmark {other:?} (known: auth, dashboards [--size N], import [--million], replication [--size N])"
             ),
         }
     }
