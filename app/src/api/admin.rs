@@ -3,7 +3,7 @@
 use crate::model::{AppError, AuditEntry, UserSummary};
 #[cfg(feature = "ssr")]
 use crate::server::{
-    AppState,
+    app_state,
     auth::{Access, admin, audit, guard, require},
     respond,
 };
@@ -14,99 +14,86 @@ pub async fn list_users(
     query: String,
     status: Option<String>,
 ) -> Result<Vec<UserSummary>, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            require(Access::MANAGEMENT).await?;
-            let status = match status.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(s) => Some(
-                    crate::model::AccountStatus::parse(s)
-                        .map_err(|m| AppError::invalid("status", m))?,
-                ),
-            };
-            admin::list(&state.mysql, &query, status).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        require(Access::MANAGEMENT).await?;
+        let status = match status.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(
+                crate::model::AccountStatus::parse(s)
+                    .map_err(|m| AppError::invalid("status", m))?,
+            ),
+        };
+        admin::list(&state.mysql, &query, status).await
+    })
     .await
 }
 
 /// Approve (`approve = true`) or reject a pending account.
 #[server(prefix = "/api", endpoint = "admin/users/decide")]
 pub async fn decide_user(id: u64, approve: bool) -> Result<UserSummary, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            let actor = require(Access::MANAGEMENT).await?;
-            admin::decide(&state, &info, &actor, id, approve).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        let actor = require(Access::MANAGEMENT).await?;
+        admin::decide(&state, &info, &actor, id, approve).await
+    })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "admin/users/role")]
 pub async fn change_role(id: u64, role: String) -> Result<UserSummary, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            let actor = require(Access::MANAGEMENT).await?;
-            let role =
-                crate::model::Role::parse(&role).map_err(|m| AppError::invalid("role", m))?;
-            admin::change_role(&state, &info, &actor, id, role).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        let actor = require(Access::MANAGEMENT).await?;
+        let role = crate::model::Role::parse(&role).map_err(|m| AppError::invalid("role", m))?;
+        admin::change_role(&state, &info, &actor, id, role).await
+    })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "admin/users/enabled")]
 pub async fn set_user_enabled(id: u64, enabled: bool) -> Result<UserSummary, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            let actor = require(Access::MANAGEMENT).await?;
-            admin::set_enabled(&state, &info, &actor, id, enabled).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        let actor = require(Access::MANAGEMENT).await?;
+        admin::set_enabled(&state, &info, &actor, id, enabled).await
+    })
     .await
 }
 
 /// Returns the path of a one-time reset link for the manager to hand over.
 #[server(prefix = "/api", endpoint = "admin/users/reset-link")]
 pub async fn issue_reset_link(id: u64) -> Result<String, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            let actor = require(Access::MANAGEMENT).await?;
-            admin::issue_reset_link(&state, &info, &actor, id).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        let actor = require(Access::MANAGEMENT).await?;
+        admin::issue_reset_link(&state, &info, &actor, id).await
+    })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "admin/audit")]
 pub async fn audit_log(before_id: Option<u64>) -> Result<Vec<AuditEntry>, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            require(Access::MANAGEMENT).await?;
-            audit::list(&state.mysql, before_id, 100).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        require(Access::MANAGEMENT).await?;
+        audit::list(&state.mysql, before_id, 100).await
+    })
     .await
 }

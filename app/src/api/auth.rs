@@ -6,7 +6,7 @@
 use crate::model::{AppError, SessionSummary, SessionUser};
 #[cfg(feature = "ssr")]
 use crate::server::{
-    AppState,
+    app_state,
     auth::{Access, accounts, guard, require, sessions},
     redirect_plain_form, respond,
 };
@@ -15,17 +15,15 @@ use leptos::prelude::*;
 /// The signed-in user, or `None` when anonymous. Drives navigation and route guards.
 #[server(prefix = "/api", endpoint = "me")]
 pub async fn me() -> Result<Option<SessionUser>, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            Ok(guard::authenticate(&state, &info.session)
-                .await?
-                .map(|c| c.user))
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        Ok(guard::authenticate(&state, &info.session)
+            .await?
+            .map(|c| c.user))
+    })
     .await
 }
 
@@ -35,19 +33,17 @@ pub async fn login(
     password: String,
     next: Option<String>,
 ) -> Result<SessionUser, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            let user = accounts::login(&state, &info, &username, password).await?;
-            let target =
-                crate::model::safe_next(next.as_deref()).unwrap_or_else(|| user.home().to_string());
-            redirect_plain_form(&target);
-            Ok(user)
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        let user = accounts::login(&state, &info, &username, password).await?;
+        let target =
+            crate::model::safe_next(next.as_deref()).unwrap_or_else(|| user.home().to_string());
+        redirect_plain_form(&target);
+        Ok(user)
+    })
     .await
 }
 
@@ -59,92 +55,82 @@ pub async fn register(
     confirm_password: String,
     role: String,
 ) -> Result<SessionUser, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            let input = crate::model::RegistrationInput {
-                username,
-                email,
-                password,
-                confirm_password,
-                role,
-            };
-            let account = input.parse().map_err(AppError::Invalid)?;
-            let user = accounts::register(&state, &info, account).await?;
-            redirect_plain_form(user.home());
-            Ok(user)
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        let input = crate::model::RegistrationInput {
+            username,
+            email,
+            password,
+            confirm_password,
+            role,
+        };
+        let account = input.parse().map_err(AppError::Invalid)?;
+        let user = accounts::register(&state, &info, account).await?;
+        redirect_plain_form(user.home());
+        Ok(user)
+    })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            let current = require(Access::AnyUser).await?;
-            accounts::logout(&state, &info, &current).await?;
-            redirect_plain_form("/login");
-            Ok(())
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        let current = require(Access::AnyUser).await?;
+        accounts::logout(&state, &info, &current).await?;
+        redirect_plain_form("/login");
+        Ok(())
+    })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "sessions")]
 pub async fn my_sessions() -> Result<Vec<SessionSummary>, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let current = require(Access::AnyUser).await?;
-            sessions::list(&state.mysql, current.user.id, &current.session_key).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let current = require(Access::AnyUser).await?;
+        sessions::list(&state.mysql, current.user.id, &current.session_key).await
+    })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "sessions/revoke")]
 pub async fn revoke_session(handle: String) -> Result<(), AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let current = require(Access::AnyUser).await?;
-            if sessions::revoke(&state.mysql, current.user.id, handle.trim()).await? {
-                Ok(())
-            } else {
-                Err(AppError::NotFound)
-            }
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let current = require(Access::AnyUser).await?;
+        if sessions::revoke(&state.mysql, current.user.id, handle.trim()).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
+    })
     .await
 }
 
 /// Ends every session of the user, this one included.
 #[server(prefix = "/api", endpoint = "sessions/revoke-all")]
 pub async fn logout_everywhere() -> Result<(), AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            let current = require(Access::AnyUser).await?;
-            accounts::logout_everywhere(&state, &info, &current).await?;
-            redirect_plain_form("/login");
-            Ok(())
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        let current = require(Access::AnyUser).await?;
+        accounts::logout_everywhere(&state, &info, &current).await?;
+        redirect_plain_form("/login");
+        Ok(())
+    })
     .await
 }
 
@@ -154,24 +140,22 @@ pub async fn change_password(
     new_password: String,
     confirm_password: String,
 ) -> Result<(), AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            let current = require(Access::AnyUser).await?;
-            accounts::change_password(
-                &state,
-                &info,
-                &current,
-                current_password,
-                &new_password,
-                &confirm_password,
-            )
-            .await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        let current = require(Access::AnyUser).await?;
+        accounts::change_password(
+            &state,
+            &info,
+            &current,
+            current_password,
+            &new_password,
+            &confirm_password,
+        )
+        .await
+    })
     .await
 }
 
@@ -181,17 +165,14 @@ pub async fn reset_password(
     new_password: String,
     confirm_password: String,
 ) -> Result<(), AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let info = guard::request_info()?;
-            accounts::reset_password(&state, &info, &token, &new_password, &confirm_password)
-                .await?;
-            redirect_plain_form("/login?reset=done");
-            Ok(())
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let info = guard::request_info()?;
+        accounts::reset_password(&state, &info, &token, &new_password, &confirm_password).await?;
+        redirect_plain_form("/login?reset=done");
+        Ok(())
+    })
     .await
 }

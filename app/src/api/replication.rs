@@ -4,7 +4,7 @@
 use crate::model::{AppError, ReplicationStatus, SyncReport};
 #[cfg(feature = "ssr")]
 use crate::server::{
-    AppState,
+    app_state,
     auth::{Access, require},
     respond,
 };
@@ -12,15 +12,13 @@ use leptos::prelude::*;
 
 #[server(prefix = "/api", endpoint = "replication/status")]
 pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            require(Access::STAFF).await?;
-            crate::server::sales::sync::status(&state.mysql).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        require(Access::STAFF).await?;
+        crate::server::sales::sync::status(&state.mysql).await
+    })
     .await
 }
 
@@ -29,23 +27,21 @@ pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
 #[server(prefix = "/api", endpoint = "replication/sync")]
 pub async fn run_sync(dry_run: bool) -> Result<SyncReport, AppError> {
     use crate::server::sales::sync::{SyncOptions, begin};
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let actor = require(Access::STAFF).await?;
-            let mut options = SyncOptions::new(crate::model::SyncTrigger::Manual);
-            options.dry_run = dry_run;
-            options.started_by = Some(actor.user.id);
-            let run = begin(&state.writer, options).await?;
-            let report = run.report().clone();
-            tokio::spawn(async move {
-                // The outcome is stored in sync_runs and logged by the run itself.
-                let _ = run.execute().await;
-            });
-            Ok(report)
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let actor = require(Access::STAFF).await?;
+        let mut options = SyncOptions::new(crate::model::SyncTrigger::Manual);
+        options.dry_run = dry_run;
+        options.started_by = Some(actor.user.id);
+        let run = begin(&state.writer, options).await?;
+        let report = run.report().clone();
+        tokio::spawn(async move {
+            // The outcome is stored in sync_runs and logged by the run itself.
+            let _ = run.execute().await;
+        });
+        Ok(report)
+    })
     .await
 }

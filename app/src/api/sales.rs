@@ -5,7 +5,7 @@ use crate::model::report::{Analytics, Purchases, SaleForEdit, SalesPage, SalesQu
 use crate::model::{AppError, Sale, SaleInput};
 #[cfg(feature = "ssr")]
 use crate::server::{
-    AppState,
+    app_state,
     auth::{Access, require},
     respond,
     sales::{dual_write::IdempotencyKey, queries},
@@ -41,31 +41,27 @@ fn new_token() -> String {
 /// account decides whose sales these are.
 #[server(prefix = "/api", endpoint = "sales/mine")]
 pub async fn my_purchases(page: Option<u32>) -> Result<Purchases, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            let me = require(Access::CUSTOMER).await?;
-            let page = page.unwrap_or(1).clamp(1, 1_000_000);
-            queries::purchases(&state.mysql, &me.user.email, page).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        let me = require(Access::CUSTOMER).await?;
+        let page = page.unwrap_or(1).clamp(1, 1_000_000);
+        queries::purchases(&state.mysql, &me.user.email, page).await
+    })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/list", input = Json)]
 pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            require(Access::STAFF).await?;
-            let filter = query.parse().map_err(AppError::Invalid)?;
-            queries::list(&state.mysql, &filter).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        require(Access::STAFF).await?;
+        let filter = query.parse().map_err(AppError::Invalid)?;
+        queries::list(&state.mysql, &filter).await
+    })
     .await
 }
 
@@ -73,53 +69,47 @@ pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
 #[server(prefix = "/api", endpoint = "sales/get")]
 pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
     use crate::server::sales::dual_write::Primary;
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            require(Access::STAFF).await?;
-            let id = parse_id(&id)?;
-            let sale = state
-                .writer
-                .primary()
-                .get(&id)
-                .await?
-                .ok_or(AppError::NotFound)?;
-            Ok(SaleForEdit {
-                sale,
-                token: new_token(),
-            })
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        require(Access::STAFF).await?;
+        let id = parse_id(&id)?;
+        let sale = state
+            .writer
+            .primary()
+            .get(&id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        Ok(SaleForEdit {
+            sale,
+            token: new_token(),
+        })
+    })
     .await
 }
 
 /// A fresh submission token for the "new sale" form.
 #[server(prefix = "/api", endpoint = "sales/token")]
 pub async fn sale_token() -> Result<String, AppError> {
-    respond(
-        async {
-            require(Access::STAFF).await?;
-            Ok(new_token())
-        },
-    )
+    respond(async {
+        require(Access::STAFF).await?;
+        Ok(new_token())
+    })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/create", input = Json)]
 pub async fn create_sale(token: String, input: SaleInput) -> Result<Sale, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            require(Access::STAFF).await?;
-            let key = parse_token(&token)?;
-            let draft = input.parse().map_err(AppError::Invalid)?;
-            state.writer.create(key.as_ref(), draft).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        require(Access::STAFF).await?;
+        let key = parse_token(&token)?;
+        let draft = input.parse().map_err(AppError::Invalid)?;
+        state.writer.create(key.as_ref(), draft).await
+    })
     .await
 }
 
@@ -130,34 +120,30 @@ pub async fn update_sale(
     version: u64,
     input: SaleInput,
 ) -> Result<Sale, AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            require(Access::STAFF).await?;
-            let key = parse_token(&token)?;
-            let id = parse_id(&id)?;
-            let draft = input.parse().map_err(AppError::Invalid)?;
-            state.writer.update(key.as_ref(), &id, version, draft).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        require(Access::STAFF).await?;
+        let key = parse_token(&token)?;
+        let id = parse_id(&id)?;
+        let draft = input.parse().map_err(AppError::Invalid)?;
+        state.writer.update(key.as_ref(), &id, version, draft).await
+    })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/delete")]
 pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), AppError> {
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            require(Access::STAFF).await?;
-            let key = parse_token(&token)?;
-            let id = parse_id(&id)?;
-            state.writer.delete(key.as_ref(), &id, version).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        require(Access::STAFF).await?;
+        let key = parse_token(&token)?;
+        let id = parse_id(&id)?;
+        state.writer.delete(key.as_ref(), &id, version).await
+    })
     .await
 }
 
@@ -165,24 +151,22 @@ pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), 
 #[server(prefix = "/api", endpoint = "analytics")]
 pub async fn load_analytics(from: String, to: String) -> Result<Analytics, AppError> {
     use crate::model::report::parse_day;
-    respond(
-        async {
-            // Contexts are read before the first await: a server function that runs
-            // inside a page render may be polled later without them.
-            let state = expect_context::<AppState>();
-            require(Access::MANAGEMENT).await?;
-            let from = parse_day(&from, "from").map_err(|e| AppError::Invalid(vec![e]))?;
-            let to = parse_day(&to, "to").map_err(|e| AppError::Invalid(vec![e]))?;
-            if let (Some(f), Some(t)) = (from, to)
-                && f > t
-            {
-                return Err(AppError::invalid(
-                    "to",
-                    "The end date is before the start date",
-                ));
-            }
-            queries::analytics(&state.mysql, from, to).await
-        },
-    )
+    respond(async {
+        // Contexts are read before the first await: a server function that runs
+        // inside a page render may be polled later without them.
+        let state = app_state()?;
+        require(Access::MANAGEMENT).await?;
+        let from = parse_day(&from, "from").map_err(|e| AppError::Invalid(vec![e]))?;
+        let to = parse_day(&to, "to").map_err(|e| AppError::Invalid(vec![e]))?;
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(AppError::invalid(
+                "to",
+                "The end date is before the start date",
+            ));
+        }
+        queries::analytics(&state.mysql, from, to).await
+    })
     .await
 }

@@ -7,7 +7,7 @@ pub mod health;
 pub mod sales;
 pub mod state;
 
-pub use state::{AppState, AuthSettings};
+pub use state::{AppState, AuthSettings, app_state};
 
 /// Runs a server function's body and sets the HTTP status of a failure from its error,
 /// so clients and tests see 401/403/400/429/503 rather than a blanket 500. The response

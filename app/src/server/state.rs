@@ -28,3 +28,12 @@ impl FromRef<AppState> for LeptosOptions {
         state.leptos_options.clone()
     }
 }
+
+/// The app's state from the request's context. Server functions read it before their
+/// first `.await`; a missing one is reported as an internal error rather than a panic.
+pub fn app_state() -> Result<AppState, crate::model::AppError> {
+    leptos::prelude::use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the request context");
+        crate::model::AppError::Internal
+    })
+}

@@ -183,7 +183,11 @@ pub async fn run(bench: &Bench, size: usize) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|");
     let health = wrk(&format!("{}/healthz", bench.base_url), &cookie, None).await?;
     for (label, url, body) in [
-        ("GET /healthz (baseline)", format!("{}/healthz", bench.base_url), None),
+        (
+            "GET /healthz (baseline)",
+            format!("{}/healthz", bench.base_url),
+            None,
+        ),
         (
             "GET /worker (server-rendered page)",
             format!("{}/worker", bench.base_url),

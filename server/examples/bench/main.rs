@@ -479,7 +479,11 @@ async fn main() -> anyhow::Result<()> {
             "auth" => auth(&bench).await?,
             "dashboards" => {
                 let size = match which.iter().position(|a| a == "--size") {
-                    Some(i) => which.get(i + 1).map(|s| s.parse()).transpose()?.unwrap_or(1_000_000),
+                    Some(i) => which
+                        .get(i + 1)
+                        .map(|s| s.parse())
+                        .transpose()?
+                        .unwrap_or(1_000_000),
                     None => 1_000_000,
                 };
                 dashboards::run(&bench, size).await?

@@ -109,6 +109,51 @@ async fn importing_twice_creates_no_duplicates() {
     let (rows, _, mysql_total) = mysql_revenue(&app).await;
     assert_eq!((sales, rows), (250, 250));
     assert_eq!(revenue, mysql_total);
+    // The import goes through the dual writer: one journaled intent per sale and run.
+    let states: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT CAST(state AS CHAR), COUNT(*) FROM sale_intents WHERE op = 'create' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&app.mysql)
+    .await
+    .unwrap();
+    assert_eq!(
+        states,
+        [("done".to_string(), 250), ("failed".to_string(), 250)],
+        "the second run's intents fail as already present"
+    );
+}
+
+#[tokio::test]
+async fn an_import_batch_whose_backup_write_fails_is_removed_from_mongodb() {
+    let app = spawn_app().await;
+    // A sale whose store name is too long for MySQL's column fails the backup write
+    // after MongoDB accepted the batch.
+    sqlx::query("ALTER TABLE sales MODIFY store_location VARCHAR(3) NOT NULL")
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let sales: Vec<app::model::Sale> = app::server::sales::generate::sales(5)
+        .take(20)
+        .map(|draft| app::model::Sale {
+            id: import::derived_id(&draft),
+            version: 1,
+            updated_at: chrono::Utc::now(),
+            draft,
+        })
+        .collect();
+    let err = import::write_batch(&app.mysql, &app.mongo, &sales)
+        .await
+        .unwrap_err();
+    assert_eq!(err, app::model::AppError::Internal);
+    assert_eq!(mongo_revenue(&app).await.0, 0, "compensated in MongoDB");
+    assert_eq!(mysql_revenue(&app).await.0, 0);
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sale_intents WHERE state IN ('pending', 'needs_repair')",
+    )
+    .fetch_one(&app.mysql)
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "the batch's intents are closed as failed");
 }
 
 #[tokio::test]

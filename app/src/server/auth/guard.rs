@@ -89,7 +89,7 @@ pub fn session_error(e: tower_sessions::session::Error) -> AppError {
 /// Checks the session and the role: 401 without a valid login, 403 with the wrong
 /// role or a pending account.
 pub async fn require(access: Access) -> Result<CurrentUser, AppError> {
-    let state = expect_context::<AppState>();
+    let state = crate::server::app_state()?;
     let info = request_info()?;
     let current = authenticate(&state, &info.session)
         .await?

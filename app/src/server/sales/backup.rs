@@ -274,7 +274,8 @@ pub async fn load_rows(
     for (id, pos, tpos, tag) in tags {
         tag_map.entry((id, pos)).or_default().push((tpos, tag));
     }
-    let mut item_map: HashMap<String, Vec<(u16, Result<Item, String>)>> = HashMap::new();
+    type Items = Vec<(u16, Result<Item, String>)>;
+    let mut item_map: HashMap<String, Items> = HashMap::new();
     for (id, pos, name, price, quantity) in items {
         let mut t = tag_map.remove(&(id.clone(), pos)).unwrap_or_default();
         t.sort();

@@ -847,6 +847,136 @@ impl MySqlBackup {
 /// The production writer over the app's two stores.
 pub type Writer = DualWriter<MongoPrimary, MySqlBackup>;
 
+impl Writer {
+    /// The importer's create: the same protocol for a batch of new sales, with one
+    /// intent per sale written in bulk (one statement per step instead of three per
+    /// sale). Sales whose id MongoDB already has are left alone and their intents fail
+    /// as "already present"; if the backup lacks one of them, it is filled from MongoDB.
+    /// An unfinished batch (crash, failed compensation) is rolled back sale by sale by
+    /// recovery, like any other create. Returns (inserted, skipped).
+    #[tracing::instrument(skip_all, fields(n = sales.len()))]
+    pub async fn import_batch(&self, sales: &[Sale]) -> Result<(u64, u64), AppError> {
+        use std::collections::HashSet;
+        if sales.is_empty() {
+            return Ok((0, 0));
+        }
+        let ids: Vec<SaleId> = sales.iter().map(|s| s.id.clone()).collect();
+        let _held = self.lock_sales(&ids).await;
+        let pool = &self.backup.pool;
+        let mongo = &self.primary.db;
+        let batch = {
+            use rand::RngCore;
+            let mut bytes = [0u8; 8];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        };
+        let keys = format!("import-{batch}-%");
+
+        // 1. The intents, in one statement.
+        for (n, chunk) in sales.chunks(500).enumerate() {
+            let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
+                "INSERT INTO sale_intents (idempotency_key, op, sale_id, after_image, state, created_at, updated_at) ",
+            );
+            q.push_values(chunk.iter().enumerate(), |mut row, (i, s)| {
+                row.push_bind(format!("import-{batch}-{}", n * 500 + i))
+                    .push("'create'")
+                    .push_bind(s.id.as_str())
+                    .push_bind(image(Some(s)))
+                    .push("'pending'")
+                    .push("UTC_TIMESTAMP(6)")
+                    .push("UTC_TIMESTAMP(6)");
+            });
+            q.build()
+                .execute(pool)
+                .await
+                .map_err(|e| mysql_error("record import intents", e))?;
+        }
+
+        // 2. MongoDB. An error leaves the intents pending: which documents landed is
+        // unknown, and recovery settles each one.
+        let skipped: HashSet<SaleId> = primary::insert_new(mongo, sales).await?;
+        let inserted: Vec<Sale> = sales
+            .iter()
+            .filter(|s| !skipped.contains(&s.id))
+            .cloned()
+            .collect();
+        let inserted_ids: Vec<SaleId> = inserted.iter().map(|s| s.id.clone()).collect();
+
+        // 3. The backup rows and the intents' outcome, in one transaction.
+        let backup_write = async {
+            let mut tx = pool
+                .begin()
+                .await
+                .map_err(|e| mysql_error("begin import batch", e))?;
+            let skipped_ids: Vec<SaleId> = skipped.iter().cloned().collect();
+            let present: HashSet<SaleId> = backup::existing(&mut tx, &skipped_ids)
+                .await?
+                .into_iter()
+                .collect();
+            let missing: Vec<SaleId> = skipped_ids
+                .iter()
+                .filter(|id| !present.contains(*id))
+                .cloned()
+                .collect();
+            let mut rows = inserted.clone();
+            if !missing.is_empty() {
+                rows.extend(primary::find_by_ids(mongo, &missing).await?);
+            }
+            backup::replace(&mut tx, &rows).await?;
+            sqlx::query(
+                "UPDATE sale_intents SET state = 'done', updated_at = UTC_TIMESTAMP(6) WHERE idempotency_key LIKE ?",
+            )
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| mysql_error("close import intents", e))?;
+            for chunk in skipped_ids.chunks(1000) {
+                let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
+                    "UPDATE sale_intents SET state = 'failed', error = 'already present' WHERE idempotency_key LIKE ",
+                );
+                q.push_bind(&keys).push(" AND sale_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| mysql_error("close import intents", e))?;
+            }
+            tx.commit()
+                .await
+                .map_err(|e| mysql_error("commit import batch", e))
+        }
+        .await;
+
+        if let Err(e) = backup_write {
+            tracing::warn!(sales = inserted_ids.len(), error = %e, "import batch: backup write failed; removing it from MongoDB");
+            let (state, note) = match primary::delete_ids(mongo, &inserted_ids).await {
+                Ok(_) => ("failed", "backup write failed; compensated"),
+                Err(undo) => {
+                    tracing::error!(error = %undo, ids = ?inserted_ids, "import batch: compensation failed; recovery will roll these sales back");
+                    ("needs_repair", "backup write and compensation failed")
+                }
+            };
+            // Best effort: if MySQL cannot record it, the intents stay pending and
+            // recovery resolves them the same way.
+            let _ = sqlx::query(
+                "UPDATE sale_intents SET state = ?, error = ?, updated_at = UTC_TIMESTAMP(6) \
+                 WHERE idempotency_key LIKE ? AND state = 'pending'",
+            )
+            .bind(state)
+            .bind(note)
+            .bind(&keys)
+            .execute(pool)
+            .await;
+            return Err(e);
+        }
+        Ok((inserted.len() as u64, skipped.len() as u64))
+    }
+}
+
 pub fn writer(mysql: sqlx::MySqlPool, mongo: mongodb::Database) -> Writer {
     DualWriter::new(MongoPrimary { db: mongo }, MySqlBackup { pool: mysql })
 }

@@ -2,19 +2,18 @@
 //! per line or one JSON array, streamed into both stores in batches.
 //!
 //! Parsing runs on a blocking thread and feeds a bounded channel, so memory stays flat
-//! however large the file. Each batch goes to MongoDB first (unordered insert; ids that
-//! already exist are skipped), then to MySQL in one transaction; if MySQL fails, the
+//! however large the file. Each batch goes through the dual writer's batch create
+//! (`Writer::import_batch`): intents journaled, MongoDB first (unordered insert; ids that
+//! already exist are skipped), then MySQL in one transaction; if MySQL fails, the
 //! documents this batch inserted are deleted again, so the stores do not diverge.
 
 use super::codec::{document_to_draft, sale_id};
-use super::{backup, primary};
+use super::primary;
 use crate::model::{AppError, Sale, SaleDraft, SaleId};
-use crate::server::db::mysql_error;
 use bson::Bson;
 use chrono::{DateTime, Utc};
 use serde::de::{SeqAccess, Visitor};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -197,58 +196,15 @@ fn read_array<R: Read>(
     Ok(())
 }
 
-/// Writes a batch to MongoDB, then MySQL; see the module comment. Also writes to MySQL
-/// any skipped sale the backup is missing (a half-finished earlier run), from MongoDB.
-#[tracing::instrument(skip_all, fields(n = sales.len()))]
+/// Writes a batch through the dual writer (`Writer::import_batch`).
 pub async fn write_batch(
     mysql: &sqlx::MySqlPool,
     mongo: &mongodb::Database,
     sales: &[Sale],
 ) -> Result<(u64, u64), AppError> {
-    let skipped = primary::insert_new(mongo, sales).await?;
-    let inserted: Vec<Sale> = sales
-        .iter()
-        .filter(|s| !skipped.contains(&s.id))
-        .cloned()
-        .collect();
-    let inserted_ids: Vec<SaleId> = inserted.iter().map(|s| s.id.clone()).collect();
-
-    let backup_result = async {
-        let mut tx = mysql
-            .begin()
-            .await
-            .map_err(|e| mysql_error("begin import batch", e))?;
-        let skipped_ids: Vec<SaleId> = skipped.iter().cloned().collect();
-        let present: HashSet<SaleId> = backup::existing(&mut tx, &skipped_ids)
-            .await?
-            .into_iter()
-            .collect();
-        let missing: Vec<SaleId> = skipped_ids
-            .into_iter()
-            .filter(|id| !present.contains(id))
-            .collect();
-        let mut rows = inserted.clone();
-        if !missing.is_empty() {
-            rows.extend(primary::find_by_ids(mongo, &missing).await?);
-        }
-        backup::replace(&mut tx, &rows).await?;
-        tx.commit()
-            .await
-            .map_err(|e| mysql_error("commit import batch", e))
-    }
-    .await;
-
-    if let Err(e) = backup_result {
-        tracing::warn!(
-            sales = inserted_ids.len(),
-            "MySQL write failed; removing this batch from MongoDB again"
-        );
-        if let Err(undo) = primary::delete_ids(mongo, &inserted_ids).await {
-            tracing::error!(error = %undo, ids = ?inserted_ids, "compensation failed: these sales are in MongoDB only until the next sync");
-        }
-        return Err(e);
-    }
-    Ok((inserted.len() as u64, skipped.len() as u64))
+    super::dual_write::writer(mysql.clone(), mongo.clone())
+        .import_batch(sales)
+        .await
 }
 
 /// Batches written at once: one batch's MySQL write overlaps the next one's MongoDB
