@@ -81,6 +81,7 @@ impl Application {
         let state = AppState {
             leptos_options,
             writer: app::server::sales::dual_write::writer(mysql.clone(), mongo.clone()),
+            counts: Default::default(),
             mysql,
             mongo,
             auth: serve.auth_settings(),

@@ -60,7 +60,7 @@ pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
         let state = app_state()?;
         require(Access::STAFF).await?;
         let filter = query.parse().map_err(AppError::Invalid)?;
-        queries::list(&state.mysql, &filter).await
+        queries::list(&state.mysql, &state.counts, &filter).await
     })
     .await
 }

@@ -14,6 +14,7 @@ pub struct AppState {
     /// The one dual writer of this process: its per-sale locks must be shared by every
     /// edit, the recovery worker and reconciliation.
     pub writer: crate::server::sales::dual_write::Writer,
+    pub counts: crate::server::sales::queries::CountCache,
 }
 
 #[derive(Debug, Clone, Copy)]

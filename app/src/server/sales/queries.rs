@@ -49,6 +49,56 @@ fn pages(matching: u64, size: u32) -> u32 {
         .min(u64::from(u32::MAX)) as u32
 }
 
+type CountKey = (
+    Option<String>,
+    Option<PurchaseMethod>,
+    Option<NaiveDate>,
+    Option<NaiveDate>,
+    Option<bool>,
+    Option<String>,
+);
+
+/// Recently computed match counts, by filter. Paging through a list, or many people
+/// opening the same one, recounts at most every few seconds; the rows themselves are
+/// always read fresh, so only the "N matching" figure can lag an edit by that long.
+#[derive(Clone, Default)]
+pub struct CountCache(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<CountKey, (u64, std::time::Instant)>>,
+    >,
+);
+
+const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl CountCache {
+    fn key(f: &SalesFilter) -> CountKey {
+        (
+            f.store.clone(),
+            f.method,
+            f.from,
+            f.to,
+            f.coupon,
+            f.email.clone(),
+        )
+    }
+
+    fn get(&self, f: &SalesFilter) -> Option<u64> {
+        let map = self.0.lock().ok()?;
+        map.get(&Self::key(f))
+            .filter(|(_, at)| at.elapsed() < COUNT_TTL)
+            .map(|(n, _)| *n)
+    }
+
+    fn put(&self, f: &SalesFilter, n: u64) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= 1000 {
+                map.retain(|_, (_, at)| at.elapsed() < COUNT_TTL);
+            }
+            map.insert(Self::key(f), (n, std::time::Instant::now()));
+        }
+    }
+}
+
 /// How many sales match: from the daily rollups when every filter is one of their
 /// dimensions (counting a million sales rows takes a second; the rollups, milliseconds),
 /// from the sales table when filtering by email.
@@ -85,9 +135,20 @@ async fn count_matching(pool: &MySqlPool, f: &SalesFilter) -> Result<u64, AppErr
 }
 
 /// The worker's sales table: one page of rows matching the filters.
-#[tracing::instrument(skip(pool))]
-pub async fn list(pool: &MySqlPool, f: &SalesFilter) -> Result<SalesPage, AppError> {
-    let matching = count_matching(pool, f).await? as i64;
+#[tracing::instrument(skip(pool, counts))]
+pub async fn list(
+    pool: &MySqlPool,
+    counts: &CountCache,
+    f: &SalesFilter,
+) -> Result<SalesPage, AppError> {
+    let matching = match counts.get(f) {
+        Some(n) => n,
+        None => {
+            let n = count_matching(pool, f).await?;
+            counts.put(f, n);
+            n
+        }
+    } as i64;
 
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT id, sale_date, store_location, CAST(purchase_method AS CHAR), coupon_used, customer_email, \
