@@ -295,6 +295,7 @@ async fn sync(
     let mut options = SyncOptions::new(app::model::SyncTrigger::Cli);
     options.dry_run = dry_run;
     options.batch = batch_size;
+    options.lock_wait_secs = 10;
     let r = sync::run(&writer, options)
         .await
         .map_err(|e| anyhow::anyhow!("sync stopped: {e}"))?;

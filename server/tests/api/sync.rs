@@ -86,6 +86,7 @@ fn options(dry_run: bool) -> SyncOptions {
     let mut o = SyncOptions::new(SyncTrigger::Cli);
     o.dry_run = dry_run;
     o.batch = 64;
+    o.lock_wait_secs = 10;
     o
 }
 
@@ -210,7 +211,9 @@ async fn only_one_sync_runs_at_a_time() {
     let app = spawn_app().await;
     let w = sync_writer(&app).await;
     let first = sync::begin(&w, options(false)).await.unwrap();
-    let second = sync::begin(&w, options(false)).await;
+    let mut at_once = options(false);
+    at_once.lock_wait_secs = 0;
+    let second = sync::begin(&w, at_once).await;
     assert!(
         matches!(&second, Err(app::model::AppError::Conflict(m)) if m.contains("already running")),
         "{:?}",
@@ -312,8 +315,8 @@ async fn run_sync_from_the_panel_reports_progress_and_result() {
         assert_eq!(status, 200, "{body}");
         let panel: app::model::ReplicationStatus = serde_json::from_value(body.clone()).unwrap();
         if panel.running.is_none() {
+            assert_eq!(panel.drift, Some(0), "{:?}", panel.last);
             last = panel.last;
-            assert_eq!(panel.drift, Some(0));
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

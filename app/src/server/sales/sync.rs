@@ -43,6 +43,9 @@ pub struct SyncOptions {
     pub trigger: SyncTrigger,
     pub started_by: Option<u64>,
     pub batch: usize,
+    /// How long to wait for a run in progress to finish (0: fail at once). A run killed
+    /// a moment ago holds the lock until MySQL notices its connection is gone.
+    pub lock_wait_secs: u32,
 }
 
 impl SyncOptions {
@@ -52,6 +55,7 @@ impl SyncOptions {
             trigger,
             started_by: None,
             batch: DEFAULT_BATCH,
+            lock_wait_secs: 0,
         }
     }
 }
@@ -79,8 +83,9 @@ pub async fn begin(writer: &Writer, options: SyncOptions) -> Result<Run, AppErro
         .map_err(|e| mysql_error("sync lock connection", e))?
         .detach();
     let (lock_name, got): (String, Option<i32>) = sqlx::query_as(
-        "SELECT CONCAT('sales_sync:', DATABASE()), GET_LOCK(CONCAT('sales_sync:', DATABASE()), 0)",
+        "SELECT CONCAT('sales_sync:', DATABASE()), GET_LOCK(CONCAT('sales_sync:', DATABASE()), ?)",
     )
+    .bind(options.lock_wait_secs)
     .fetch_one(&mut lock)
     .await
     .map_err(|e| mysql_error("take sync lock", e))?;
@@ -534,12 +539,11 @@ pub async fn load(pool: &MySqlPool, id: u64) -> Result<Option<SyncReport>, AppEr
 /// and the drift as of the latest completed run.
 #[tracing::instrument(skip_all)]
 pub async fn status(pool: &MySqlPool) -> Result<crate::model::ReplicationStatus, AppError> {
-    let (intents, running, last, completed) = futures::try_join!(
-        super::dual_write::intent_counts(pool),
-        query_reports(pool, "r.status = 'running'", None),
-        query_reports(pool, "r.status <> 'running'", None),
-        query_reports(pool, "r.status = 'completed'", None),
-    )?;
+    // One after another: four small queries, and a sync in progress needs the pool more.
+    let intents = super::dual_write::intent_counts(pool).await?;
+    let running = query_reports(pool, "r.status = 'running'", None).await?;
+    let last = query_reports(pool, "r.status <> 'running'", None).await?;
+    let completed = query_reports(pool, "r.status = 'completed'", None).await?;
     Ok(crate::model::ReplicationStatus {
         intents,
         running,
