@@ -49,7 +49,7 @@ test('a technical worker stays pending until a senior manager approves', async (
 
   await worker.goto('/dashboard');
   await expect(worker).toHaveURL(/\/worker$/);
-  await expect(worker.getByRole('heading', { name: 'Sales records' })).toBeVisible();
+  await expect(worker.getByRole('heading', { name: 'Sales', exact: true })).toBeVisible();
 });
 
 test('a customer who tries /management is refused', async ({ page }) => {
