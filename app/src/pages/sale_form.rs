@@ -22,7 +22,7 @@ pub fn NewSalePage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Preparing the form…"</p> }>
                 {move || Suspend::new(async move {
                     match token.await {
-                        Ok(token) => view! { <SaleForm sale=None token reload=Callback::new(|_| {})/> }.into_any(),
+                        Ok(token) => view! { <SaleForm sale=None token reload=Callback::new(|_| {}) saved=RwSignal::new(None)/> }.into_any(),
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                     }
                 })}
@@ -38,13 +38,15 @@ pub fn EditSalePage() -> impl IntoView {
     let reloads = RwSignal::new(0u32);
     let sale = Resource::new(move || (id(), reloads.get()), |(id, _)| load_sale(id));
     let reload = Callback::new(move |_| reloads.update(|n| *n += 1));
+    // The version last saved here; it outlives the form, which re-renders on reload.
+    let saved = RwSignal::new(None::<u64>);
     view! {
         <Title text="Edit sale"/>
         <RequireRole roles=STAFF>
             <Transition fallback=|| view! { <p class="muted">"Loading the sale…"</p> }>
                 {move || Suspend::new(async move {
                     match sale.await {
-                    Ok(s) => view! { <SaleForm sale=Some(s.sale) token=s.token reload/> }.into_any(),
+                    Ok(s) => view! { <SaleForm sale=Some(s.sale) token=s.token reload saved/> }.into_any(),
                     Err(AppError::NotFound) => view! {
                         <section class="card narrow">
                             <h1>"Sale not found"</h1>
@@ -108,7 +110,12 @@ fn local_value(s: &Sale) -> String {
 }
 
 #[component]
-fn SaleForm(sale: Option<Sale>, token: String, reload: Callback<()>) -> impl IntoView {
+fn SaleForm(
+    sale: Option<Sale>,
+    token: String,
+    reload: Callback<()>,
+    saved: RwSignal<Option<u64>>,
+) -> impl IntoView {
     let input = sale
         .as_ref()
         .map(|s| SaleInput::from(&s.draft))
@@ -189,7 +196,8 @@ fn SaleForm(sale: Option<Sale>, token: String, reload: Callback<()>) -> impl Int
         }
     });
     Effect::new(move |_| {
-        if let Some(Ok(_)) = update.value().get() {
+        if let Some(Ok(sale)) = update.value().get() {
+            saved.set(Some(sale.version));
             reload.run(());
         }
     });
