@@ -21,15 +21,6 @@ fn f(d: Decimal) -> f64 {
 
 #[component]
 pub fn ManagementDashboard() -> impl IntoView {
-    let query = use_query_map();
-    let range = move || {
-        let q = query.read();
-        (
-            q.get("from").unwrap_or_default(),
-            q.get("to").unwrap_or_default(),
-        )
-    };
-    let analytics = Resource::new(range, |(from, to)| load_analytics(from, to));
     view! {
         <Title text="Management"/>
         <RequireRole roles=&[Role::SeniorManagement]>
@@ -40,33 +31,50 @@ pub fn ManagementDashboard() -> impl IntoView {
                 </div>
                 <A href="/management/users" attr:class="btn secondary">"Manage users"</A>
             </section>
-            <section class="card" aria-labelledby="analytics-title">
-                <h2 id="analytics-title">"Analytics"</h2>
-                <Form method="GET" action="/management" attr:class="filters">
-                    <div class="field">
-                        <label for="an-from">"From"</label>
-                        <input id="an-from" type="date" name="from" prop:value=move || range().0/>
-                    </div>
-                    <div class="field">
-                        <label for="an-to">"To"</label>
-                        <input id="an-to" type="date" name="to" prop:value=move || range().1/>
-                    </div>
-                    <div class="field actions">
-                        <button type="submit" class="btn">"Show"</button>
-                        <A href="/management" attr:class="btn secondary">"All time"</A>
-                    </div>
-                </Form>
-                <Transition fallback=|| view! { <p class="muted">"Computing the figures…"</p> }>
-                    {move || Suspend::new(async move {
-                        match analytics.await {
-                            Ok(a) => view! { <AnalyticsView analytics=a/> }.into_any(),
-                            Err(e) => view! { <ErrorNote error=e/> }.into_any(),
-                        }
-                    })}
-                </Transition>
-            </section>
+            <AnalyticsPanel/>
             <ReplicationPanel/>
         </RequireRole>
+    }
+}
+
+/// Created inside the role guard, so its resource only loads for senior managers.
+#[component]
+fn AnalyticsPanel() -> impl IntoView {
+    let query = use_query_map();
+    let range = move || {
+        let q = query.read();
+        (
+            q.get("from").unwrap_or_default(),
+            q.get("to").unwrap_or_default(),
+        )
+    };
+    let analytics = Resource::new(range, |(from, to)| load_analytics(from, to));
+    view! {
+        <section class="card" aria-labelledby="analytics-title">
+            <h2 id="analytics-title">"Analytics"</h2>
+            <Form method="GET" action="/management" attr:class="filters">
+                <div class="field">
+                    <label for="an-from">"From"</label>
+                    <input id="an-from" type="date" name="from" prop:value=move || range().0/>
+                </div>
+                <div class="field">
+                    <label for="an-to">"To"</label>
+                    <input id="an-to" type="date" name="to" prop:value=move || range().1/>
+                </div>
+                <div class="field actions">
+                    <button type="submit" class="btn">"Show"</button>
+                    <A href="/management" attr:class="btn secondary">"All time"</A>
+                </div>
+            </Form>
+            <Transition fallback=|| view! { <p class="muted">"Computing the figures…"</p> }>
+                {move || Suspend::new(async move {
+                    match analytics.await {
+                        Ok(a) => view! { <AnalyticsView analytics=a/> }.into_any(),
+                        Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }
 

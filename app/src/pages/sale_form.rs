@@ -15,10 +15,19 @@ use rust_decimal::Decimal;
 
 #[component]
 pub fn NewSalePage() -> impl IntoView {
-    let token = Resource::new(|| (), |_| sale_token());
     view! {
         <Title text="New sale"/>
         <RequireRole roles=STAFF>
+            <NewSale/>
+        </RequireRole>
+    }
+}
+
+/// Inside the role guard, so the token is only fetched for staff.
+#[component]
+fn NewSale() -> impl IntoView {
+    let token = Resource::new(|| (), |_| sale_token());
+    view! {
             <Transition fallback=|| view! { <p class="muted">"Preparing the form…"</p> }>
                 {move || Suspend::new(async move {
                     match token.await {
@@ -27,12 +36,21 @@ pub fn NewSalePage() -> impl IntoView {
                     }
                 })}
             </Transition>
-        </RequireRole>
     }
 }
 
 #[component]
 pub fn EditSalePage() -> impl IntoView {
+    view! {
+        <Title text="Edit sale"/>
+        <RequireRole roles=STAFF>
+            <EditSale/>
+        </RequireRole>
+    }
+}
+
+#[component]
+fn EditSale() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let reloads = RwSignal::new(0u32);
@@ -41,8 +59,6 @@ pub fn EditSalePage() -> impl IntoView {
     // The version last saved here; it outlives the form, which re-renders on reload.
     let saved = RwSignal::new(None::<u64>);
     view! {
-        <Title text="Edit sale"/>
-        <RequireRole roles=STAFF>
             <Transition fallback=|| view! { <p class="muted">"Loading the sale…"</p> }>
                 {move || Suspend::new(async move {
                     match sale.await {
@@ -57,7 +73,6 @@ pub fn EditSalePage() -> impl IntoView {
                     }
                 })}
             </Transition>
-        </RequireRole>
     }
 }
 
