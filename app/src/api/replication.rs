@@ -26,7 +26,7 @@ pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
 /// panel follows its progress through `replication/status`.
 #[server(prefix = "/api", endpoint = "replication/sync")]
 pub async fn run_sync(dry_run: bool) -> Result<SyncReport, AppError> {
-    use crate::server::sales::sync::{SyncOptions, begin};
+    use crate::server::sales::sync::{SyncOptions, start};
     respond(async {
         // Contexts are read before the first await: a server function that runs
         // inside a page render may be polled later without them.
@@ -35,13 +35,7 @@ pub async fn run_sync(dry_run: bool) -> Result<SyncReport, AppError> {
         let mut options = SyncOptions::new(crate::model::SyncTrigger::Manual);
         options.dry_run = dry_run;
         options.started_by = Some(actor.user.id);
-        let run = begin(&state.writer, options).await?;
-        let report = run.report().clone();
-        tokio::spawn(async move {
-            // The outcome is stored in sync_runs and logged by the run itself.
-            let _ = run.execute().await;
-        });
-        Ok(report)
+        start(&state.writer, options).await
     })
     .await
 }

@@ -102,6 +102,15 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
     delta.apply(conn).await
 }
 
+/// Completes an `… IN (` clause with these ids and its closing parenthesis.
+pub fn finish_in_list<'a>(q: &mut QueryBuilder<'a, MySql>, ids: &'a [SaleId]) {
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_str());
+    }
+    q.push(")");
+}
+
 /// Deletes the sales (items and tags go with them by cascade), and their share of the
 /// rollups.
 pub async fn delete(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, AppError> {
@@ -116,11 +125,7 @@ async fn delete_rows(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, 
     let mut deleted = 0;
     for chunk in ids.chunks(CHUNK) {
         let mut q = QueryBuilder::<MySql>::new("DELETE FROM sales WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(id.as_str());
-        }
-        q.push(")");
+        finish_in_list(&mut q, chunk);
         deleted += q
             .build()
             .execute(&mut *conn)
@@ -162,11 +167,7 @@ pub async fn existing(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<
     let mut found = Vec::new();
     for chunk in ids.chunks(CHUNK) {
         let mut q = QueryBuilder::<MySql>::new("SELECT id FROM sales WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(id.as_str());
-        }
-        q.push(")");
+        finish_in_list(&mut q, chunk);
         let rows: Vec<String> = q
             .build_query_scalar()
             .fetch_all(&mut *conn)
@@ -222,11 +223,7 @@ pub async fn load_rows(
     let in_list = |sql: &str| {
         let mut q = QueryBuilder::<MySql>::new(sql);
         q.push(" WHERE sale_id IN (");
-        let mut list = q.separated(", ");
-        for id in ids {
-            list.push_bind(id.as_str());
-        }
-        q.push(")");
+        finish_in_list(&mut q, ids);
         q
     };
     let mut q = QueryBuilder::<MySql>::new(

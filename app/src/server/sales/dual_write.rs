@@ -935,11 +935,7 @@ impl Writer {
                     "UPDATE sale_intents SET state = 'failed', error = 'already present' WHERE idempotency_key LIKE ",
                 );
                 q.push_bind(&keys).push(" AND sale_id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+                super::backup::finish_in_list(&mut q, chunk);
                 q.build()
                     .execute(&mut *tx)
                     .await

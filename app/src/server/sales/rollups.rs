@@ -86,11 +86,7 @@ impl Delta {
                 "SELECT DATE(sale_date), store_location, CAST(purchase_method AS CHAR), coupon_used, total, customer_satisfaction \
                  FROM sales WHERE id IN (",
             );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id.as_str());
-            }
-            q.push(")");
+            super::backup::finish_in_list(&mut q, chunk);
             let rows: Vec<(NaiveDate, String, String, bool, Decimal, u8)> = q
                 .build_query_as()
                 .fetch_all(&mut *conn)
@@ -103,11 +99,7 @@ impl Delta {
                 "SELECT DATE(s.sale_date), i.name, i.price * i.quantity, i.quantity \
                  FROM sale_items i JOIN sales s ON s.id = i.sale_id WHERE i.sale_id IN (",
             );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id.as_str());
-            }
-            q.push(")");
+            super::backup::finish_in_list(&mut q, chunk);
             let rows: Vec<(NaiveDate, String, Decimal, u16)> = q
                 .build_query_as()
                 .fetch_all(&mut *conn)

@@ -125,6 +125,18 @@ pub async fn begin(writer: &Writer, options: SyncOptions) -> Result<Run, AppErro
     })
 }
 
+/// Claims a run and executes it in the background (the Run sync button); the report
+/// returned is the run as recorded, and its outcome lands in `sync_runs`.
+pub async fn start(writer: &Writer, options: SyncOptions) -> Result<SyncReport, AppError> {
+    let run = begin(writer, options).await?;
+    let report = run.report().clone();
+    tokio::spawn(async move {
+        // The run logs and stores its own outcome.
+        let _ = run.execute().await;
+    });
+    Ok(report)
+}
+
 /// Claims and executes a run in one go (the CLI and the periodic job).
 pub async fn run(writer: &Writer, options: SyncOptions) -> Result<SyncReport, AppError> {
     begin(writer, options).await?.execute().await
@@ -396,11 +408,7 @@ async fn edited_since(
     );
     q.push_bind(since.naive_utc());
     q.push(" OR state IN ('pending', 'needs_repair')) AND sale_id IN (");
-    let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(id.as_str());
-    }
-    q.push(")");
+    super::backup::finish_in_list(&mut q, ids);
     let rows: Vec<String> = q
         .build_query_scalar()
         .fetch_all(&mut *conn)
