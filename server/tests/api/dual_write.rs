@@ -5,7 +5,7 @@ use app::model::{AppError, Sale, SaleDraft, SaleId, Store};
 use app::server::sales::dual_write::{
     Backup, Begun, DualWriter, IdempotencyKey, Intent, MongoPrimary, MySqlBackup, Primary,
 };
-use app::server::sales::{backup, generate};
+use app::server::sales::{backup, codec, generate, primary};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
@@ -90,13 +90,13 @@ impl Primary for FlakyPrimary {
         self.check_write()?;
         self.reply(self.inner.insert(sale).await)
     }
-    async fn replace(&self, sale: &Sale, expected: u64) -> Result<bool, AppError> {
+    async fn swap(&self, sale: &Sale, expected: u64) -> Result<Option<Sale>, AppError> {
         self.check_write()?;
-        self.reply(self.inner.replace(sale, expected).await)
+        self.reply(self.inner.swap(sale, expected).await)
     }
-    async fn delete(&self, id: &SaleId, expected: u64) -> Result<bool, AppError> {
+    async fn take(&self, id: &SaleId, expected: u64) -> Result<Option<Sale>, AppError> {
         self.check_write()?;
-        self.reply(self.inner.delete(id, expected).await)
+        self.reply(self.inner.take(id, expected).await)
     }
 }
 
@@ -111,6 +111,18 @@ fn mysql_down() -> AppError {
 }
 
 impl Backup for FlakyBackup {
+    async fn copy(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
+        if self.faults.mysql_down_before_intent.load(Ordering::SeqCst) {
+            return Err(mysql_down());
+        }
+        self.inner.copy(id).await
+    }
+    async fn rebase(&self, intent: u64, before: &Sale) -> Result<(), AppError> {
+        if self.faults.mysql_down_after_intent.load(Ordering::SeqCst) {
+            return Err(mysql_down());
+        }
+        self.inner.rebase(intent, before).await
+    }
     async fn begin(
         &self,
         key: Option<&IdempotencyKey>,
@@ -319,19 +331,17 @@ async fn failure_matrix_leaves_the_stores_equal() {
                 (Point::MongoReplyLost | Point::MySqlReplyLost, Ok(Ok(applied))) => {
                     expected = applied
                 }
-                // An update or delete reads the sale first, so it stops before any
-                // intent. A create's write outcome cannot be read back while MongoDB is
-                // down, so its intent stays for recovery to settle.
-                (Point::MongoDown, Ok(Err(e))) if op == "create" => assert_eq!(
+                // The write's outcome cannot be read back while MongoDB is down, so
+                // its intent stays for recovery to settle. (Updates and deletes take
+                // the before-image from the backup's settled copy, so they reach the
+                // write too.)
+                (Point::MongoDown, Ok(Err(e))) => assert_eq!(
                     e,
                     AppError::NotSaved {
                         repair_pending: true
                     },
                     "{case}"
                 ),
-                (Point::MongoDown, Ok(Err(e))) => {
-                    assert_eq!(e, AppError::Unavailable(Store::MongoDb), "{case}")
-                }
                 (Point::MySqlDownBeforeIntent, Ok(Err(e))) => {
                     assert_eq!(e, AppError::Unavailable(Store::MySql), "{case}")
                 }
@@ -353,13 +363,13 @@ async fn failure_matrix_leaves_the_stores_equal() {
                 (_, other) => panic!("{case}: unexpected outcome {other:?}"),
             }
             faults.clear();
-            // MongoDB was down, so a create's outcome was unknown; MySQL was down, so
+            // MongoDB was down, so the write's outcome was unknown; MySQL was down, so
             // the intent could not even be marked (MongoDB was already restored); after
             // a failed compensation or a crash, MongoDB still holds the unacknowledged
             // edit. Each stays unfinished until recovery resolves it.
             let settled_by_recovery = match point {
-                Point::MongoDown => op == "create",
-                Point::MySqlFailsAfterMongo | Point::CompensationFails | Point::CrashAfterMongo => {
+                Point::MongoDown
+                | Point::MySqlFailsAfterMongo | Point::CompensationFails | Point::CrashAfterMongo => {
                     true
                 }
                 Point::MySqlDownBeforeIntent | Point::MongoReplyLost | Point::MySqlReplyLost => {
@@ -387,6 +397,147 @@ async fn failure_matrix_leaves_the_stores_equal() {
             );
         }
     }
+}
+
+/// MongoDB's copy of a sale, written behind the writer's back (drift to be repaired).
+async fn put_in_mongo(app: &TestApp, sale: &Sale) {
+    let money = primary::money_encoding(&app.mongo).await.unwrap();
+    primary::collection(&app.mongo)
+        .replace_one(
+            bson::doc! { "_id": codec::object_id(&sale.id) },
+            codec::sale_to_document(sale, money),
+        )
+        .await
+        .unwrap();
+}
+
+async fn before_image_of_last_intent(app: &TestApp, id: &SaleId) -> Sale {
+    let text: String = sqlx::query_scalar(
+        "SELECT before_image FROM sale_intents WHERE sale_id = ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(id.as_str())
+    .fetch_one(&app.mysql)
+    .await
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Updates and deletes take their before-image from the backup's copy; MongoDB's
+/// reply to the write must catch every way that copy can be wrong.
+#[tokio::test]
+async fn a_drifted_backup_copy_never_becomes_the_before_image() {
+    let app = spawn_app().await;
+    let (writer, faults) = flaky_writer(&app);
+    let mut source = drafts(23);
+    let strip = |s: &Sale| (s.version, s.draft.clone());
+
+    // Same version, other content in MySQL: the edit applies, and the intent records
+    // MongoDB's content as the before-image.
+    let sale = writer.create(None, source.next().unwrap()).await.unwrap();
+    let drifted = (sale.draft.customer.satisfaction.get() % 5) + 1;
+    sqlx::query("UPDATE sales SET customer_satisfaction = ? WHERE id = ?")
+        .bind(drifted)
+        .bind(sale.id.as_str())
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let updated = writer
+        .update(None, &sale.id, 1, source.next().unwrap())
+        .await
+        .expect("the edit applies");
+    assert_eq!(
+        strip(&before_image_of_last_intent(&app, &sale.id).await),
+        strip(&sale)
+    );
+    assert_in_sync(&app, &sale.id, Some(&updated), "content drift, update").await;
+
+    // The same drift and a crash between the two writes: recovery restores MongoDB's
+    // own earlier content, not the backup's drifted copy.
+    sqlx::query("UPDATE sales SET customer_satisfaction = ? WHERE id = ?")
+        .bind((updated.draft.customer.satisfaction.get() % 5) + 1)
+        .bind(sale.id.as_str())
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    faults.hang_after_mongo.store(true, Ordering::SeqCst);
+    let crashed = tokio::time::timeout(
+        Duration::from_secs(3),
+        writer.update(None, &sale.id, 2, source.next().unwrap()),
+    )
+    .await;
+    assert!(crashed.is_err(), "the writer 'died' in the backup commit");
+    faults.clear();
+    assert_eq!(writer.recover(Duration::ZERO).await.unwrap().resolved, 1);
+    assert_in_sync(&app, &sale.id, Some(&updated), "content drift, crash").await;
+
+    // MongoDB moved on (version 3) while the backup still says 2: an edit of version 2
+    // is a conflict, and MongoDB keeps its document (FerretDB's write, which matches
+    // `_id` alone, is undone).
+    let newer = Sale {
+        version: 3,
+        draft: source.next().unwrap(),
+        ..updated.clone()
+    };
+    put_in_mongo(&app, &newer).await;
+    let stale = writer
+        .update(None, &sale.id, 2, source.next().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, AppError::Conflict(_)), "{stale:?}");
+    assert!(matches!(
+        writer.delete(None, &sale.id, 2).await,
+        Err(AppError::Conflict(_))
+    ));
+    let (mongo, mysql) = both(&app, &sale.id).await;
+    assert_eq!(mongo.as_ref().map(strip), Some(strip(&newer)));
+    assert_eq!(mysql.as_ref().map(strip), Some(strip(&updated)), "sync's job");
+    assert_eq!(unfinished(&app).await, 0);
+
+    // A caller who saw MongoDB's version 3 (the backup lagging at 2) edits it.
+    let latest = writer
+        .update(None, &sale.id, 3, source.next().unwrap())
+        .await
+        .expect("MongoDB's version wins");
+    assert_eq!(latest.version, 4);
+    assert_in_sync(&app, &sale.id, Some(&latest), "lagging backup").await;
+
+    // A delete over a drifted copy re-inserts MongoDB's own document if the backup fails.
+    sqlx::query("UPDATE sales SET customer_satisfaction = ? WHERE id = ?")
+        .bind((latest.draft.customer.satisfaction.get() % 5) + 1)
+        .bind(sale.id.as_str())
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    faults.mysql_down_after_intent.store(true, Ordering::SeqCst);
+    let failed = writer.delete(None, &sale.id, 4).await.unwrap_err();
+    assert_eq!(failed, AppError::NotSaved { repair_pending: false });
+    faults.clear();
+    let (mongo, _) = both(&app, &sale.id).await;
+    assert_eq!(mongo.as_ref().map(strip), Some(strip(&latest)));
+    writer.recover(Duration::ZERO).await.unwrap();
+    assert_eq!(unfinished(&app).await, 0);
+}
+
+/// An unfinished intent means the backup's row may not match MongoDB: the writer must
+/// not use it as a before-image.
+#[tokio::test]
+async fn the_backup_copy_is_not_used_while_an_intent_is_unfinished() {
+    let app = spawn_app().await;
+    let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
+    let sale = writer.create(None, drafts(24).next().unwrap()).await.unwrap();
+    let backup = MySqlBackup {
+        pool: app.mysql.clone(),
+    };
+    assert_eq!(
+        backup.copy(&sale.id).await.unwrap().map(|s| s.version),
+        Some(1)
+    );
+    sqlx::query("UPDATE sale_intents SET state = 'needs_repair' WHERE sale_id = ?")
+        .bind(sale.id.as_str())
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    assert!(backup.copy(&sale.id).await.unwrap().is_none());
 }
 
 #[tokio::test]

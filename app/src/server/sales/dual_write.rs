@@ -3,7 +3,9 @@
 //!
 //! Protocol (docs/dual-write.md has the failure table):
 //! 1. record an intent in MySQL (operation, sale id, before- and after-image, `pending`);
-//! 2. apply the change to MongoDB, conditioned on the version the caller saw;
+//! 2. apply the change to MongoDB, conditioned on the version the caller saw; MongoDB
+//!    returns the document it replaced, which confirms the before-image (taken from
+//!    the backup's copy when that is settled, since a FerretDB read costs a full scan);
 //! 3. in one MySQL transaction, apply the change to the backup tables and mark the
 //!    intent `done`.
 //!
@@ -75,20 +77,21 @@ pub trait Primary: Send + Sync + 'static {
     fn get(&self, id: &SaleId) -> impl Future<Output = Result<Option<Sale>, AppError>> + Send;
     /// Inserts; succeeds without change if the same id already holds this version.
     fn insert(&self, sale: &Sale) -> impl Future<Output = Result<(), AppError>> + Send;
-    /// Replaces the document if it is at `expected` version; false if it is not.
-    /// Callers hold the sale's lock and have just read it at `expected`.
-    fn replace(
+    /// Replaces the document and returns what it held before; `None` if nothing
+    /// matched. MongoDB matches `{_id, version: expected}`; FerretDB matches `_id`
+    /// alone (see `primary::Flavor`), so callers compare the returned version.
+    fn swap(
         &self,
         sale: &Sale,
         expected: u64,
-    ) -> impl Future<Output = Result<bool, AppError>> + Send;
-    /// Deletes the document if it is at `expected` version; false if it is not.
-    /// Callers hold the sale's lock and have just read it at `expected`.
-    fn delete(
+    ) -> impl Future<Output = Result<Option<Sale>, AppError>> + Send;
+    /// Deletes the document and returns it; `None` if nothing matched. Same filter
+    /// as `swap`.
+    fn take(
         &self,
         id: &SaleId,
         expected: u64,
-    ) -> impl Future<Output = Result<bool, AppError>> + Send;
+    ) -> impl Future<Output = Result<Option<Sale>, AppError>> + Send;
 }
 
 /// An intent as recorded in `sale_intents`.
@@ -111,6 +114,16 @@ pub enum Begun {
 
 /// The MySQL side: the intent journal and the backup tables.
 pub trait Backup: Send + Sync + 'static {
+    /// The backup's copy of the sale, when it can stand in for MongoDB's as the
+    /// before-image: readable, and no unfinished intent on this sale. `None` sends
+    /// the writer to MongoDB.
+    fn copy(&self, id: &SaleId) -> impl Future<Output = Result<Option<Sale>, AppError>> + Send;
+    /// Records what MongoDB really held as the intent's before-image.
+    fn rebase(
+        &self,
+        intent: u64,
+        before: &Sale,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
     fn begin(
         &self,
         key: Option<&IdempotencyKey>,
@@ -304,7 +317,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         draft: SaleDraft,
     ) -> Result<Sale, AppError> {
         let _guard = self.locks.lock(id).await;
-        let before = self.primary.get(id).await?.ok_or(AppError::NotFound)?;
+        let before = self.before_image(id, expected).await?;
         let after = Sale {
             id: id.clone(),
             version: expected + 1,
@@ -325,17 +338,17 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             self.mark(intent, "failed", "stale version").await;
             return Err(AppError::Conflict(CONFLICT.into()));
         }
-        match self.primary.replace(&after, expected).await {
-            Ok(true) => {}
-            Ok(false) => {
-                self.mark(intent, "failed", "stale version").await;
-                return Err(AppError::Conflict(CONFLICT.into()));
-            }
+        let replaced = match self.primary.swap(&after, expected).await {
+            Ok(replaced) => replaced,
             Err(e) => {
                 self.after_primary_error(intent, id, Some(&after), e)
-                    .await?
+                    .await?;
+                Some(before.clone())
             }
-        }
+        };
+        let before = self
+            .confirm(intent, Op::Update, id, expected, before, replaced, Some(&after))
+            .await?;
         self.finish(intent, Op::Update, id, Some(&before), Some(&after))
             .await?;
         Ok(after)
@@ -349,7 +362,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         expected: u64,
     ) -> Result<(), AppError> {
         let _guard = self.locks.lock(id).await;
-        let before = self.primary.get(id).await?.ok_or(AppError::NotFound)?;
+        let before = self.before_image(id, expected).await?;
         let intent = match self
             .backup
             .begin(key, Op::Delete, id, Some(&before), None)
@@ -362,16 +375,80 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             self.mark(intent, "failed", "stale version").await;
             return Err(AppError::Conflict(CONFLICT.into()));
         }
-        match self.primary.delete(id, expected).await {
-            Ok(true) => {}
-            Ok(false) => {
-                self.mark(intent, "failed", "stale version").await;
-                return Err(AppError::Conflict(CONFLICT.into()));
+        let taken = match self.primary.take(id, expected).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                self.after_primary_error(intent, id, None, e).await?;
+                Some(before.clone())
             }
-            Err(e) => self.after_primary_error(intent, id, None, e).await?,
-        }
+        };
+        let before = self
+            .confirm(intent, Op::Delete, id, expected, before, taken, None)
+            .await?;
         self.finish(intent, Op::Delete, id, Some(&before), None)
             .await
+    }
+
+    /// The before-image of an edit of the version the caller saw. Reading MongoDB by
+    /// `_id` costs as much as the write itself on FerretDB (a full scan, see
+    /// `primary::Flavor`), so the backup's copy stands in when it is settled and at the
+    /// caller's version: one indexed MySQL read. MongoDB's reply to the write, which
+    /// returns the document it replaced, then confirms it (`confirm`). Otherwise (a
+    /// stale caller, a lagging or unsettled backup) MongoDB is read as before.
+    async fn before_image(&self, id: &SaleId, expected: u64) -> Result<Sale, AppError> {
+        match self.backup.copy(id).await? {
+            Some(copy) if copy.version == expected => Ok(copy),
+            _ => self.primary.get(id).await?.ok_or(AppError::NotFound),
+        }
+    }
+
+    /// Checks the document MongoDB replaced or deleted against the before-image the
+    /// intent recorded, and returns the true before-image. They differ only when the
+    /// backup's copy had drifted from MongoDB: the intent is then rebased on what
+    /// MongoDB held, so compensation and recovery restore that. If MongoDB held
+    /// another version (possible on FerretDB, whose writes match `_id` alone), the
+    /// write is undone and the caller gets the version conflict.
+    #[allow(clippy::too_many_arguments)]
+    async fn confirm(
+        &self,
+        intent: u64,
+        op: Op,
+        id: &SaleId,
+        expected: u64,
+        image: Sale,
+        replaced: Option<Sale>,
+        after: Option<&Sale>,
+    ) -> Result<Sale, AppError> {
+        let Some(actual) = replaced else {
+            self.mark(intent, "failed", "stale version").await;
+            // Nothing matched: the sale is gone, or MongoDB's filter saw another version.
+            return Err(match self.primary.get(id).await? {
+                None => AppError::NotFound,
+                Some(_) => AppError::Conflict(CONFLICT.into()),
+            });
+        };
+        if actual.version == image.version && actual.draft == image.draft {
+            return Ok(image);
+        }
+        tracing::warn!(sale_id = %id, intent, mongo_version = actual.version, backup_version = image.version, "the backup's copy differed from MongoDB; the edit's before-image is MongoDB's");
+        if let Err(e) = self.backup.rebase(intent, &actual).await {
+            return Err(self.compensate(intent, op, id, Some(&actual), after, &e).await);
+        }
+        if actual.version != expected {
+            return Err(match self.undo(op, id, Some(&actual), after).await {
+                Ok(()) => {
+                    self.mark(intent, "failed", "stale version").await;
+                    AppError::Conflict(CONFLICT.into())
+                }
+                Err(undo) => {
+                    tracing::error!(sale_id = %id, intent, error = %undo, "undoing a stale write failed; intent needs repair");
+                    self.mark(intent, "needs_repair", "stale write and its undo failed")
+                        .await;
+                    not_saved(true)
+                }
+            });
+        }
+        Ok(actual)
     }
 
     /// A failed MongoDB write may still have been applied (the connection can drop
@@ -430,13 +507,27 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 return Err(AppError::Unconfirmed);
             }
         }
-        tracing::warn!(sale_id = %id, intent, error = %e, op = op.as_str(), "backup write failed; compensating in MongoDB");
+        Err(self.compensate(intent, op, id, before, after, &e).await)
+    }
+
+    /// The backup side failed after MongoDB took the edit: restore MongoDB from the
+    /// before-image and return the error the caller gets.
+    async fn compensate(
+        &self,
+        intent: u64,
+        op: Op,
+        id: &SaleId,
+        before: Option<&Sale>,
+        after: Option<&Sale>,
+        cause: &AppError,
+    ) -> AppError {
+        tracing::warn!(sale_id = %id, intent, error = %cause, op = op.as_str(), "backup write failed; compensating in MongoDB");
         match self.undo(op, id, before, after).await {
             Ok(()) => {
                 tracing::info!(sale_id = %id, intent, "compensated: MongoDB restored from the before-image");
                 self.mark(intent, "failed", "backup write failed; compensated")
                     .await;
-                Err(not_saved(false))
+                not_saved(false)
             }
             Err(undo) => {
                 tracing::error!(sale_id = %id, intent, error = %undo, "compensation failed; intent needs repair");
@@ -446,7 +537,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                     "backup write and compensation failed",
                 )
                 .await;
-                Err(not_saved(true))
+                not_saved(true)
             }
         }
     }
@@ -460,14 +551,10 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         after: Option<&Sale>,
     ) -> Result<(), AppError> {
         match (op, before, after) {
-            (Op::Create, _, Some(after)) => {
-                self.primary.delete(id, after.version).await.map(|_| ())
+            (Op::Create, _, Some(after)) => self.primary.take(id, after.version).await.map(|_| ()),
+            (Op::Update, Some(before), Some(after)) => {
+                self.primary.swap(before, after.version).await.map(|_| ())
             }
-            (Op::Update, Some(before), Some(after)) => self
-                .primary
-                .replace(before, after.version)
-                .await
-                .map(|_| ()),
             (Op::Delete, Some(before), _) => match self.primary.get(id).await? {
                 None => self.primary.insert(before).await,
                 // Someone re-created it meanwhile: theirs stands.
@@ -597,31 +684,32 @@ impl Primary for MongoPrimary {
         }
     }
 
-    async fn replace(&self, sale: &Sale, expected: u64) -> Result<bool, AppError> {
+    async fn swap(&self, sale: &Sale, expected: u64) -> Result<Option<Sale>, AppError> {
         let flavor = primary::flavor(&self.db).await?;
-        let done = primary::collection(&self.db)
-            .replace_one(
+        let replaced = primary::collection(&self.db)
+            .find_one_and_replace(
                 self.filter(flavor, &sale.id, expected),
                 sale_to_document(sale, flavor.money),
             )
+            .return_document(mongodb::options::ReturnDocument::Before)
             .await
             .map_err(|e| mongo_error("replace sale", e))?;
-        Ok(done.matched_count == 1)
+        replaced.as_ref().map(primary::decode).transpose()
     }
 
-    async fn delete(&self, id: &SaleId, expected: u64) -> Result<bool, AppError> {
+    async fn take(&self, id: &SaleId, expected: u64) -> Result<Option<Sale>, AppError> {
         let flavor = primary::flavor(&self.db).await?;
-        let done = primary::collection(&self.db)
-            .delete_one(self.filter(flavor, id, expected))
+        let deleted = primary::collection(&self.db)
+            .find_one_and_delete(self.filter(flavor, id, expected))
             .await
             .map_err(|e| mongo_error("delete sale", e))?;
-        Ok(done.deleted_count == 1)
+        deleted.as_ref().map(primary::decode).transpose()
     }
 }
 
 impl MongoPrimary {
     /// The document at `expected` version: see `primary::Flavor` for why FerretDB gets
-    /// `_id` alone (every caller has checked the version under the sale's lock).
+    /// `_id` alone (the writer checks the version of what it replaced, under the sale's lock).
     fn filter(&self, flavor: primary::Flavor, id: &SaleId, expected: u64) -> bson::Document {
         if flavor.version_in_filter {
             doc! { "_id": object_id(id), "version": expected as i64 }
@@ -678,6 +766,39 @@ fn to_intent(
 const INTENT_COLUMNS: &str = "id, op, sale_id, before_image, after_image, state, attempts";
 
 impl Backup for MySqlBackup {
+    async fn copy(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| mysql_error("read backup copy", e))?;
+        let unsettled: i64 = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sale_intents \
+             WHERE sale_id = ? AND state IN ('pending', 'needs_repair'))",
+        )
+        .bind(id.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| mysql_error("read backup copy", e))?;
+        if unsettled != 0 {
+            return Ok(None);
+        }
+        Ok(backup::load_rows(&mut conn, std::slice::from_ref(id))
+            .await?
+            .pop()
+            .and_then(|row| row.sale.ok()))
+    }
+
+    async fn rebase(&self, intent: u64, before: &Sale) -> Result<(), AppError> {
+        sqlx::query("UPDATE sale_intents SET before_image = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?")
+            .bind(image(Some(before)))
+            .bind(intent)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| mysql_error("rebase intent", e))?;
+        Ok(())
+    }
+
     async fn begin(
         &self,
         key: Option<&IdempotencyKey>,

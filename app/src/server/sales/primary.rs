@@ -135,16 +135,14 @@ pub async fn find_by_ids(db: &Database, ids: &[SaleId]) -> Result<Vec<Sale>, App
         .try_collect()
         .await
         .map_err(|e| mongo_error("find sales", e))?;
-    found
-        .iter()
-        .flatten()
-        .map(|d| {
-            document_to_sale(d).map_err(|e| {
-                tracing::error!(error = %e, "invalid sale document in MongoDB");
-                AppError::Internal
-            })
-        })
-        .collect()
+    found.iter().flatten().map(decode).collect()
+}
+
+pub fn decode(document: &Document) -> Result<Sale, AppError> {
+    document_to_sale(document).map_err(|e| {
+        tracing::error!(error = %e, "invalid sale document in MongoDB");
+        AppError::Internal
+    })
 }
 
 pub async fn delete_ids(db: &Database, ids: &[SaleId]) -> Result<u64, AppError> {
