@@ -488,23 +488,37 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         before: Option<&Sale>,
         after: Option<&Sale>,
     ) -> Result<(), AppError> {
-        let Err(e) = self.backup.commit(intent, id, after).await else {
+        let Err(mut e) = self.backup.commit(intent, id, after).await else {
             return Ok(());
         };
-        // The commit may have landed even though its reply was lost. The intent is
-        // marked done in the same transaction, so its state tells. A locking read
-        // waits for a transaction the server is still finishing.
-        match self.backup.load(intent).await {
-            Ok(Some(i)) if i.state == "done" => {
-                tracing::warn!(sale_id = %id, intent, error = %e, "backup commit reported an error but landed");
-                return Ok(());
+        // A second attempt absorbs transient failures: a deadlock with a concurrent
+        // sync or rollup rebuild rolls this transaction back whole, so it can simply
+        // run again.
+        for attempt in 1..=2 {
+            // The commit may have landed even though its reply was lost. The intent is
+            // marked done in the same transaction, so its state tells. A locking read
+            // waits for a transaction the server is still finishing.
+            match self.backup.load(intent).await {
+                Ok(Some(i)) if i.state == "done" => {
+                    tracing::warn!(sale_id = %id, intent, error = %e, "backup commit reported an error but landed");
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(unreadable) => {
+                    // Compensating now could undo an edit MySQL did commit; recovery
+                    // decides once MySQL answers (done stays done, pending rolls back).
+                    tracing::warn!(sale_id = %id, intent, error = %e, read_error = %unreadable, "backup commit outcome unknown; left to recovery");
+                    return Err(AppError::Unconfirmed);
+                }
             }
-            Ok(_) => {}
-            Err(unreadable) => {
-                // Compensating now could undo an edit MySQL did commit; recovery
-                // decides once MySQL answers (done stays done, pending rolls back).
-                tracing::warn!(sale_id = %id, intent, error = %e, read_error = %unreadable, "backup commit outcome unknown; left to recovery");
-                return Err(AppError::Unconfirmed);
+            if attempt == 2 {
+                break;
+            }
+            tracing::warn!(sale_id = %id, intent, error = %e, "backup commit failed; retrying once");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            match self.backup.commit(intent, id, after).await {
+                Ok(()) => return Ok(()),
+                Err(again) => e = again,
             }
         }
         Err(self.compensate(intent, op, id, before, after, &e).await)
