@@ -117,6 +117,9 @@ impl Backup for FlakyBackup {
         }
         self.inner.copy(id).await
     }
+    async fn superseded(&self, intent: &Intent) -> Result<bool, AppError> {
+        self.inner.superseded(intent).await
+    }
     async fn rebase(&self, intent: u64, before: &Sale) -> Result<(), AppError> {
         if self.faults.mysql_down_after_intent.load(Ordering::SeqCst) {
             return Err(mysql_down());
@@ -369,9 +372,9 @@ async fn failure_matrix_leaves_the_stores_equal() {
             // edit. Each stays unfinished until recovery resolves it.
             let settled_by_recovery = match point {
                 Point::MongoDown
-                | Point::MySqlFailsAfterMongo | Point::CompensationFails | Point::CrashAfterMongo => {
-                    true
-                }
+                | Point::MySqlFailsAfterMongo
+                | Point::CompensationFails
+                | Point::CrashAfterMongo => true,
                 Point::MySqlDownBeforeIntent | Point::MongoReplyLost | Point::MySqlReplyLost => {
                     false
                 }
@@ -490,7 +493,11 @@ async fn a_drifted_backup_copy_never_becomes_the_before_image() {
     ));
     let (mongo, mysql) = both(&app, &sale.id).await;
     assert_eq!(mongo.as_ref().map(strip), Some(strip(&newer)));
-    assert_eq!(mysql.as_ref().map(strip), Some(strip(&updated)), "sync's job");
+    assert_eq!(
+        mysql.as_ref().map(strip),
+        Some(strip(&updated)),
+        "sync's job"
+    );
     assert_eq!(unfinished(&app).await, 0);
 
     // A caller who saw MongoDB's version 3 (the backup lagging at 2) edits it.
@@ -510,7 +517,12 @@ async fn a_drifted_backup_copy_never_becomes_the_before_image() {
         .unwrap();
     faults.mysql_down_after_intent.store(true, Ordering::SeqCst);
     let failed = writer.delete(None, &sale.id, 4).await.unwrap_err();
-    assert_eq!(failed, AppError::NotSaved { repair_pending: false });
+    assert_eq!(
+        failed,
+        AppError::NotSaved {
+            repair_pending: false
+        }
+    );
     faults.clear();
     let (mongo, _) = both(&app, &sale.id).await;
     assert_eq!(mongo.as_ref().map(strip), Some(strip(&latest)));
@@ -524,7 +536,10 @@ async fn a_drifted_backup_copy_never_becomes_the_before_image() {
 async fn the_backup_copy_is_not_used_while_an_intent_is_unfinished() {
     let app = spawn_app().await;
     let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
-    let sale = writer.create(None, drafts(24).next().unwrap()).await.unwrap();
+    let sale = writer
+        .create(None, drafts(24).next().unwrap())
+        .await
+        .unwrap();
     let backup = MySqlBackup {
         pool: app.mysql.clone(),
     };
@@ -538,6 +553,53 @@ async fn the_backup_copy_is_not_used_while_an_intent_is_unfinished() {
         .await
         .unwrap();
     assert!(backup.copy(&sale.id).await.unwrap().is_none());
+}
+
+/// An import that died between its MongoDB insert and its backup write leaves pending
+/// create intents. A rerun of the same file before recovery finds those sales "already
+/// present" and backs them up; recovery must then keep them rather than roll back.
+#[tokio::test]
+async fn recovery_keeps_created_sales_that_a_later_edit_found_in_place() {
+    let app = spawn_app().await;
+    let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
+    let crashed: Vec<Sale> = drafts(25)
+        .take(3)
+        .map(|draft| Sale {
+            id: codec::sale_id(&bson::oid::ObjectId::new()),
+            version: 1,
+            updated_at: chrono::Utc::now(),
+            draft,
+        })
+        .collect();
+    for sale in &crashed {
+        sqlx::query(
+            "INSERT INTO sale_intents (idempotency_key, op, sale_id, after_image, state, created_at, updated_at) \
+             VALUES (?, 'create', ?, ?, 'pending', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+        )
+        .bind(format!("import-crashed-{}", sale.id))
+        .bind(sale.id.as_str())
+        .bind(serde_json::to_string(sale).unwrap())
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    }
+    primary::insert_new(&app.mongo, &crashed).await.unwrap();
+
+    // (The app's own recovery worker leaves intents younger than 30 s alone, so the
+    // rerun comes first, as it would within that grace period.)
+    let rerun: Vec<Sale> = crashed
+        .iter()
+        .map(|s| Sale {
+            updated_at: chrono::Utc::now(),
+            ..s.clone()
+        })
+        .collect();
+    assert_eq!(writer.import_batch(&rerun).await.unwrap(), (0, 3));
+    assert_eq!(writer.recover(Duration::ZERO).await.unwrap().resolved, 3);
+    for sale in &crashed {
+        assert_in_sync(&app, &sale.id, Some(sale), "kept after recovery").await;
+    }
+    assert_eq!(unfinished(&app).await, 0);
 }
 
 #[tokio::test]

@@ -118,6 +118,8 @@ pub trait Backup: Send + Sync + 'static {
     /// before-image: readable, and no unfinished intent on this sale. `None` sends
     /// the writer to MongoDB.
     fn copy(&self, id: &SaleId) -> impl Future<Output = Result<Option<Sale>, AppError>> + Send;
+    /// True when a later intent exists for the same sale.
+    fn superseded(&self, intent: &Intent) -> impl Future<Output = Result<bool, AppError>> + Send;
     /// Records what MongoDB really held as the intent's before-image.
     fn rebase(
         &self,
@@ -347,7 +349,15 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             }
         };
         let before = self
-            .confirm(intent, Op::Update, id, expected, before, replaced, Some(&after))
+            .confirm(
+                intent,
+                Op::Update,
+                id,
+                expected,
+                before,
+                replaced,
+                Some(&after),
+            )
             .await?;
         self.finish(intent, Op::Update, id, Some(&before), Some(&after))
             .await?;
@@ -432,7 +442,9 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         }
         tracing::warn!(sale_id = %id, intent, mongo_version = actual.version, backup_version = image.version, "the backup's copy differed from MongoDB; the edit's before-image is MongoDB's");
         if let Err(e) = self.backup.rebase(intent, &actual).await {
-            return Err(self.compensate(intent, op, id, Some(&actual), after, &e).await);
+            return Err(self
+                .compensate(intent, op, id, Some(&actual), after, &e)
+                .await);
         }
         if actual.version != expected {
             return Err(match self.undo(op, id, Some(&actual), after).await {
@@ -627,7 +639,15 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
 
     async fn roll_back(&self, intent: &Intent) -> Result<(), AppError> {
         let current = self.primary.get(&intent.sale_id).await?;
-        let ours = holds(current.as_ref(), intent.after.as_ref());
+        let mut ours = holds(current.as_ref(), intent.after.as_ref());
+        // A document this create wrote may since have been seen as existing by a later
+        // intent on the same id: a retried create that found it in place, or a rerun
+        // of an import that reported it "already present" and backed it up. Deleting
+        // it now would remove a sale someone was told exists, so it stays.
+        if ours && intent.op == Op::Create && self.backup.superseded(intent).await? {
+            tracing::info!(sale_id = %intent.sale_id, intent = intent.id, "created sale kept: a later edit of this sale found it in place");
+            ours = false;
+        }
         let truth = if ours {
             self.undo(
                 intent.op,
@@ -803,13 +823,27 @@ impl Backup for MySqlBackup {
             .and_then(|row| row.sale.ok()))
     }
 
+    async fn superseded(&self, intent: &Intent) -> Result<bool, AppError> {
+        let later: i64 = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sale_intents WHERE sale_id = ? AND id > ?)",
+        )
+        .bind(intent.sale_id.as_str())
+        .bind(intent.id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| mysql_error("look for later intents", e))?;
+        Ok(later != 0)
+    }
+
     async fn rebase(&self, intent: u64, before: &Sale) -> Result<(), AppError> {
-        sqlx::query("UPDATE sale_intents SET before_image = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?")
-            .bind(image(Some(before)))
-            .bind(intent)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| mysql_error("rebase intent", e))?;
+        sqlx::query(
+            "UPDATE sale_intents SET before_image = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
+        )
+        .bind(image(Some(before)))
+        .bind(intent)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| mysql_error("rebase intent", e))?;
         Ok(())
     }
 
