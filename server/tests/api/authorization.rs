@@ -41,8 +41,11 @@ fn json_endpoints() -> Vec<(&'static str, serde_json::Value, Need)> {
     ]
 }
 
-/// Every server function, with arguments that parse, and who may call it.
-const ENDPOINTS: &[(&str, &[(&str, &str)], Need)] = &[
+/// A server function's path, arguments that parse, and who may call it.
+type Endpoint = (&'static str, &'static [(&'static str, &'static str)], Need);
+
+/// Every server function.
+const ENDPOINTS: &[Endpoint] = &[
     ("health", &[], Need::Public),
     ("me", &[], Need::Public),
     ("sessions", &[], Need::Login),

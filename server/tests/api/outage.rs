@@ -14,6 +14,9 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
+/// What an edit tried to write when it was not a delete: the version and the draft.
+type Attempt = Option<(u64, SaleDraft)>;
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -231,33 +234,30 @@ impl Stream {
         let pick = known
             .get((self.step as usize * 7) % known.len().max(1))
             .cloned();
-        let (id, attempt, outcome): (
-            SaleId,
-            Option<(u64, SaleDraft)>,
-            Result<Option<Sale>, AppError>,
-        ) = match (self.step % 5, pick) {
-            (0, Some((id, (v, _)))) => {
-                let r = self.writer.delete(None, &id, v).await.map(|()| None);
-                (id, None, r)
-            }
-            (1 | 2, Some((id, (v, _)))) => {
-                let r = self
-                    .writer
-                    .update(None, &id, v, draft.clone())
-                    .await
-                    .map(Some);
-                (id, Some((v + 1, draft)), r)
-            }
-            _ => {
-                let id = SaleId::parse(&bson::oid::ObjectId::new().to_hex()).unwrap();
-                let r = self
-                    .writer
-                    .create_with_id(None, id.clone(), draft.clone())
-                    .await
-                    .map(Some);
-                (id, Some((1, draft)), r)
-            }
-        };
+        let (id, attempt, outcome): (SaleId, Attempt, Result<Option<Sale>, AppError>) =
+            match (self.step % 5, pick) {
+                (0, Some((id, (v, _)))) => {
+                    let r = self.writer.delete(None, &id, v).await.map(|()| None);
+                    (id, None, r)
+                }
+                (1 | 2, Some((id, (v, _)))) => {
+                    let r = self
+                        .writer
+                        .update(None, &id, v, draft.clone())
+                        .await
+                        .map(Some);
+                    (id, Some((v + 1, draft)), r)
+                }
+                _ => {
+                    let id = SaleId::parse(&bson::oid::ObjectId::new().to_hex()).unwrap();
+                    let r = self
+                        .writer
+                        .create_with_id(None, id.clone(), draft.clone())
+                        .await
+                        .map(Some);
+                    (id, Some((1, draft)), r)
+                }
+            };
         let entry = self.sales.entry(id).or_insert(Tracked {
             acked: None,
             unacked: None,

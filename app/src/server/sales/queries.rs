@@ -61,14 +61,14 @@ type CountKey = (
 /// Recently computed match counts, by filter. Paging through a list, or many people
 /// opening the same one, recounts at most every few seconds; the rows themselves are
 /// always read fresh, so only the "N matching" figure can lag an edit by that long.
+type Cached<T> = std::sync::Arc<std::sync::Mutex<T>>;
+
 #[derive(Clone, Default)]
 pub struct CountCache {
-    counts: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<CountKey, (u64, std::time::Instant)>>,
-    >,
+    counts: Cached<std::collections::HashMap<CountKey, (u64, std::time::Instant)>>,
     /// The store names for the filter, on the same terms: reading them takes a second
     /// under load at a million sales (MariaDB does not use a loose index scan for it).
-    stores: std::sync::Arc<std::sync::Mutex<Option<(Vec<String>, std::time::Instant)>>>,
+    stores: Cached<Option<(Vec<String>, std::time::Instant)>>,
 }
 
 const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
