@@ -17,9 +17,12 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
     }
     let ids: Vec<SaleId> = sales.iter().map(|s| s.id.clone()).collect();
     let mut delta = Delta::default();
-    delta.subtract_stored(conn, &ids).await?;
+    let stored = delta.subtract_stored(conn, &ids).await?;
     delta.add(sales);
-    delete_rows(conn, &ids).await?;
+    // New sales (an import, a create) have no rows to delete.
+    if stored > 0 {
+        delete_rows(conn, &ids).await?;
+    }
 
     for chunk in sales.chunks(CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
-pub const DEFAULT_BATCH: usize = 1000;
+pub const DEFAULT_BATCH: usize = 500;
 
 /// One record of the input: where it was, and the sale or why it was rejected.
 #[derive(Debug)]
@@ -207,10 +207,12 @@ pub async fn write_batch(
         .await
 }
 
-/// Batches written at once: one batch's MySQL write overlaps the next one's MongoDB
-/// insert. Each batch compensates its own MongoDB writes, so overlap keeps the
-/// all-or-nothing property per batch.
-const IN_FLIGHT: usize = 2;
+/// Batches written at once: one batch's MySQL write overlaps the next ones' MongoDB
+/// inserts. Each batch compensates its own MongoDB writes, so overlap keeps the
+/// all-or-nothing property per batch. Measured on 5,000 sales (medians of five runs):
+/// two batches of 1,000 in flight 1.79 s, three 1.70 s, four 1.85 s (the two cores are
+/// saturated), three of 500 1.69 s with a quarter less memory.
+const IN_FLIGHT: usize = 3;
 
 /// Consumes parsed records, writing valid sales in batches (or only counting them in a
 /// dry run). `progress` is called after every batch.

@@ -75,12 +75,13 @@ impl Delta {
     }
 
     /// Subtracts the rows these sales have in MySQL now (before they are replaced or
-    /// deleted).
+    /// deleted). Returns how many of the sales MySQL has.
     pub async fn subtract_stored(
         &mut self,
         conn: &mut MySqlConnection,
         ids: &[SaleId],
-    ) -> Result<(), AppError> {
+    ) -> Result<usize, AppError> {
+        let mut stored = 0;
         for chunk in ids.chunks(2000) {
             let mut q = QueryBuilder::<MySql>::new(
                 "SELECT DATE(sale_date), store_location, CAST(purchase_method AS CHAR), coupon_used, total, customer_satisfaction \
@@ -92,6 +93,7 @@ impl Delta {
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(|e| mysql_error("read rollup contribution", e))?;
+            stored += rows.len();
             for (day, store, method, coupon, total, sat) in rows {
                 self.add_sale(-1, (day, store, method, coupon), total, sat);
             }
@@ -109,7 +111,7 @@ impl Delta {
                 self.add_item(-1, day, name, revenue, i64::from(qty));
             }
         }
-        Ok(())
+        Ok(stored)
     }
 
     /// Applies the net delta: one upsert per table, keys in sorted order.
