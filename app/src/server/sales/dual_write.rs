@@ -402,7 +402,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
     /// The before-image of an edit of the version the caller saw. Reading MongoDB by
     /// `_id` costs as much as the write itself on FerretDB (a full scan, see
     /// `primary::Flavor`), so the backup's copy stands in when it is settled and at the
-    /// caller's version: one indexed MySQL read. MongoDB's reply to the write, which
+    /// caller's version: four indexed MySQL reads. MongoDB's reply to the write, which
     /// returns the document it replaced, then confirms it (`confirm`). Otherwise (a
     /// stale caller, a lagging or unsettled backup) MongoDB is read as before.
     async fn before_image(&self, id: &SaleId, expected: u64) -> Result<Sale, AppError> {
