@@ -225,6 +225,15 @@ impl<P: Clone, B: Clone> Clone for DualWriter<P, B> {
     }
 }
 
+/// An edit past step 1: its intent and the images compensation works from.
+struct Edit<'a> {
+    intent: u64,
+    op: Op,
+    id: &'a SaleId,
+    before: Option<Sale>,
+    after: Option<&'a Sale>,
+}
+
 pub const CONFLICT: &str =
     "This sale was changed by someone else. Reload it to see the latest version.";
 
@@ -305,8 +314,14 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             self.after_primary_error(intent, &id, Some(&sale), e)
                 .await?;
         }
-        self.finish(intent, Op::Create, &id, None, Some(&sale))
-            .await?;
+        self.finish(&Edit {
+            intent,
+            op: Op::Create,
+            id: &id,
+            before: None,
+            after: Some(&sale),
+        })
+        .await?;
         Ok(sale)
     }
 
@@ -348,19 +363,15 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 Some(before.clone())
             }
         };
-        let before = self
-            .confirm(
-                intent,
-                Op::Update,
-                id,
-                expected,
-                before,
-                replaced,
-                Some(&after),
-            )
-            .await?;
-        self.finish(intent, Op::Update, id, Some(&before), Some(&after))
-            .await?;
+        let mut edit = Edit {
+            intent,
+            op: Op::Update,
+            id,
+            before: Some(before),
+            after: Some(&after),
+        };
+        self.confirm(&mut edit, expected, replaced).await?;
+        self.finish(&edit).await?;
         Ok(after)
     }
 
@@ -392,11 +403,15 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 Some(before.clone())
             }
         };
-        let before = self
-            .confirm(intent, Op::Delete, id, expected, before, taken, None)
-            .await?;
-        self.finish(intent, Op::Delete, id, Some(&before), None)
-            .await
+        let mut edit = Edit {
+            intent,
+            op: Op::Delete,
+            id,
+            before: Some(before),
+            after: None,
+        };
+        self.confirm(&mut edit, expected, taken).await?;
+        self.finish(&edit).await
     }
 
     /// The before-image of an edit of the version the caller saw. Reading MongoDB by
@@ -413,22 +428,18 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
     }
 
     /// Checks the document MongoDB replaced or deleted against the before-image the
-    /// intent recorded, and returns the true before-image. They differ only when the
-    /// backup's copy had drifted from MongoDB: the intent is then rebased on what
-    /// MongoDB held, so compensation and recovery restore that. If MongoDB held
-    /// another version (possible on FerretDB, whose writes match `_id` alone), the
-    /// write is undone and the caller gets the version conflict.
-    #[allow(clippy::too_many_arguments)]
+    /// intent recorded. They differ only when the backup's copy had drifted from
+    /// MongoDB: the intent (and `edit`) are then rebased on what MongoDB held, so
+    /// compensation and recovery restore that. If MongoDB held another version
+    /// (possible on FerretDB, whose writes match `_id` alone), the write is undone and
+    /// the caller gets the version conflict.
     async fn confirm(
         &self,
-        intent: u64,
-        op: Op,
-        id: &SaleId,
+        edit: &mut Edit<'_>,
         expected: u64,
-        image: Sale,
         replaced: Option<Sale>,
-        after: Option<&Sale>,
-    ) -> Result<Sale, AppError> {
+    ) -> Result<(), AppError> {
+        let (intent, id) = (edit.intent, edit.id);
         let Some(actual) = replaced else {
             self.mark(intent, "failed", "stale version").await;
             // Nothing matched: the sale is gone, or MongoDB's filter saw another version.
@@ -437,30 +448,38 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 Some(_) => AppError::Conflict(CONFLICT.into()),
             });
         };
-        if actual.version == image.version && actual.draft == image.draft {
-            return Ok(image);
+        if edit
+            .before
+            .as_ref()
+            .is_some_and(|image| image.version == actual.version && image.draft == actual.draft)
+        {
+            return Ok(());
         }
-        tracing::warn!(sale_id = %id, intent, mongo_version = actual.version, backup_version = image.version, "the backup's copy differed from MongoDB; the edit's before-image is MongoDB's");
-        if let Err(e) = self.backup.rebase(intent, &actual).await {
-            return Err(self
-                .compensate(intent, op, id, Some(&actual), after, &e)
-                .await);
+        tracing::warn!(sale_id = %id, intent, mongo_version = actual.version, backup_version = ?edit.before.as_ref().map(|b| b.version), "the backup's copy differed from MongoDB; the edit's before-image is MongoDB's");
+        let rebased = self.backup.rebase(intent, &actual).await;
+        let stale = actual.version != expected;
+        edit.before = Some(actual);
+        if let Err(e) = rebased {
+            return Err(self.compensate(edit, &e).await);
         }
-        if actual.version != expected {
-            return Err(match self.undo(op, id, Some(&actual), after).await {
-                Ok(()) => {
-                    self.mark(intent, "failed", "stale version").await;
-                    AppError::Conflict(CONFLICT.into())
-                }
-                Err(undo) => {
-                    tracing::error!(sale_id = %id, intent, error = %undo, "undoing a stale write failed; intent needs repair");
-                    self.mark(intent, "needs_repair", "stale write and its undo failed")
-                        .await;
-                    not_saved(true)
-                }
-            });
+        if !stale {
+            return Ok(());
         }
-        Ok(actual)
+        let undone = self
+            .undo(edit.op, id, edit.before.as_ref(), edit.after)
+            .await;
+        Err(match undone {
+            Ok(()) => {
+                self.mark(intent, "failed", "stale version").await;
+                AppError::Conflict(CONFLICT.into())
+            }
+            Err(undo) => {
+                tracing::error!(sale_id = %id, intent, error = %undo, "undoing a stale write failed; intent needs repair");
+                self.mark(intent, "needs_repair", "stale write and its undo failed")
+                    .await;
+                not_saved(true)
+            }
+        })
     }
 
     /// A failed MongoDB write may still have been applied (the connection can drop
@@ -492,14 +511,10 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
     }
 
     /// Step 3, and compensation when it fails.
-    async fn finish(
-        &self,
-        intent: u64,
-        op: Op,
-        id: &SaleId,
-        before: Option<&Sale>,
-        after: Option<&Sale>,
-    ) -> Result<(), AppError> {
+    async fn finish(&self, edit: &Edit<'_>) -> Result<(), AppError> {
+        let Edit {
+            intent, id, after, ..
+        } = *edit;
         let Err(mut e) = self.backup.commit(intent, id, after).await else {
             return Ok(());
         };
@@ -533,22 +548,18 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 Err(again) => e = again,
             }
         }
-        Err(self.compensate(intent, op, id, before, after, &e).await)
+        Err(self.compensate(edit, &e).await)
     }
 
     /// The backup side failed after MongoDB took the edit: restore MongoDB from the
     /// before-image and return the error the caller gets.
-    async fn compensate(
-        &self,
-        intent: u64,
-        op: Op,
-        id: &SaleId,
-        before: Option<&Sale>,
-        after: Option<&Sale>,
-        cause: &AppError,
-    ) -> AppError {
-        tracing::warn!(sale_id = %id, intent, error = %cause, op = op.as_str(), "backup write failed; compensating in MongoDB");
-        match self.undo(op, id, before, after).await {
+    async fn compensate(&self, edit: &Edit<'_>, cause: &AppError) -> AppError {
+        let (intent, id) = (edit.intent, edit.id);
+        tracing::warn!(sale_id = %id, intent, error = %cause, op = edit.op.as_str(), "backup write failed; compensating in MongoDB");
+        match self
+            .undo(edit.op, id, edit.before.as_ref(), edit.after)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(sale_id = %id, intent, "compensated: MongoDB restored from the before-image");
                 self.mark(intent, "failed", "backup write failed; compensated")
