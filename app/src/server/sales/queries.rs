@@ -61,62 +61,70 @@ type CountKey = (
 /// Recently computed match counts, by filter. Paging through a list, or many people
 /// opening the same one, recounts at most every few seconds; the rows themselves are
 /// always read fresh, so only the "N matching" figure can lag an edit by that long.
-type Cached<T> = std::sync::Arc<std::sync::Mutex<T>>;
-
+/// Requests that miss together share one computation: fifty workers opening the same
+/// page at once run one count, not fifty.
 #[derive(Clone, Default)]
 pub struct CountCache {
-    counts: Cached<std::collections::HashMap<CountKey, (u64, std::time::Instant)>>,
+    counts: Cached<std::collections::HashMap<CountKey, Fresh<u64>>>,
     /// The store names for the filter, on the same terms: reading them takes a second
     /// under load at a million sales (MariaDB does not use a loose index scan for it).
-    stores: Cached<Option<(Vec<String>, std::time::Instant)>>,
+    stores: Cached<Option<Fresh<Vec<String>>>>,
 }
+
+type Cached<T> = std::sync::Arc<std::sync::Mutex<T>>;
+
+/// A cell computed at most once, and the instant it was made (it serves `COUNT_TTL`
+/// from then). Concurrent readers share the one computation; a failed one leaves the
+/// cell empty for the next reader to retry.
+type Fresh<T> = (std::sync::Arc<tokio::sync::OnceCell<T>>, std::time::Instant);
 
 const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
+fn fresh<T>() -> Fresh<T> {
+    (
+        std::sync::Arc::new(tokio::sync::OnceCell::new()),
+        std::time::Instant::now(),
+    )
+}
+
+/// The cell to read, after replacing it if it has gone stale.
+fn live<T>(entry: &mut Fresh<T>) -> std::sync::Arc<tokio::sync::OnceCell<T>> {
+    if entry.1.elapsed() >= COUNT_TTL {
+        *entry = fresh();
+    }
+    entry.0.clone()
+}
+
 impl CountCache {
-    fn key(f: &SalesFilter) -> CountKey {
-        (
+    async fn count(&self, pool: &MySqlPool, f: &SalesFilter) -> Result<u64, AppError> {
+        let key = (
             f.store.clone(),
             f.method,
             f.from,
             f.to,
             f.coupon,
             f.email.clone(),
-        )
-    }
-
-    fn get(&self, f: &SalesFilter) -> Option<u64> {
-        let map = self.counts.lock().ok()?;
-        map.get(&Self::key(f))
-            .filter(|(_, at)| at.elapsed() < COUNT_TTL)
-            .map(|(n, _)| *n)
-    }
-
-    fn put(&self, f: &SalesFilter, n: u64) {
-        if let Ok(mut map) = self.counts.lock() {
-            if map.len() >= 1000 {
-                map.retain(|_, (_, at)| at.elapsed() < COUNT_TTL);
+        );
+        let cell = match self.counts.lock() {
+            Ok(mut map) => {
+                if map.len() >= 1000 {
+                    map.retain(|_, (_, since)| since.elapsed() < COUNT_TTL);
+                }
+                live(map.entry(key).or_insert_with(fresh))
             }
-            map.insert(Self::key(f), (n, std::time::Instant::now()));
-        }
+            Err(_) => fresh().0,
+        };
+        cell.get_or_try_init(|| count_matching(pool, f))
+            .await
+            .copied()
     }
-}
 
-impl CountCache {
     async fn stores(&self, pool: &MySqlPool) -> Result<Vec<String>, AppError> {
-        let cached = self.stores.lock().ok().and_then(|s| {
-            s.as_ref()
-                .filter(|(_, at)| at.elapsed() < COUNT_TTL)
-                .map(|(v, _)| v.clone())
-        });
-        if let Some(v) = cached {
-            return Ok(v);
-        }
-        let fresh = stores(pool).await?;
-        if let Ok(mut slot) = self.stores.lock() {
-            *slot = Some((fresh.clone(), std::time::Instant::now()));
-        }
-        Ok(fresh)
+        let cell = match self.stores.lock() {
+            Ok(mut slot) => live(slot.get_or_insert_with(fresh)),
+            Err(_) => fresh().0,
+        };
+        cell.get_or_try_init(|| stores(pool)).await.cloned()
     }
 }
 
@@ -162,14 +170,7 @@ pub async fn list(
     counts: &CountCache,
     f: &SalesFilter,
 ) -> Result<SalesPage, AppError> {
-    let matching = match counts.get(f) {
-        Some(n) => n,
-        None => {
-            let n = count_matching(pool, f).await?;
-            counts.put(f, n);
-            n
-        }
-    } as i64;
+    let matching = counts.count(pool, f).await? as i64;
 
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT id, sale_date, store_location, CAST(purchase_method AS CHAR), coupon_used, customer_email, \
