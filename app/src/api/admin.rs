@@ -3,8 +3,7 @@
 use crate::model::{AppError, AuditEntry, UserSummary};
 #[cfg(feature = "ssr")]
 use crate::server::{
-    app_state,
-    auth::{Access, admin, audit, guard, require},
+    auth::{Access, admin, audit},
     respond,
 };
 use leptos::prelude::*;
@@ -14,11 +13,8 @@ pub async fn list_users(
     query: String,
     status: Option<String>,
 ) -> Result<Vec<UserSummary>, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        require(Access::MANAGEMENT).await?;
+    respond(|call| async move {
+        call.require(Access::MANAGEMENT).await?;
         let status = match status.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(s) => Some(
@@ -26,7 +22,7 @@ pub async fn list_users(
                     .map_err(|m| AppError::invalid("status", m))?,
             ),
         };
-        admin::list(&state.mysql, &query, status).await
+        admin::list(&call.state.mysql, &query, status).await
     })
     .await
 }
@@ -34,40 +30,28 @@ pub async fn list_users(
 /// Approve (`approve = true`) or reject a pending account.
 #[server(prefix = "/api", endpoint = "admin/users/decide")]
 pub async fn decide_user(id: u64, approve: bool) -> Result<UserSummary, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        let actor = require(Access::MANAGEMENT).await?;
-        admin::decide(&state, &info, &actor, id, approve).await
+    respond(|call| async move {
+        let actor = call.require(Access::MANAGEMENT).await?;
+        admin::decide(&call.state, &call.info, &actor, id, approve).await
     })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "admin/users/role")]
 pub async fn change_role(id: u64, role: String) -> Result<UserSummary, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        let actor = require(Access::MANAGEMENT).await?;
+    respond(|call| async move {
+        let actor = call.require(Access::MANAGEMENT).await?;
         let role = crate::model::Role::parse(&role).map_err(|m| AppError::invalid("role", m))?;
-        admin::change_role(&state, &info, &actor, id, role).await
+        admin::change_role(&call.state, &call.info, &actor, id, role).await
     })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "admin/users/enabled")]
 pub async fn set_user_enabled(id: u64, enabled: bool) -> Result<UserSummary, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        let actor = require(Access::MANAGEMENT).await?;
-        admin::set_enabled(&state, &info, &actor, id, enabled).await
+    respond(|call| async move {
+        let actor = call.require(Access::MANAGEMENT).await?;
+        admin::set_enabled(&call.state, &call.info, &actor, id, enabled).await
     })
     .await
 }
@@ -75,25 +59,18 @@ pub async fn set_user_enabled(id: u64, enabled: bool) -> Result<UserSummary, App
 /// Returns the path of a one-time reset link for the manager to hand over.
 #[server(prefix = "/api", endpoint = "admin/users/reset-link")]
 pub async fn issue_reset_link(id: u64) -> Result<String, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        let actor = require(Access::MANAGEMENT).await?;
-        admin::issue_reset_link(&state, &info, &actor, id).await
+    respond(|call| async move {
+        let actor = call.require(Access::MANAGEMENT).await?;
+        admin::issue_reset_link(&call.state, &call.info, &actor, id).await
     })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "admin/audit")]
 pub async fn audit_log(before_id: Option<u64>) -> Result<Vec<AuditEntry>, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        require(Access::MANAGEMENT).await?;
-        audit::list(&state.mysql, before_id, 100).await
+    respond(|call| async move {
+        call.require(Access::MANAGEMENT).await?;
+        audit::list(&call.state.mysql, before_id, 100).await
     })
     .await
 }

@@ -6,8 +6,7 @@
 use crate::model::{AppError, SessionSummary, SessionUser};
 #[cfg(feature = "ssr")]
 use crate::server::{
-    app_state,
-    auth::{Access, accounts, guard, require, sessions},
+    auth::{Access, accounts, guard, sessions},
     redirect_plain_form, respond,
 };
 use leptos::prelude::*;
@@ -15,12 +14,8 @@ use leptos::prelude::*;
 /// The signed-in user, or `None` when anonymous. Drives navigation and route guards.
 #[server(prefix = "/api", endpoint = "me")]
 pub async fn me() -> Result<Option<SessionUser>, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        Ok(guard::authenticate(&state, &info.session)
+    respond(|call| async move {
+        Ok(guard::authenticate(&call.state, &call.info.session)
             .await?
             .map(|c| c.user))
     })
@@ -33,12 +28,8 @@ pub async fn login(
     password: String,
     next: Option<String>,
 ) -> Result<SessionUser, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        let user = accounts::login(&state, &info, &username, password).await?;
+    respond(|call| async move {
+        let user = accounts::login(&call.state, &call.info, &username, password).await?;
         let target =
             crate::model::safe_next(next.as_deref()).unwrap_or_else(|| user.home().to_string());
         redirect_plain_form(&target);
@@ -55,11 +46,7 @@ pub async fn register(
     confirm_password: String,
     role: String,
 ) -> Result<SessionUser, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
+    respond(|call| async move {
         let input = crate::model::RegistrationInput {
             username,
             email,
@@ -68,7 +55,7 @@ pub async fn register(
             role,
         };
         let account = input.parse().map_err(AppError::Invalid)?;
-        let user = accounts::register(&state, &info, account).await?;
+        let user = accounts::register(&call.state, &call.info, account).await?;
         redirect_plain_form(user.home());
         Ok(user)
     })
@@ -77,13 +64,9 @@ pub async fn register(
 
 #[server(prefix = "/api", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        let current = require(Access::AnyUser).await?;
-        accounts::logout(&state, &info, &current).await?;
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        accounts::logout(&call.state, &call.info, &current).await?;
         redirect_plain_form("/login");
         Ok(())
     })
@@ -92,24 +75,18 @@ pub async fn logout() -> Result<(), AppError> {
 
 #[server(prefix = "/api", endpoint = "sessions")]
 pub async fn my_sessions() -> Result<Vec<SessionSummary>, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let current = require(Access::AnyUser).await?;
-        sessions::list(&state.mysql, current.user.id, &current.session_key).await
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        sessions::list(&call.state.mysql, current.user.id, &current.session_key).await
     })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "sessions/revoke")]
 pub async fn revoke_session(handle: String) -> Result<(), AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let current = require(Access::AnyUser).await?;
-        if sessions::revoke(&state.mysql, current.user.id, handle.trim()).await? {
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        if sessions::revoke(&call.state.mysql, current.user.id, handle.trim()).await? {
             Ok(())
         } else {
             Err(AppError::NotFound)
@@ -121,13 +98,9 @@ pub async fn revoke_session(handle: String) -> Result<(), AppError> {
 /// Ends every session of the user, this one included.
 #[server(prefix = "/api", endpoint = "sessions/revoke-all")]
 pub async fn logout_everywhere() -> Result<(), AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        let current = require(Access::AnyUser).await?;
-        accounts::logout_everywhere(&state, &info, &current).await?;
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        accounts::logout_everywhere(&call.state, &call.info, &current).await?;
         redirect_plain_form("/login");
         Ok(())
     })
@@ -140,15 +113,11 @@ pub async fn change_password(
     new_password: String,
     confirm_password: String,
 ) -> Result<(), AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        let current = require(Access::AnyUser).await?;
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
         accounts::change_password(
-            &state,
-            &info,
+            &call.state,
+            &call.info,
             &current,
             current_password,
             &new_password,
@@ -165,12 +134,15 @@ pub async fn reset_password(
     new_password: String,
     confirm_password: String,
 ) -> Result<(), AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let info = guard::request_info()?;
-        accounts::reset_password(&state, &info, &token, &new_password, &confirm_password).await?;
+    respond(|call| async move {
+        accounts::reset_password(
+            &call.state,
+            &call.info,
+            &token,
+            &new_password,
+            &confirm_password,
+        )
+        .await?;
         redirect_plain_form("/login?reset=done");
         Ok(())
     })

@@ -3,21 +3,14 @@
 
 use crate::model::{AppError, ReplicationStatus, SyncReport};
 #[cfg(feature = "ssr")]
-use crate::server::{
-    app_state,
-    auth::{Access, require},
-    respond,
-};
+use crate::server::{auth::Access, respond};
 use leptos::prelude::*;
 
 #[server(prefix = "/api", endpoint = "replication/status")]
 pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        require(Access::STAFF).await?;
-        crate::server::sales::sync::status(&state.mysql).await
+    respond(|call| async move {
+        call.require(Access::STAFF).await?;
+        crate::server::sales::sync::status(&call.state.mysql).await
     })
     .await
 }
@@ -27,15 +20,12 @@ pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
 #[server(prefix = "/api", endpoint = "replication/sync")]
 pub async fn run_sync(dry_run: bool) -> Result<SyncReport, AppError> {
     use crate::server::sales::sync::{SyncOptions, start};
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let actor = require(Access::STAFF).await?;
+    respond(|call| async move {
+        let actor = call.require(Access::STAFF).await?;
         let mut options = SyncOptions::new(crate::model::SyncTrigger::Manual);
         options.dry_run = dry_run;
         options.started_by = Some(actor.user.id);
-        start(&state.writer, options).await
+        start(&call.state.writer, options).await
     })
     .await
 }

@@ -5,8 +5,7 @@ use crate::model::report::{Analytics, Purchases, SaleForEdit, SalesPage, SalesQu
 use crate::model::{AppError, Sale, SaleInput};
 #[cfg(feature = "ssr")]
 use crate::server::{
-    app_state,
-    auth::{Access, require},
+    auth::Access,
     respond,
     sales::{dual_write::IdempotencyKey, queries},
 };
@@ -41,26 +40,20 @@ fn new_token() -> String {
 /// account decides whose sales these are.
 #[server(prefix = "/api", endpoint = "sales/mine")]
 pub async fn my_purchases(page: Option<u32>) -> Result<Purchases, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        let me = require(Access::CUSTOMER).await?;
+    respond(|call| async move {
+        let me = call.require(Access::CUSTOMER).await?;
         let page = page.unwrap_or(1).clamp(1, 1_000_000);
-        queries::purchases(&state.mysql, &me.user.email, page).await
+        queries::purchases(&call.state.mysql, &me.user.email, page).await
     })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/list", input = Json)]
 pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        require(Access::STAFF).await?;
+    respond(|call| async move {
+        call.require(Access::STAFF).await?;
         let filter = query.parse().map_err(AppError::Invalid)?;
-        queries::list(&state.mysql, &state.counts, &filter).await
+        queries::list(&call.state.mysql, &call.state.counts, &filter).await
     })
     .await
 }
@@ -69,13 +62,11 @@ pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
 #[server(prefix = "/api", endpoint = "sales/get")]
 pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
     use crate::server::sales::dual_write::Primary;
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        require(Access::STAFF).await?;
+    respond(|call| async move {
+        call.require(Access::STAFF).await?;
         let id = parse_id(&id)?;
-        let sale = state
+        let sale = call
+            .state
             .writer
             .primary()
             .get(&id)
@@ -92,8 +83,8 @@ pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
 /// A fresh submission token for the "new sale" form.
 #[server(prefix = "/api", endpoint = "sales/token")]
 pub async fn sale_token() -> Result<String, AppError> {
-    respond(async {
-        require(Access::STAFF).await?;
+    respond(|call| async move {
+        call.require(Access::STAFF).await?;
         Ok(new_token())
     })
     .await
@@ -101,14 +92,11 @@ pub async fn sale_token() -> Result<String, AppError> {
 
 #[server(prefix = "/api", endpoint = "sales/create", input = Json)]
 pub async fn create_sale(token: String, input: SaleInput) -> Result<Sale, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        require(Access::STAFF).await?;
+    respond(|call| async move {
+        call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let draft = input.parse().map_err(AppError::Invalid)?;
-        state.writer.create(key.as_ref(), draft).await
+        call.state.writer.create(key.as_ref(), draft).await
     })
     .await
 }
@@ -120,29 +108,26 @@ pub async fn update_sale(
     version: u64,
     input: SaleInput,
 ) -> Result<Sale, AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        require(Access::STAFF).await?;
+    respond(|call| async move {
+        call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
         let draft = input.parse().map_err(AppError::Invalid)?;
-        state.writer.update(key.as_ref(), &id, version, draft).await
+        call.state
+            .writer
+            .update(key.as_ref(), &id, version, draft)
+            .await
     })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/delete")]
 pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), AppError> {
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        require(Access::STAFF).await?;
+    respond(|call| async move {
+        call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
-        state.writer.delete(key.as_ref(), &id, version).await
+        call.state.writer.delete(key.as_ref(), &id, version).await
     })
     .await
 }
@@ -151,11 +136,8 @@ pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), 
 #[server(prefix = "/api", endpoint = "analytics")]
 pub async fn load_analytics(from: String, to: String) -> Result<Analytics, AppError> {
     use crate::model::report::parse_day;
-    respond(async {
-        // Contexts are read before the first await: a server function that runs
-        // inside a page render may be polled later without them.
-        let state = app_state()?;
-        require(Access::MANAGEMENT).await?;
+    respond(|call| async move {
+        call.require(Access::MANAGEMENT).await?;
         let from = parse_day(&from, "from").map_err(|e| AppError::Invalid(vec![e]))?;
         let to = parse_day(&to, "to").map_err(|e| AppError::Invalid(vec![e]))?;
         if let (Some(f), Some(t)) = (from, to)
@@ -166,7 +148,7 @@ pub async fn load_analytics(from: String, to: String) -> Result<Analytics, AppEr
                 "The end date is before the start date",
             ));
         }
-        queries::analytics(&state.mysql, from, to).await
+        queries::analytics(&call.state.mysql, from, to).await
     })
     .await
 }

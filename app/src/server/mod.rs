@@ -9,14 +9,37 @@ pub mod state;
 
 pub use state::{AppState, AuthSettings, app_state};
 
-/// Runs a server function's body and sets the HTTP status of a failure from its error,
-/// so clients and tests see 401/403/400/429/503 rather than a blanket 500. The response
-/// options are taken from the context before the body's first `.await`.
-pub async fn respond<T>(
-    body: impl std::future::Future<Output = Result<T, crate::model::AppError>>,
-) -> Result<T, crate::model::AppError> {
+/// What a server function's body gets from its request. `respond` reads it from the
+/// context before the body starts: a server function called during a page render can be
+/// polled after the render has left the request's context, so nothing may be read from
+/// it after the first `.await`.
+pub struct Call {
+    pub state: AppState,
+    pub info: auth::guard::RequestInfo,
+}
+
+impl Call {
+    /// Checks the session and the role: 401 without a valid login, 403 with the wrong
+    /// role or a pending account.
+    pub async fn require(
+        &self,
+        access: auth::Access,
+    ) -> Result<auth::CurrentUser, crate::model::AppError> {
+        auth::guard::require(&self.state, &self.info.session, access).await
+    }
+}
+
+/// Runs a server function's body with its `Call`, and sets the HTTP status of a failure
+/// from its error, so clients and tests see 401/403/400/429/503 rather than a blanket 500.
+pub async fn respond<T, Body>(body: impl FnOnce(Call) -> Body) -> Result<T, crate::model::AppError>
+where
+    Body: std::future::Future<Output = Result<T, crate::model::AppError>>,
+{
     let options = leptos::prelude::use_context::<leptos_axum::ResponseOptions>();
-    let result = body.await;
+    let result = match (app_state(), auth::guard::request_info()) {
+        (Ok(state), Ok(info)) => body(Call { state, info }).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
     if let Err(e) = &result
         && let Some(options) = options
         && let Ok(code) = http::StatusCode::from_u16(e.status_code())

@@ -53,8 +53,7 @@ pub struct RequestInfo {
     pub user_agent: Option<String>,
 }
 
-/// Read from the request synchronously: call it before the first `.await` of a server
-/// function, while the request's context is certainly in reach.
+/// Read from the request synchronously (see `crate::server::respond`).
 pub fn request_info() -> Result<RequestInfo, AppError> {
     let parts = use_context::<http::request::Parts>().ok_or_else(|| {
         tracing::error!("request parts missing from the context");
@@ -88,10 +87,12 @@ pub fn session_error(e: tower_sessions::session::Error) -> AppError {
 
 /// Checks the session and the role: 401 without a valid login, 403 with the wrong
 /// role or a pending account.
-pub async fn require(access: Access) -> Result<CurrentUser, AppError> {
-    let state = crate::server::app_state()?;
-    let info = request_info()?;
-    let current = authenticate(&state, &info.session)
+pub async fn require(
+    state: &AppState,
+    session: &Session,
+    access: Access,
+) -> Result<CurrentUser, AppError> {
+    let current = authenticate(state, session)
         .await?
         .ok_or(AppError::Unauthorized)?;
     authorize(&current.user, access)?;

@@ -8,4 +8,4 @@ pub mod password;
 pub mod sessions;
 pub mod throttle;
 
-pub use guard::{Access, CurrentUser, require};
+pub use guard::{Access, CurrentUser};
