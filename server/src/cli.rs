@@ -146,13 +146,13 @@ async fn create_user(
 }
 
 /// Seeds the demo data in the background, waiting for MySQL if it is not up yet.
-fn spawn_demo_seed(mysql: sqlx::MySqlPool, mongo: mongodb::Database) {
+fn spawn_demo_seed(writer: app::server::sales::dual_write::Writer) {
     tokio::spawn(async move {
         let mut delay = std::time::Duration::from_secs(1);
         loop {
             let seeded = async {
-                let accounts = accounts::seed_demo_accounts(&mysql).await?;
-                let sales = app::server::sales::generate::seed_demo_sales(&mysql, &mongo).await?;
+                let accounts = accounts::seed_demo_accounts(&writer.backup().pool).await?;
+                let sales = app::server::sales::generate::seed_demo_sales(&writer).await?;
                 Ok::<_, AppError>((accounts, sales))
             };
             match seeded.await {
@@ -179,7 +179,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = crate::leptos_options(cli.serve.site_addr);
             let app = Application::build(&databases, &cli.serve, options).await?;
             if cli.serve.seed_demo {
-                spawn_demo_seed(app.state().mysql.clone(), app.state().mongo.clone());
+                spawn_demo_seed(app.state().writer.clone());
             }
             Ok(app.run_until_stopped().await?)
         }

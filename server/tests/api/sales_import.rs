@@ -227,16 +227,10 @@ async fn json_arrays_and_canonical_documents_import() {
 #[tokio::test]
 async fn demo_sales_are_seeded_once_with_purchases_for_the_demo_customer() {
     let app = spawn_app().await;
+    let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
+    assert_eq!(generate::seed_demo_sales(&writer).await.unwrap(), 5000);
     assert_eq!(
-        generate::seed_demo_sales(&app.mysql, &app.mongo)
-            .await
-            .unwrap(),
-        5000
-    );
-    assert_eq!(
-        generate::seed_demo_sales(&app.mysql, &app.mongo)
-            .await
-            .unwrap(),
+        generate::seed_demo_sales(&writer).await.unwrap(),
         0,
         "only into an empty collection"
     );

@@ -168,11 +168,13 @@ pub fn sales(seed: u64) -> impl Iterator<Item = SaleDraft> {
 
 /// Demo data: 5,000 generated sales (fixed seed), one in 250 of them bought by the demo
 /// customer account so its dashboard has purchases. Only when the collection is empty.
+/// Written through the app's own writer: the seed runs while the app serves, and its
+/// sale locks keep an early edit of a seeded sale from racing the seed's backup write.
 pub async fn seed_demo_sales(
-    mysql: &sqlx::MySqlPool,
-    mongo: &mongodb::Database,
+    writer: &super::dual_write::Writer,
 ) -> Result<u64, crate::model::AppError> {
     const DEMO_SEED: u64 = 2015;
+    let mongo = &writer.primary().db;
     if !super::primary::is_empty(mongo).await? {
         return Ok(0);
     }
@@ -197,7 +199,7 @@ pub async fn seed_demo_sales(
         .collect();
     let mut inserted = 0;
     for batch in all.chunks(super::import::DEFAULT_BATCH) {
-        inserted += super::import::write_batch(mysql, mongo, batch).await?.0;
+        inserted += writer.import_batch(batch).await?.0;
     }
     Ok(inserted)
 }

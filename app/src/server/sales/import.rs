@@ -196,7 +196,11 @@ fn read_array<R: Read>(
     Ok(())
 }
 
-/// Writes a batch through the dual writer (`Writer::import_batch`).
+/// Writes a batch through the dual writer (`Writer::import_batch`), one writer of its
+/// own per batch: a batch of 500 ids holds every sale-lock stripe, so batches in flight
+/// sharing a writer would wait on each other. The importer runs as its own process
+/// (`server import`), where nothing else edits sales; the app's demo seed writes through
+/// the app's writer instead.
 pub async fn write_batch(
     mysql: &sqlx::MySqlPool,
     mongo: &mongodb::Database,
