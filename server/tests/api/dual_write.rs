@@ -671,6 +671,87 @@ async fn a_retried_submission_is_applied_once() {
 }
 
 #[tokio::test]
+async fn a_submission_that_changed_nothing_can_be_retried_with_its_token() {
+    let app = spawn_app().await;
+    let (writer, faults) = flaky_writer(&app);
+    let mut source = drafts(25);
+
+    // MongoDB refuses the create: nothing happened, so the same submission may retry.
+    let key = IdempotencyKey::parse("form-c0ffee01").unwrap();
+    let draft = source.next().unwrap();
+    faults.primary_writes_left.store(0, Ordering::SeqCst);
+    assert_eq!(
+        writer.create(Some(&key), draft.clone()).await.unwrap_err(),
+        AppError::Unavailable(Store::MongoDb)
+    );
+    faults.clear();
+    let sale = writer
+        .create(Some(&key), draft.clone())
+        .await
+        .expect("the retry saves");
+    assert_in_sync(&app, &sale.id, Some(&sale), "created on retry").await;
+    assert_eq!(
+        writer.create(Some(&key), draft).await.unwrap(),
+        sale,
+        "once saved, the key replays the result"
+    );
+
+    // The backup fails and cannot even record the outcome: until recovery settles the
+    // intent, a retry is told the repair is pending; afterwards it goes through.
+    let key = IdempotencyKey::parse("form-c0ffee02").unwrap();
+    let draft = source.next().unwrap();
+    faults.mysql_down_after_intent.store(true, Ordering::SeqCst);
+    assert_eq!(
+        writer
+            .update(Some(&key), &sale.id, 1, draft.clone())
+            .await
+            .unwrap_err(),
+        AppError::NotSaved {
+            repair_pending: false
+        }
+    );
+    faults.clear();
+    assert_eq!(
+        writer
+            .update(Some(&key), &sale.id, 1, draft.clone())
+            .await
+            .unwrap_err(),
+        AppError::NotSaved {
+            repair_pending: true
+        },
+        "the outcome is not settled yet"
+    );
+    writer.recover(Duration::ZERO).await.unwrap();
+    let v2 = writer
+        .update(Some(&key), &sale.id, 1, draft.clone())
+        .await
+        .expect("the retry after recovery saves");
+    assert_eq!(v2.version, 2);
+    assert_in_sync(&app, &sale.id, Some(&v2), "updated on retry").await;
+
+    // A stale version stays a conflict on retry, not a vague "not saved".
+    let key = IdempotencyKey::parse("form-c0ffee03").unwrap();
+    for attempt in ["first", "retry"] {
+        assert_eq!(
+            writer
+                .update(Some(&key), &sale.id, 1, draft.clone())
+                .await
+                .unwrap_err(),
+            AppError::Conflict(app::server::sales::dual_write::CONFLICT.into()),
+            "{attempt}"
+        );
+    }
+    let intents: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sale_intents")
+        .fetch_one(&app.mysql)
+        .await
+        .unwrap();
+    assert_eq!(
+        intents, 6,
+        "every attempt that ran is journaled (2 creates, 2 updates, 2 conflicts); replays add none"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_editors_never_lose_updates() {
     let app = spawn_app().await;
     let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());

@@ -878,28 +878,44 @@ impl Backup for MySqlBackup {
             .bind(image(after))
             .execute(&self.pool)
         };
-        match insert().await {
-            Ok(done) => Ok(Begun::New(done.last_insert_id())),
-            Err(e) if is_unique_violation(&e) => {
-                let Some(key) = key else {
-                    return Err(mysql_error("record intent", e));
-                };
-                let row: Option<IntentRow> = sqlx::query_as(&format!(
-                    "SELECT {INTENT_COLUMNS} FROM sale_intents WHERE idempotency_key = ?"
-                ))
-                .bind(&key.0)
-                .fetch_optional(&self.pool)
+        let mut released = false;
+        loop {
+            let e = match insert().await {
+                Ok(done) => return Ok(Begun::New(done.last_insert_id())),
+                Err(e) => e,
+            };
+            let Some(key) = key.filter(|_| is_unique_violation(&e)) else {
+                return Err(mysql_error("record intent", e));
+            };
+            let row: Option<IntentRow> = sqlx::query_as(&format!(
+                "SELECT {INTENT_COLUMNS} FROM sale_intents WHERE idempotency_key = ?"
+            ))
+            .bind(&key.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| mysql_error("load intent", e))?;
+            let earlier = row.map(to_intent).transpose()?.ok_or(AppError::Internal)?;
+            // The key guards against applying one submission twice. A failed attempt
+            // applied nothing, so the same submission may try again ("please try
+            // again" must work without reloading the form): the failed intent gives
+            // its key up. Pending and done ones still answer for it.
+            if earlier.state == "failed" && !released {
+                sqlx::query(
+                    "UPDATE sale_intents SET idempotency_key = NULL WHERE id = ? AND state = 'failed'",
+                )
+                .bind(earlier.id)
+                .execute(&self.pool)
                 .await
-                .map_err(|e| mysql_error("load intent", e))?;
-                let earlier = row.map(to_intent).transpose()?.ok_or(AppError::Internal)?;
-                if earlier.sale_id != *id && earlier.op != Op::Create {
-                    return Err(AppError::Conflict(
-                        "This submission token was already used for another sale.".into(),
-                    ));
-                }
-                Ok(Begun::Replay(Box::new(earlier)))
+                .map_err(|e| mysql_error("release submission key", e))?;
+                released = true;
+                continue;
             }
-            Err(e) => Err(mysql_error("record intent", e)),
+            if earlier.sale_id != *id && earlier.op != Op::Create {
+                return Err(AppError::Conflict(
+                    "This submission token was already used for another sale.".into(),
+                ));
+            }
+            return Ok(Begun::Replay(Box::new(earlier)));
         }
     }
 
