@@ -96,7 +96,9 @@ pub async fn create_sale(token: String, input: SaleInput) -> Result<Sale, AppErr
         call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let draft = input.parse().map_err(AppError::Invalid)?;
-        call.state.writer.create(key.as_ref(), draft).await
+        let sale = call.state.writer.create(key.as_ref(), draft).await?;
+        call.state.counts.forget();
+        Ok(sale)
     })
     .await
 }
@@ -113,10 +115,13 @@ pub async fn update_sale(
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
         let draft = input.parse().map_err(AppError::Invalid)?;
-        call.state
+        let sale = call
+            .state
             .writer
             .update(key.as_ref(), &id, version, draft)
-            .await
+            .await?;
+        call.state.counts.forget();
+        Ok(sale)
     })
     .await
 }
@@ -127,7 +132,9 @@ pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), 
         call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
-        call.state.writer.delete(key.as_ref(), &id, version).await
+        call.state.writer.delete(key.as_ref(), &id, version).await?;
+        call.state.counts.forget();
+        Ok(())
     })
     .await
 }

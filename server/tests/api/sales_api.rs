@@ -219,6 +219,8 @@ async fn edits_go_through_the_dual_writer_with_clear_errors() {
     let draft = generate::sales(62).next().unwrap();
     let mut input = SaleInput::from(&draft);
 
+    // The list's "N matching" follows each edit at once, cached or not.
+    assert_eq!(list(&app, &worker, &[]).await.matching, 0);
     let (status, token) = app.call(&worker, "sales/token", &[]).await;
     assert_eq!(status, 200);
     let token = token.as_str().unwrap().to_string();
@@ -233,6 +235,7 @@ async fn edits_go_through_the_dual_writer_with_clear_errors() {
     );
     let sale: Sale = serde_json::from_value(created).unwrap();
     assert_eq!(count(&app, "SELECT COUNT(*) FROM sales").await, 1);
+    assert_eq!(list(&app, &worker, &[]).await.matching, 1);
 
     // Invalid input: every problem named, nothing written.
     input.customer_age = "200".into();
@@ -277,6 +280,7 @@ async fn edits_go_through_the_dual_writer_with_clear_errors() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM sales").await, 0);
+    assert_eq!(list(&app, &worker, &[]).await.matching, 0);
     let (status, _) = app
         .call(&worker, "sales/get", &[("id", sale.id.as_str())])
         .await;

@@ -60,7 +60,9 @@ type CountKey = (
 
 /// Recently computed match counts, by filter. Paging through a list, or many people
 /// opening the same one, recounts at most every few seconds; the rows themselves are
-/// always read fresh, so only the "N matching" figure can lag an edit by that long.
+/// always read fresh. An edit through this process's server functions forgets every
+/// count, so its author sees the new figure at once; only edits made elsewhere (the
+/// import CLI, another instance) can leave "N matching" behind for up to `COUNT_TTL`.
 /// Requests that miss together share one computation: fifty workers opening the same
 /// page at once run one count, not fifty.
 #[derive(Clone, Default)]
@@ -96,6 +98,17 @@ fn live<T>(entry: &mut Fresh<T>) -> std::sync::Arc<tokio::sync::OnceCell<T>> {
 }
 
 impl CountCache {
+    /// Drops every cached figure (a sale was created, changed or deleted). Counts still
+    /// in flight finish into cells nobody reads any more.
+    pub fn forget(&self) {
+        if let Ok(mut map) = self.counts.lock() {
+            map.clear();
+        }
+        if let Ok(mut slot) = self.stores.lock() {
+            *slot = None;
+        }
+    }
+
     async fn count(&self, pool: &MySqlPool, f: &SalesFilter) -> Result<u64, AppError> {
         let key = (
             f.store.clone(),
