@@ -143,6 +143,7 @@ test('a worker filters, creates, edits with a validation error, and deletes a sa
   await expect(page.getByTestId('live-total')).toHaveText('$37.50');
   await page.getByRole('button', { name: 'Save changes' }).click();
   await expect(page.getByRole('heading', { name: /version 2\)/ })).toBeVisible();
+  await expect(page.getByTestId('saved')).toHaveText('Saved in both stores.');
   const [edited] = await query('SELECT total, customer_age, version FROM sales WHERE id = ?', [id]);
   expect([String(edited.total), Number(edited.customer_age), Number(edited.version)]).toEqual(['37.50', 42, 2]);
 

@@ -250,14 +250,17 @@ fn SaleForm(
         None => "New sale".to_string(),
     };
     let conflict = move || matches!(server_error.get(), Some(AppError::Conflict(_)));
-    let saved = move || update.value().get().is_some_and(|r| r.is_ok());
+    // The form is rebuilt with the reloaded sale after a save, so the notice keys on
+    // the version saved here rather than on this form's own action.
+    let shown_version = editing.as_ref().map(|s| s.version);
+    let just_saved = move || shown_version.is_some() && saved.get() == shown_version;
     view! {
         <section class="card" aria-labelledby="sale-form-title">
             <div class="card-head">
                 <h1 id="sale-form-title">{title}</h1>
                 <A href="/worker" attr:class="btn secondary">"Back to sales"</A>
             </div>
-            {move || saved().then(|| view! { <p class="success" role="status" data-testid="saved">"Saved in both stores."</p> })}
+            {move || just_saved().then(|| view! { <p class="success" role="status" data-testid="saved">"Saved in both stores."</p> })}
             <Show when=conflict fallback=move || view! { <FormError error=server_error/> }>
                 <div class="error" role="alert" data-testid="conflict">
                     <p>{move || server_error.get().map(|e| e.to_string())}</p>
