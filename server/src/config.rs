@@ -80,6 +80,13 @@ pub struct ServeConfig {
     )]
     pub login_throttle_base_delay_secs: u64,
 
+    /// Reverse proxies whose `X-Forwarded-For` names the client, comma-separated
+    /// addresses or networks (e.g. 127.0.0.1,10.0.0.0/8). Login throttling and the
+    /// audit log then see the real client instead of the proxy. Empty: the header is
+    /// ignored, since any client can write it.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<app::server::client_ip::ProxyNet>,
+
     /// Seed the demo accounts and demo sales when they are missing.
     #[arg(long, env = "PORTAL_SEED_DEMO", default_value_t = false, global = true)]
     pub seed_demo: bool,
@@ -244,6 +251,22 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_parse_from_a_comma_separated_list() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "server",
+            "--trusted-proxies",
+            "127.0.0.1,10.0.0.0/8,fd00::/8",
+        ])
+        .unwrap();
+        assert_eq!(cli.serve.trusted_proxies.len(), 3);
+        let err = crate::cli::Cli::try_parse_from(["server", "--trusted-proxies", "10.0.0.0/40"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prefix length must be 0 to 32"), "{err}");
+    }
+
+    #[test]
     fn idle_timeout_cannot_exceed_absolute() {
         let mut c = ServeConfig {
             site_addr: "127.0.0.1:0".parse().unwrap(),
@@ -252,6 +275,7 @@ mod tests {
             session_absolute_timeout_secs: 5,
             login_throttle_max_failures: 5,
             login_throttle_base_delay_secs: 30,
+            trusted_proxies: Vec::new(),
             seed_demo: false,
             sync_interval_secs: 0,
         };

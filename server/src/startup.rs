@@ -2,6 +2,7 @@
 
 use crate::config::{Databases, ServeConfig};
 use crate::telemetry;
+use app::server::client_ip::{self, ClientIp, ProxyNet};
 use app::server::{AppState, db};
 use axum::{
     Json, Router,
@@ -91,7 +92,12 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", serve.site_addr))?;
         let store = session_store(&state.mysql, databases)?;
-        let router = router(state.clone()).layer(session_layer(store.clone(), serve));
+        let router = router(state.clone())
+            .layer(session_layer(store.clone(), serve))
+            .layer(middleware::from_fn_with_state(
+                std::sync::Arc::<[ProxyNet]>::from(serve.trusted_proxies.clone()),
+                client_ip,
+            ));
         app::server::auth::password::warm_up();
         spawn_maintenance(state.clone(), store);
         spawn_mongo_indexes(state.mongo.clone());
@@ -197,6 +203,28 @@ fn spawn_maintenance(state: AppState, store: MySqlStore) {
             }
         }
     });
+}
+
+/// Records who the client is (see `app::server::client_ip`) for the handlers below.
+async fn client_ip(
+    State(trusted): State<std::sync::Arc<[ProxyNet]>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|ci| ci.0.ip());
+    if let Some(peer) = peer {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let client = client_ip::resolve(peer, forwarded, &trusted);
+        request.extensions_mut().insert(ClientIp(client));
+    }
+    next.run(request).await
 }
 
 /// Rejects state-changing requests sent from another site (CSRF). Browsers mark

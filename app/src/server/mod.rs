@@ -2,6 +2,7 @@
 //! Compiled only with the `ssr` feature, so none of it reaches the WASM bundle.
 
 pub mod auth;
+pub mod client_ip;
 pub mod db;
 pub mod health;
 pub mod sales;

@@ -49,6 +49,7 @@ impl Bench {
             session_absolute_timeout_secs: 28800,
             login_throttle_max_failures: 5,
             login_throttle_base_delay_secs: 30,
+            trusted_proxies: Vec::new(),
             seed_demo: false,
             sync_interval_secs: 0,
         };

@@ -203,6 +203,87 @@ async fn address_throttling_covers_many_usernames() {
     );
 }
 
+/// Five failed logins from `forwarded_for` (as a proxy would name the client), then
+/// fred's correct one from the same client: its status.
+async fn throttled_behind_proxy(app: &crate::helpers::TestApp, forwarded_for: &str) -> u16 {
+    let client = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::HeaderName::from_static("x-forwarded-for"),
+                forwarded_for.parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        app.login(&client, &format!("guess{i}"), "Wrong-Password-123")
+            .await;
+    }
+    app.login(&client, "fred", PASSWORD).await.0
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_throttled_and_audited_on_its_own() {
+    let mut options = TestOptions::default();
+    options.serve.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let app = spawn_app_with(options).await;
+    app.user_with_role("fred", Role::Customer).await;
+
+    assert_eq!(throttled_behind_proxy(&app, "203.0.113.9").await, 429);
+    assert_eq!(
+        throttled_behind_proxy(&app, "198.51.100.4, 203.0.113.77").await,
+        429,
+        "the hop the proxy saw, not what the client prepended"
+    );
+    let fresh = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::HeaderName::from_static("x-forwarded-for"),
+                "192.0.2.50".parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(
+        app.login(&fresh, "fred", PASSWORD).await.0,
+        200,
+        "other clients behind the same proxy are not locked out"
+    );
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT ip FROM auth_audit WHERE event LIKE 'login%' ORDER BY ip",
+    )
+    .fetch_all(&app.mysql)
+    .await
+    .unwrap();
+    // 127.0.0.1: fred's set-up login came through the proxy without the header.
+    assert_eq!(
+        audited,
+        ["127.0.0.1", "192.0.2.50", "203.0.113.77", "203.0.113.9"]
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forwarded_for_header_is_ignored() {
+    let app = spawn_app().await;
+    app.user_with_role("fred", Role::Customer).await;
+    assert_eq!(throttled_behind_proxy(&app, "203.0.113.9").await, 429);
+    assert_eq!(
+        throttled_behind_proxy(&app, "203.0.113.10").await,
+        429,
+        "a new header does not buy a new address"
+    );
+    let audited: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT ip FROM auth_audit WHERE event LIKE 'login%'")
+            .fetch_all(&app.mysql)
+            .await
+            .unwrap();
+    assert_eq!(audited, ["127.0.0.1"]);
+}
+
 #[tokio::test]
 async fn login_cycles_the_session_id_and_logout_ends_it_server_side() {
     let app = spawn_app().await;

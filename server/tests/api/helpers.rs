@@ -53,6 +53,7 @@ impl Default for TestOptions {
                 session_absolute_timeout_secs: 8 * 60 * 60,
                 login_throttle_max_failures: 5,
                 login_throttle_base_delay_secs: 30,
+                trusted_proxies: Vec::new(),
                 seed_demo: false,
                 sync_interval_secs: 0,
             },

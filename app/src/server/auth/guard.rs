@@ -63,11 +63,14 @@ pub fn request_info() -> Result<RequestInfo, AppError> {
         tracing::error!("session layer missing");
         AppError::Internal
     })?;
-    let ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let ip = match parts.extensions.get::<crate::server::client_ip::ClientIp>() {
+        Some(client) => client.0.to_string(),
+        None => parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|ci| ci.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into()),
+    };
     let user_agent = parts
         .headers
         .get(http::header::USER_AGENT)
