@@ -335,16 +335,12 @@ async fn failure_matrix_leaves_the_stores_equal() {
                     expected = applied
                 }
                 // The write's outcome cannot be read back while MongoDB is down, so
-                // its intent stays for recovery to settle. (Updates and deletes take
-                // the before-image from the backup's settled copy, so they reach the
-                // write too.)
-                (Point::MongoDown, Ok(Err(e))) => assert_eq!(
-                    e,
-                    AppError::NotSaved {
-                        repair_pending: true
-                    },
-                    "{case}"
-                ),
+                // its intent stays for recovery to settle; the caller hears that
+                // MongoDB is unavailable. (Updates and deletes take the before-image
+                // from the backup's settled copy, so they reach the write too.)
+                (Point::MongoDown, Ok(Err(e))) => {
+                    assert_eq!(e, AppError::Unavailable(Store::MongoDb), "{case}")
+                }
                 (Point::MySqlDownBeforeIntent, Ok(Err(e))) => {
                     assert_eq!(e, AppError::Unavailable(Store::MySql), "{case}")
                 }

@@ -19,7 +19,7 @@
 
 use super::codec::{MoneyEncoding, object_id, sale_to_document};
 use super::{backup, primary};
-use crate::model::{AppError, IntentCounts, Sale, SaleDraft, SaleId};
+use crate::model::{AppError, IntentCounts, Sale, SaleDraft, SaleId, Store};
 use crate::server::db::{is_unique_violation, mongo_error, mysql_error};
 use bson::doc;
 use chrono::Utc;
@@ -486,7 +486,9 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
     /// after the server acted), so the error alone does not say what happened. Reading
     /// the document back does: `Ok` means the write landed and the protocol goes on.
     /// If MongoDB cannot be read either, the intent stays pending and recovery rolls
-    /// it back once MongoDB answers.
+    /// it back once MongoDB answers. When MongoDB is simply unreachable, the caller is
+    /// told so (rather than about a repair it need not care about): whatever may have
+    /// landed is undone by then, so trying again later is the right advice.
     async fn after_primary_error(
         &self,
         intent: u64,
@@ -505,7 +507,12 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             }
             Err(unreadable) => {
                 tracing::warn!(sale_id = %id, intent, error = %error, read_error = %unreadable, "MongoDB write outcome unknown; recovery will roll it back");
-                Err(not_saved(true))
+                let down = AppError::Unavailable(Store::MongoDb);
+                Err(if error == down && unreadable == down {
+                    down
+                } else {
+                    not_saved(true)
+                })
             }
         }
     }
