@@ -147,3 +147,65 @@ async fn server_starts_while_mysql_is_down_and_migrates_when_it_returns() {
     }
     assert_eq!(tables, 1, "migrations applied after MySQL came back");
 }
+
+#[tokio::test]
+async fn while_mongodb_is_down_the_sales_pages_say_so_and_the_rest_keeps_working() {
+    use app::model::{AppError, Role, SaleInput, Store};
+    use app::server::sales::dual_write::{self, Primary};
+    use app::server::sales::generate;
+    let proxy = Proxy::start(mongo_target()).await;
+    let app = spawn_app_with(TestOptions {
+        mongo_addr: Some(proxy.addr),
+        ..Default::default()
+    })
+    .await;
+    // Written past the proxy, straight to both stores.
+    let sale = dual_write::writer(app.mysql.clone(), app.mongo.clone())
+        .create(None, generate::sales(71).next().unwrap())
+        .await
+        .unwrap();
+    let worker = app
+        .user_with_role("outage.worker", Role::TechnicalWorker)
+        .await;
+    proxy.cut();
+    wait_for_health(&app, 503).await;
+
+    let page = |path: String| {
+        let (worker, url) = (worker.clone(), app.url(&path));
+        async move {
+            let res = worker.get(url).send().await.expect("request");
+            (res.status().as_u16(), res.text().await.expect("body"))
+        }
+    };
+    // The table and the replication panel read MySQL: they keep working.
+    let (status, html) = page("/worker".into()).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(r#"data-testid="sales-table""#), "{html}");
+    assert!(html.contains(sale.draft.customer.email.as_str()));
+    assert!(html.contains(r#"data-testid="replication""#));
+    // Editing needs MongoDB's copy: the page is rendered with the status of its own
+    // data (503), the form's place says why, and the navigation around it stays.
+    let (status, html) = page(format!("/worker/sales/{}", sale.id)).await;
+    assert_eq!(status, 503);
+    assert!(html.contains(r#"data-testid="error-note""#), "{html}");
+    assert!(html.contains("The sales database is unavailable right now"));
+    assert!(html.contains(r#"class="topbar""#));
+    // A save says the same, and changes nothing.
+    let body = serde_json::json!({
+        "token": "", "id": sale.id, "version": 1,
+        "input": serde_json::to_value(SaleInput::from(&sale.draft)).unwrap(),
+    });
+    let (status, body) = app.call_json(&worker, "sales/update", &body).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        serde_json::from_value::<AppError>(body).unwrap(),
+        AppError::Unavailable(Store::MongoDb)
+    );
+
+    proxy.restore();
+    wait_for_health(&app, 200).await;
+    let writer = dual_write::writer(app.mysql.clone(), app.mongo.clone());
+    writer.recover(Duration::ZERO).await.unwrap();
+    let stored = writer.primary().get(&sale.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1, "the failed save left the sale as it was");
+}
