@@ -203,10 +203,9 @@ async fn address_throttling_covers_many_usernames() {
     );
 }
 
-/// Five failed logins from `forwarded_for` (as a proxy would name the client), then
-/// fred's correct one from the same client: its status.
-async fn throttled_behind_proxy(app: &crate::helpers::TestApp, forwarded_for: &str) -> u16 {
-    let client = reqwest::Client::builder()
+/// A client whose requests say, as a proxy would, who sent them.
+fn forwarded(forwarded_for: &str) -> reqwest::Client {
+    reqwest::Client::builder()
         .default_headers(
             [(
                 reqwest::header::HeaderName::from_static("x-forwarded-for"),
@@ -216,7 +215,21 @@ async fn throttled_behind_proxy(app: &crate::helpers::TestApp, forwarded_for: &s
             .collect(),
         )
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// The addresses the audit log recorded for logins, in order.
+async fn login_addresses(app: &crate::helpers::TestApp) -> Vec<String> {
+    sqlx::query_scalar("SELECT DISTINCT ip FROM auth_audit WHERE event LIKE 'login%' ORDER BY ip")
+        .fetch_all(&app.mysql)
+        .await
+        .unwrap()
+}
+
+/// Five failed logins from `forwarded_for`, then fred's correct one from the same
+/// client: its status.
+async fn throttled_behind_proxy(app: &crate::helpers::TestApp, forwarded_for: &str) -> u16 {
+    let client = forwarded(forwarded_for);
     for i in 0..5 {
         app.login(&client, &format!("guess{i}"), "Wrong-Password-123")
             .await;
@@ -237,31 +250,16 @@ async fn behind_a_trusted_proxy_each_client_is_throttled_and_audited_on_its_own(
         429,
         "the hop the proxy saw, not what the client prepended"
     );
-    let fresh = reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::HeaderName::from_static("x-forwarded-for"),
-                "192.0.2.50".parse().unwrap(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .unwrap();
     assert_eq!(
-        app.login(&fresh, "fred", PASSWORD).await.0,
+        app.login(&forwarded("192.0.2.50"), "fred", PASSWORD)
+            .await
+            .0,
         200,
         "other clients behind the same proxy are not locked out"
     );
-    let audited: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT ip FROM auth_audit WHERE event LIKE 'login%' ORDER BY ip",
-    )
-    .fetch_all(&app.mysql)
-    .await
-    .unwrap();
     // 127.0.0.1: fred's set-up login came through the proxy without the header.
     assert_eq!(
-        audited,
+        login_addresses(&app).await,
         ["127.0.0.1", "192.0.2.50", "203.0.113.77", "203.0.113.9"]
     );
 }
@@ -276,12 +274,7 @@ async fn without_trusted_proxies_a_forwarded_for_header_is_ignored() {
         429,
         "a new header does not buy a new address"
     );
-    let audited: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT ip FROM auth_audit WHERE event LIKE 'login%'")
-            .fetch_all(&app.mysql)
-            .await
-            .unwrap();
-    assert_eq!(audited, ["127.0.0.1"]);
+    assert_eq!(login_addresses(&app).await, ["127.0.0.1"]);
 }
 
 #[tokio::test]

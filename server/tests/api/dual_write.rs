@@ -696,32 +696,18 @@ async fn a_submission_that_changed_nothing_can_be_retried_with_its_token() {
     // intent, a retry is told the repair is pending; afterwards it goes through.
     let key = IdempotencyKey::parse("form-c0ffee02").unwrap();
     let draft = source.next().unwrap();
+    let submit = || writer.update(Some(&key), &sale.id, 1, draft.clone());
     faults.mysql_down_after_intent.store(true, Ordering::SeqCst);
-    assert_eq!(
-        writer
-            .update(Some(&key), &sale.id, 1, draft.clone())
-            .await
-            .unwrap_err(),
-        AppError::NotSaved {
-            repair_pending: false
-        }
-    );
+    let not_saved = |repair_pending| AppError::NotSaved { repair_pending };
+    assert_eq!(submit().await.unwrap_err(), not_saved(false));
     faults.clear();
     assert_eq!(
-        writer
-            .update(Some(&key), &sale.id, 1, draft.clone())
-            .await
-            .unwrap_err(),
-        AppError::NotSaved {
-            repair_pending: true
-        },
+        submit().await.unwrap_err(),
+        not_saved(true),
         "the outcome is not settled yet"
     );
     writer.recover(Duration::ZERO).await.unwrap();
-    let v2 = writer
-        .update(Some(&key), &sale.id, 1, draft.clone())
-        .await
-        .expect("the retry after recovery saves");
+    let v2 = submit().await.expect("the retry after recovery saves");
     assert_eq!(v2.version, 2);
     assert_in_sync(&app, &sale.id, Some(&v2), "updated on retry").await;
 

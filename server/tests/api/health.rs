@@ -72,14 +72,20 @@ async fn unknown_page_is_404() {
     assert!(res.text().await.expect("body").contains("Page not found"));
 }
 
-#[tokio::test]
-async fn mongodb_outage_turns_health_503_and_recovers_without_restart() {
+/// An app whose MongoDB traffic goes through a proxy the test can cut.
+async fn behind_mongo_proxy() -> (Proxy, crate::helpers::TestApp) {
     let proxy = Proxy::start(mongo_target()).await;
     let app = spawn_app_with(TestOptions {
         mongo_addr: Some(proxy.addr),
         ..Default::default()
     })
     .await;
+    (proxy, app)
+}
+
+#[tokio::test]
+async fn mongodb_outage_turns_health_503_and_recovers_without_restart() {
+    let (proxy, app) = behind_mongo_proxy().await;
     wait_for_health(&app, 200).await;
 
     proxy.cut();
@@ -153,12 +159,7 @@ async fn while_mongodb_is_down_the_sales_pages_say_so_and_the_rest_keeps_working
     use app::model::{AppError, Role, SaleInput, Store};
     use app::server::sales::dual_write::{self, Primary};
     use app::server::sales::generate;
-    let proxy = Proxy::start(mongo_target()).await;
-    let app = spawn_app_with(TestOptions {
-        mongo_addr: Some(proxy.addr),
-        ..Default::default()
-    })
-    .await;
+    let (proxy, app) = behind_mongo_proxy().await;
     // Written past the proxy, straight to both stores.
     let sale = dual_write::writer(app.mysql.clone(), app.mongo.clone())
         .create(None, generate::sales(71).next().unwrap())
