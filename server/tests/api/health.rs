@@ -72,6 +72,17 @@ async fn unknown_page_is_404() {
     assert!(res.text().await.expect("body").contains("Page not found"));
 }
 
+/// An app whose MySQL traffic goes through a proxy the test can cut.
+async fn behind_mysql_proxy() -> (Proxy, crate::helpers::TestApp) {
+    let proxy = Proxy::start(mysql_target()).await;
+    let app = spawn_app_with(TestOptions {
+        mysql_addr: Some(proxy.addr),
+        ..Default::default()
+    })
+    .await;
+    (proxy, app)
+}
+
 /// An app whose MongoDB traffic goes through a proxy the test can cut.
 async fn behind_mongo_proxy() -> (Proxy, crate::helpers::TestApp) {
     let proxy = Proxy::start(mongo_target()).await;
@@ -106,12 +117,7 @@ async fn mongodb_outage_turns_health_503_and_recovers_without_restart() {
 
 #[tokio::test]
 async fn mysql_outage_turns_health_503_and_recovers_without_restart() {
-    let proxy = Proxy::start(mysql_target()).await;
-    let app = spawn_app_with(TestOptions {
-        mysql_addr: Some(proxy.addr),
-        ..Default::default()
-    })
-    .await;
+    let (proxy, app) = behind_mysql_proxy().await;
     wait_for_health(&app, 200).await;
 
     proxy.cut();
@@ -209,4 +215,40 @@ async fn while_mongodb_is_down_the_sales_pages_say_so_and_the_rest_keeps_working
     writer.recover(Duration::ZERO).await.unwrap();
     let stored = writer.primary().get(&sale.id).await.unwrap().unwrap();
     assert_eq!(stored.version, 1, "the failed save left the sale as it was");
+}
+
+#[tokio::test]
+async fn while_mysql_is_down_pages_say_so_and_public_ones_still_serve() {
+    let (proxy, app) = behind_mysql_proxy().await;
+    let worker = app
+        .user_with_role("outage.reader", app::model::Role::TechnicalWorker)
+        .await;
+    proxy.cut();
+    wait_for_health(&app, 503).await;
+    let get = |path: &'static str| {
+        let (worker, url) = (worker.clone(), app.url(path));
+        async move {
+            let res = worker.get(url).send().await.expect("request");
+            (res.status().as_u16(), res.text().await.expect("body"))
+        }
+    };
+    for path in ["/", "/login"] {
+        assert_eq!(get(path).await.0, 200, "{path} needs no database");
+    }
+    // Sessions live in MySQL: a signed-in page cannot tell who is asking, and says why.
+    for path in ["/worker", "/management"] {
+        let (status, html) = get(path).await;
+        assert_eq!(status, 503, "{path}");
+        assert!(
+            html.contains("The account database is unavailable right now"),
+            "{path}: {html}"
+        );
+    }
+    let (status, body) = app
+        .login(&worker, "outage.reader", crate::helpers::PASSWORD)
+        .await;
+    assert_eq!(
+        (status, body),
+        (503, serde_json::json!({ "Unavailable": "MySql" }))
+    );
 }
