@@ -97,6 +97,10 @@ test('a worker filters, creates, edits with a validation error, and deletes a sa
   await login(page, DEMO.worker.username, DEMO.worker.password);
   await expect(page).toHaveURL(/\/worker$/);
   await hydrated(page);
+  // A marker on window survives client-side navigation but not a page load.
+  const markNoReload = () => page.evaluate(() => ((window as any).__noReload = true));
+  const stillNoReload = async () => expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
+  await markNoReload();
 
   // Filters live in the URL: back and forward keep them.
   await page.getByLabel('Store').selectOption('Denver');
@@ -115,20 +119,23 @@ test('a worker filters, creates, edits with a validation error, and deletes a sa
   await page.goBack();
   await expect(page).not.toHaveURL(/page=2/);
   await expect(page).toHaveURL(/store=Denver/);
+  await stillNoReload();
   await page.reload();
   await expect(page.getByLabel('Store')).toHaveValue('Denver');
   await shot(page, 'worker-dashboard');
 
   // Create: live total, then saved through the dual writer.
   const email = `e2e.${Date.now()}@example.com`;
-  await page.getByRole('link', { name: 'New sale' }).click();
   await hydrated(page);
+  await markNoReload();
+  await page.getByRole('link', { name: 'New sale' }).click();
   await fillSale(page, email);
   await expect(page.getByTestId('live-total')).toHaveText('$47.40');
   await page.getByRole('button', { name: 'Create sale' }).click();
   await expect(page).toHaveURL(/\/worker\/sales\/[0-9a-f]{24}$/);
   await expect(page.getByRole('heading', { name: /version 1\)/ })).toBeVisible();
   const id = page.url().split('/').pop()!;
+  await stillNoReload();
   const [created] = await query('SELECT total, version FROM sales WHERE id = ?', [id]);
   expect([String(created.total), Number(created.version)]).toEqual(['47.40', 1]);
 
