@@ -130,6 +130,17 @@ pub fn ErrorNote(error: AppError) -> impl IntoView {
     }
 }
 
+/// A table that may scroll sideways on a narrow screen. The wrapper is named and takes
+/// keyboard focus, so it can be scrolled without a mouse (WCAG 2.1.1).
+#[component]
+pub fn ScrollTable(#[prop(into)] label: String, children: Children) -> impl IntoView {
+    view! {
+        <div class="table-wrap" role="region" aria-label=label tabindex="0">
+            {children()}
+        </div>
+    }
+}
+
 /// Previous / next page links; `href` builds the link for a page number.
 #[component]
 pub fn Pager(page: u32, pages: u32, #[prop(into)] href: Callback<u32, String>) -> impl IntoView {

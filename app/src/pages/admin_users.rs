@@ -2,7 +2,7 @@ use crate::api::admin::{
     ChangeRole, DecideUser, IssueResetLink, SetUserEnabled, audit_log, list_users,
 };
 use crate::auth::RequireRole;
-use crate::components::{FormError, action_error, format_time};
+use crate::components::{FormError, ScrollTable, action_error, format_time};
 use crate::model::{AccountStatus, Role, UserSummary};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -89,14 +89,14 @@ fn UsersPanel() -> impl IntoView {
                     Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     Ok(list) if list.is_empty() => view! { <p class="muted">"No users match."</p> }.into_any(),
                     Ok(list) => view! {
-                        <div class="table-wrap">
+                        <ScrollTable label="Users">
                             <table data-testid="users">
                                 <thead><tr><th>"User"</th><th>"Role"</th><th>"Status"</th><th>"Last login"</th><th>"Actions"</th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|u| view! { <UserRow user=u decide role enabled reset/> }).collect_view()}
                                 </tbody>
                             </table>
-                        </div>
+                        </ScrollTable>
                     }.into_any(),
                 })}
             </Transition>
@@ -205,7 +205,7 @@ fn AuditPanel() -> impl IntoView {
                         let oldest = list.last().map(|e| e.id);
                         let full = list.len() == 100;
                         view! {
-                            <div class="table-wrap">
+                            <ScrollTable label="Audit log">
                                 <table data-testid="audit">
                                     <thead><tr><th>"Time"</th><th>"Event"</th><th>"User"</th><th>"By"</th><th>"Address"</th><th>"Detail"</th></tr></thead>
                                     <tbody>
@@ -221,7 +221,7 @@ fn AuditPanel() -> impl IntoView {
                                         }).collect_view()}
                                     </tbody>
                                 </table>
-                            </div>
+                            </ScrollTable>
                             {(full).then(|| view! {
                                 <button type="button" class="btn secondary" on:click=move |_| before.set(oldest)>"Older entries"</button>
                             })}

@@ -2,7 +2,7 @@
 
 use crate::api::sales::my_purchases;
 use crate::auth::RequireRole;
-use crate::components::{ErrorNote, Pager, format_time};
+use crate::components::{ErrorNote, Pager, ScrollTable, format_time};
 use crate::model::report::{Purchases, money};
 use crate::model::{Role, Sale};
 use leptos::prelude::*;
@@ -90,7 +90,7 @@ fn PurchaseCard(sale: Sale) -> impl IntoView {
                 </div>
                 <div class="purchase-total">{money(total)}</div>
             </div>
-            <div class="table-wrap">
+            <ScrollTable label=format!("Items bought on {}", format_time(&d.sale_date))>
                 <table>
                     <thead><tr><th>"Item"</th><th class="num">"Price"</th><th class="num">"Qty"</th><th class="num">"Line total"</th></tr></thead>
                     <tbody>
@@ -104,7 +104,7 @@ fn PurchaseCard(sale: Sale) -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
-            </div>
+            </ScrollTable>
             <p class="small muted">
                 "Your satisfaction: "
                 <span aria-label=format!("{stars} of 5")>{"★".repeat(stars as usize)}{"☆".repeat(5 - stars as usize)}</span>

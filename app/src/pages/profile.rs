@@ -1,6 +1,8 @@
 use crate::api::auth::{ChangePassword, LogoutEverywhere, RevokeSession, my_sessions};
 use crate::auth::{RequireLogin, use_auth};
-use crate::components::{FieldMessage, FormError, NewPasswordFields, action_error, format_time};
+use crate::components::{
+    FieldMessage, FormError, NewPasswordFields, ScrollTable, action_error, format_time,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -49,7 +51,7 @@ fn Sessions() -> impl IntoView {
                 {move || sessions.get().map(|r| match r {
                     Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     Ok(list) => view! {
-                        <div class="table-wrap">
+                        <ScrollTable label="Sessions">
                             <table data-testid="sessions">
                                 <thead><tr><th>"Signed in"</th><th>"Last active"</th><th>"Address"</th><th>"Browser"</th><th></th></tr></thead>
                                 <tbody>
@@ -75,7 +77,7 @@ fn Sessions() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
-                        </div>
+                        </ScrollTable>
                     }.into_any(),
                 })}
             </Transition>

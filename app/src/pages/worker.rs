@@ -3,7 +3,7 @@
 
 use crate::api::sales::{DeleteSale, list_sales};
 use crate::auth::RequireRole;
-use crate::components::{ErrorNote, FormError, Pager, action_error, format_time};
+use crate::components::{ErrorNote, FormError, Pager, ScrollTable, action_error, format_time};
 use crate::model::report::{SaleRow, SaleSort, SalesPage, SalesQuery, money};
 use crate::model::{PurchaseMethod, Role};
 use crate::pages::replication::ReplicationPanel;
@@ -193,7 +193,7 @@ fn Table(page: SalesPage, query: SalesQuery, delete: ServerAction<DeleteSale>) -
             view! { <p class="muted">"No sales match these filters."</p> }.into_any()
         } else {
             view! {
-                <div class="table-wrap">
+                <ScrollTable label="Sales">
                     <table data-testid="sales-table">
                         <thead>
                             <tr>
@@ -211,7 +211,7 @@ fn Table(page: SalesPage, query: SalesQuery, delete: ServerAction<DeleteSale>) -
                             {page.rows.into_iter().map(|row| view! { <Row row confirming delete/> }).collect_view()}
                         </tbody>
                     </table>
-                </div>
+                </ScrollTable>
             }.into_any()
         }}
         <Pager page=page.page pages=page.pages href=pager_href/>

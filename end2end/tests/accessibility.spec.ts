@@ -1,0 +1,44 @@
+import { test, expect, Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { DEMO, hydrated, login } from './helpers';
+
+// axe-core's WCAG 2.1 A and AA rules (labels, names, contrast, landmarks, ARIA use) on
+// every page a role works with, at desktop and at the 360 px phone width.
+const WCAG = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+
+async function audit(page: Page, path: string) {
+  await page.goto(path);
+  await hydrated(page);
+  // Loaded content, not the loading placeholders.
+  await expect(page.getByText(/Loading|Checking…|Preparing/)).toHaveCount(0);
+  const { violations } = await new AxeBuilder({ page }).withTags(WCAG).analyze();
+  const found = violations.map((v) => ({
+    rule: v.id,
+    impact: v.impact,
+    help: v.help,
+    where: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
+  }));
+  expect(found, `${path} at ${page.viewportSize()?.width} px`).toEqual([]);
+}
+
+const PAGES: { who: keyof typeof DEMO | null; paths: string[] }[] = [
+  { who: null, paths: ['/', '/login', '/register', '/no-such-page'] },
+  { who: 'customer', paths: ['/customer', '/profile'] },
+  { who: 'worker', paths: ['/worker', '/worker/sales/new'] },
+  { who: 'manager', paths: ['/management', '/management/users'] },
+];
+
+for (const width of [1280, 360]) {
+  for (const { who, paths } of PAGES) {
+    test(`${who ?? 'anonymous'} pages pass the WCAG 2.1 AA checks at ${width} px`, async ({ page }) => {
+      await page.setViewportSize({ width, height: 900 });
+      if (who) {
+        await login(page, DEMO[who].username, DEMO[who].password);
+        await expect(page).not.toHaveURL(/\/login/);
+      }
+      for (const path of paths) {
+        await audit(page, path);
+      }
+    });
+  }
+}
