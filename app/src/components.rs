@@ -10,6 +10,25 @@ pub fn action_error<T: Send + Sync + 'static>(
     Signal::derive(move || value.with(|v| v.as_ref().and_then(|r| r.as_ref().err().cloned())))
 }
 
+/// The error of an action created outside the routes (the auth actions live for the
+/// whole app): before it has run here, the one its form came back with when it was
+/// posted without JavaScript (the server redirects to the form's page with the error in
+/// the URL; actions created inside the routes pick that up by themselves).
+pub fn app_action_error<S>(action: ServerAction<S>) -> Signal<Option<AppError>>
+where
+    S: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    let posted = use_context::<leptos::server::ServerActionError>()
+        .filter(|e| e.path() == S::PATH)
+        .map(|e| leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(e.err()));
+    let value = action.value();
+    Signal::derive(move || match value.get() {
+        Some(result) => result.err(),
+        None => posted.clone(),
+    })
+}
+
 /// The server's message for one field of a submitted form, if any.
 pub fn field_error(error: Signal<Option<AppError>>, field: &'static str) -> Signal<Option<String>> {
     Signal::derive(move || error.with(|e| e.as_ref().and_then(|e| e.field_message(field))))

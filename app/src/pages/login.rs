@@ -1,5 +1,5 @@
 use crate::auth::use_auth;
-use crate::components::{FormError, action_error};
+use crate::components::{FormError, app_action_error};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_query_map};
@@ -24,7 +24,7 @@ pub fn LoginPage() -> impl IntoView {
             <Show when=reset_done>
                 <p class="success" role="status">"Your password was changed. Log in with the new one."</p>
             </Show>
-            <FormError error=action_error(auth.login.value())/>
+            <FormError error=app_action_error(auth.login)/>
             <ActionForm action=auth.login attr:class="stack" attr:aria-label="Log in">
                 <input type="hidden" name="next" prop:value=next/>
                 <div class="field">

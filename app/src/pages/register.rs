@@ -1,5 +1,5 @@
 use crate::auth::use_auth;
-use crate::components::{Field, FormError, action_error, field_error};
+use crate::components::{Field, FormError, app_action_error, field_error};
 use crate::model::{Email, NewPassword, Role, Username};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -10,7 +10,7 @@ use leptos_router::components::A;
 #[component]
 pub fn RegisterPage() -> impl IntoView {
     let auth = use_auth();
-    let result = action_error(auth.register.value());
+    let result = app_action_error(auth.register);
     let username = RwSignal::new(String::new());
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());

@@ -37,11 +37,15 @@ where
     Body: std::future::Future<Output = Result<T, crate::model::AppError>>,
 {
     let options = leptos::prelude::use_context::<leptos_axum::ResponseOptions>();
+    // A form posted without JavaScript is answered with a redirect back to its page,
+    // the error in the URL for the form to show; an error status would override it.
+    let redirects = is_plain_form_post();
     let result = match (app_state(), auth::guard::request_info()) {
         (Ok(state), Ok(info)) => body(Call { state, info }).await,
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     if let Err(e) = &result
+        && !redirects
         && let Some(options) = options
         && let Ok(code) = http::StatusCode::from_u16(e.status_code())
     {
@@ -54,14 +58,22 @@ where
 /// Hydrated forms navigate on the client once the result is in, so the UI state is
 /// updated before the next page renders.
 pub fn redirect_plain_form(path: &str) {
-    let plain_form = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|parts| {
-        parts
-            .headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"))
-    });
-    if plain_form {
+    if is_plain_form_post() {
         leptos_axum::redirect(path);
     }
+}
+
+/// True while serving a server function's own endpoint for a browser form posted
+/// without JavaScript (it asks for HTML). A page render calling a server function
+/// asks for HTML too, but its path is the page's, not the API's.
+fn is_plain_form_post() -> bool {
+    leptos::prelude::use_context::<http::request::Parts>().is_some_and(|parts| {
+        parts.method == http::Method::POST
+            && parts.uri.path().starts_with("/api/")
+            && parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+    })
 }
