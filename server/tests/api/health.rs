@@ -72,31 +72,24 @@ async fn unknown_page_is_404() {
     assert!(res.text().await.expect("body").contains("Page not found"));
 }
 
-/// An app whose MySQL traffic goes through a proxy the test can cut.
-async fn behind_mysql_proxy() -> (Proxy, crate::helpers::TestApp) {
-    let proxy = Proxy::start(mysql_target()).await;
-    let app = spawn_app_with(TestOptions {
-        mysql_addr: Some(proxy.addr),
-        ..Default::default()
-    })
-    .await;
-    (proxy, app)
-}
-
-/// An app whose MongoDB traffic goes through a proxy the test can cut.
-async fn behind_mongo_proxy() -> (Proxy, crate::helpers::TestApp) {
-    let proxy = Proxy::start(mongo_target()).await;
-    let app = spawn_app_with(TestOptions {
-        mongo_addr: Some(proxy.addr),
-        ..Default::default()
-    })
-    .await;
-    (proxy, app)
+/// An app whose traffic to `store` goes through a proxy the test can cut.
+async fn behind_proxy(store: app::model::Store) -> (Proxy, crate::helpers::TestApp) {
+    use app::model::Store;
+    let mut options = TestOptions::default();
+    let proxy = match store {
+        Store::MySql => Proxy::start(mysql_target()).await,
+        Store::MongoDb => Proxy::start(mongo_target()).await,
+    };
+    match store {
+        Store::MySql => options.mysql_addr = Some(proxy.addr),
+        Store::MongoDb => options.mongo_addr = Some(proxy.addr),
+    }
+    (proxy, spawn_app_with(options).await)
 }
 
 #[tokio::test]
 async fn mongodb_outage_turns_health_503_and_recovers_without_restart() {
-    let (proxy, app) = behind_mongo_proxy().await;
+    let (proxy, app) = behind_proxy(app::model::Store::MongoDb).await;
     wait_for_health(&app, 200).await;
 
     proxy.cut();
@@ -117,7 +110,7 @@ async fn mongodb_outage_turns_health_503_and_recovers_without_restart() {
 
 #[tokio::test]
 async fn mysql_outage_turns_health_503_and_recovers_without_restart() {
-    let (proxy, app) = behind_mysql_proxy().await;
+    let (proxy, app) = behind_proxy(app::model::Store::MySql).await;
     wait_for_health(&app, 200).await;
 
     proxy.cut();
@@ -165,7 +158,7 @@ async fn while_mongodb_is_down_the_sales_pages_say_so_and_the_rest_keeps_working
     use app::model::{AppError, Role, SaleInput, Store};
     use app::server::sales::dual_write::{self, Primary};
     use app::server::sales::generate;
-    let (proxy, app) = behind_mongo_proxy().await;
+    let (proxy, app) = behind_proxy(app::model::Store::MongoDb).await;
     // Written past the proxy, straight to both stores.
     let sale = dual_write::writer(app.mysql.clone(), app.mongo.clone())
         .create(None, generate::sales(71).next().unwrap())
@@ -219,7 +212,7 @@ async fn while_mongodb_is_down_the_sales_pages_say_so_and_the_rest_keeps_working
 
 #[tokio::test]
 async fn while_mysql_is_down_pages_say_so_and_public_ones_still_serve() {
-    let (proxy, app) = behind_mysql_proxy().await;
+    let (proxy, app) = behind_proxy(app::model::Store::MySql).await;
     let worker = app
         .user_with_role("outage.reader", app::model::Role::TechnicalWorker)
         .await;
