@@ -61,8 +61,9 @@ type CountKey = (
 /// Recently computed match counts, by filter. Paging through a list, or many people
 /// opening the same one, recounts at most every few seconds; the rows themselves are
 /// always read fresh. An edit through this process's server functions forgets every
-/// count, so its author sees the new figure at once; only edits made elsewhere (the
-/// import CLI, another instance) can leave "N matching" behind for up to `COUNT_TTL`.
+/// count, so its author sees the new figure at once; repairs by a sync and edits made
+/// elsewhere (the import CLI, another instance) can leave "N matching" behind for up to
+/// `COUNT_TTL`.
 /// Requests that miss together share one computation: fifty workers opening the same
 /// page at once run one count, not fifty.
 #[derive(Clone, Default)]
