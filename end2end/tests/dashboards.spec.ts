@@ -1,20 +1,5 @@
 import { test, expect, Page, Browser } from '@playwright/test';
-import mysql from 'mysql2/promise';
-import { DEMO, hydrated, login } from './helpers';
-
-// The journeys compare what the pages show with direct queries of the MySQL database
-// the server uses (the e2e database under scripts/test).
-const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://portal:portal@127.0.0.1:3307/portal';
-
-async function query<T = any>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const conn = await mysql.createConnection(MYSQL_URL);
-  try {
-    const [rows] = await conn.query(sql, params);
-    return rows as T[];
-  } finally {
-    await conn.end();
-  }
-}
+import { DEMO, hydrated, login, query } from './helpers';
 
 /** The demo seed writes 5,000 sales in the background at start-up: wait for it. */
 async function demoSeeded() {

@@ -1,4 +1,19 @@
 import { Page, expect } from '@playwright/test';
+import mysql from 'mysql2/promise';
+
+// Journeys compare what the pages show with direct queries of the MySQL database the
+// server uses (the e2e database under scripts/test).
+const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://portal:portal@127.0.0.1:3307/portal';
+
+export async function query<T = any>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const conn = await mysql.createConnection(MYSQL_URL);
+  try {
+    const [rows] = await conn.query(sql, params);
+    return rows as T[];
+  } finally {
+    await conn.end();
+  }
+}
 
 export const DEMO = {
   customer: { username: 'demo.customer', password: 'Paperclip-Harbor-42' },

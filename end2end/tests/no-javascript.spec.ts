@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { DEMO } from './helpers';
+import { DEMO, PASSWORD, query, unique } from './helpers';
 
 // The server renders every page and the forms post to the server functions directly,
 // so the basics work before the WASM bundle arrives, or without it.
@@ -36,16 +36,60 @@ test('without JavaScript, registration shows the server\'s validation messages',
   await expect(page.getByText('Username must be 3 to 32 characters')).toBeVisible();
 });
 
-test('without JavaScript, the sales filters still apply', async ({ page }) => {
+test('without JavaScript, a login sends the visitor back to the page they asked for', async ({ page }) => {
+  await page.goto('/management/users');
+  await expect(page).toHaveURL(/\/login\?next=/);
+  await page.getByLabel('Username').fill(DEMO.manager.username);
+  await page.getByLabel('Password').fill(DEMO.manager.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/management\/users$/);
+});
+
+test('without JavaScript, the sales filters still apply and stay filled in', async ({ page }) => {
   await page.goto('/login');
   await page.getByLabel('Username').fill(DEMO.worker.username);
   await page.getByLabel('Password').fill(DEMO.worker.password);
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page).toHaveURL(/\/worker$/);
   await page.getByLabel('Store').selectOption('Denver');
+  await page.getByLabel('From').fill('2016-01-01');
   await page.getByRole('button', { name: 'Apply' }).click();
   await expect(page).toHaveURL(/store=Denver/);
+  await expect(page.getByLabel('From')).toHaveValue('2016-01-01');
   const stores = await page.locator('[data-testid=sales-table] tbody td:nth-child(2)').allTextContents();
   expect(stores.length).toBeGreaterThan(0);
   expect(new Set(stores)).toEqual(new Set(['Denver']));
+
+  // Applying again (here with an email prefix) keeps the date the page was showing.
+  await page.getByLabel('Customer email').fill('a');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page).toHaveURL(/email=a/);
+  await expect(page).toHaveURL(/from=2016-01-01/);
+});
+
+test('without JavaScript, a reset link sets a new password', async ({ page, playwright, baseURL }) => {
+  // A customer, and a manager who issues the link (both through the API).
+  const username = unique('reset');
+  const customer = await playwright.request.newContext({ baseURL });
+  const registered = await customer.post('/api/register', {
+    form: { username, email: `${username}@example.com`, password: PASSWORD, confirm_password: PASSWORD, role: 'customer' },
+  });
+  expect(registered.status()).toBe(200);
+  const [{ id }] = await query('SELECT id FROM users WHERE username = ?', [username]);
+  const manager = await playwright.request.newContext({ baseURL });
+  expect((await manager.post('/api/login', { form: { username: DEMO.manager.username, password: DEMO.manager.password } })).status()).toBe(200);
+  const issued = await manager.post('/api/admin/users/reset-link', { form: { id: String(id) } });
+  expect(issued.status()).toBe(200);
+  const link: string = await issued.json();
+
+  await page.goto(link);
+  await page.getByLabel('New password', { exact: true }).fill('Velvet-Compass-Rain-31');
+  await page.getByLabel('Confirm new password').fill('Velvet-Compass-Rain-31');
+  await page.getByRole('button', { name: 'Set password' }).click();
+  await expect(page).toHaveURL(/\/login\?reset=done$/);
+  await expect(page.getByRole('status')).toContainText('Your password was changed');
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill('Velvet-Compass-Rain-31');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/customer$/);
 });

@@ -26,7 +26,7 @@ pub fn LoginPage() -> impl IntoView {
             </Show>
             <FormError error=app_action_error(auth.login)/>
             <ActionForm action=auth.login attr:class="stack" attr:aria-label="Log in">
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <div class="field">
                     <label for="login-username">"Username"</label>
                     <input id="login-username" name="username" autocomplete="username" required/>

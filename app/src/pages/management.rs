@@ -53,13 +53,14 @@ fn AnalyticsPanel() -> impl IntoView {
         <section class="card" aria-labelledby="analytics-title">
             <h2 id="analytics-title">"Analytics"</h2>
             <Form method="GET" action="/management" attr:class="filters">
+                // `value` for the server's HTML, `prop:value` for client navigation.
                 <div class="field">
                     <label for="an-from">"From"</label>
-                    <input id="an-from" type="date" name="from" prop:value=move || range().0/>
+                    <input id="an-from" type="date" name="from" value=move || range().0 prop:value=move || range().0/>
                 </div>
                 <div class="field">
                     <label for="an-to">"To"</label>
-                    <input id="an-to" type="date" name="to" prop:value=move || range().1/>
+                    <input id="an-to" type="date" name="to" value=move || range().1 prop:value=move || range().1/>
                 </div>
                 <div class="field actions">
                     <button type="submit" class="btn">"Show"</button>

@@ -11,14 +11,15 @@ pub fn ResetPasswordPage() -> impl IntoView {
     crate::auth::on_success(reset.version(), reset.value(), |_| {
         (None, "/login?reset=done".to_string())
     });
-    let token = move || use_query_map().with(|q| q.get("token")).unwrap_or_default();
+    let query = use_query_map();
+    let token = move || query.with(|q| q.get("token")).unwrap_or_default();
     view! {
         <Title text="Choose a new password"/>
         <section class="card narrow">
             <h1>"Choose a new password"</h1>
             <FormError error/>
             <ActionForm action=reset attr:class="stack">
-                <input type="hidden" name="token" prop:value=token/>
+                <input type="hidden" name="token" value=token/>
                 <NewPasswordFields error id_prefix="rp"/>
                 <div class="form-actions"><button type="submit" class="btn">"Set password"</button></div>
             </ActionForm>

@@ -136,13 +136,15 @@ fn Filters(query: Memo<SalesQuery>, stores: Vec<String>) -> impl IntoView {
                     }).collect_view()}
                 </select>
             </div>
+            // `value` renders on the server (the form works before hydration, or without
+            // JavaScript); `prop:value` keeps an edited input in step on client navigation.
             <div class="field">
                 <label for="flt-from">"From"</label>
-                <input id="flt-from" type="date" name="from" prop:value=move || q().from/>
+                <input id="flt-from" type="date" name="from" value=move || q().from prop:value=move || q().from/>
             </div>
             <div class="field">
                 <label for="flt-to">"To"</label>
-                <input id="flt-to" type="date" name="to" prop:value=move || q().to/>
+                <input id="flt-to" type="date" name="to" value=move || q().to prop:value=move || q().to/>
             </div>
             <div class="field">
                 <label for="flt-coupon">"Coupon"</label>
@@ -154,7 +156,7 @@ fn Filters(query: Memo<SalesQuery>, stores: Vec<String>) -> impl IntoView {
             </div>
             <div class="field">
                 <label for="flt-email">"Customer email"</label>
-                <input id="flt-email" type="search" name="email" placeholder="starts with…" prop:value=move || q().email/>
+                <input id="flt-email" type="search" name="email" placeholder="starts with…" value=move || q().email prop:value=move || q().email/>
             </div>
             <div class="field">
                 <label for="flt-sort">"Sort"</label>
