@@ -60,6 +60,16 @@ test('without JavaScript, the sales filters still apply and stay filled in', asy
   expect(stores.length).toBeGreaterThan(0);
   expect(new Set(stores)).toEqual(new Set(['Denver']));
 
+  // The edit form arrives filled in: nothing depends on hydration to show the sale.
+  const [sale] = await query(
+    'SELECT id, customer_age, customer_email, coupon_used FROM sales ORDER BY sale_date DESC LIMIT 1',
+  );
+  await page.goto(`/worker/sales/${sale.id}`);
+  await expect(page.getByLabel('Age', { exact: true })).toHaveValue(String(sale.customer_age));
+  await expect(page.getByLabel('Email')).toHaveValue(sale.customer_email);
+  await expect(page.getByLabel('Coupon used')).toBeChecked({ checked: Boolean(sale.coupon_used) });
+  await page.goBack();
+
   // Applying again (here with an email prefix) keeps the date the page was showing.
   await page.getByLabel('Customer email').fill('a');
   await page.getByRole('button', { name: 'Apply' }).click();

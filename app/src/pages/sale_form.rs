@@ -285,7 +285,7 @@ fn SaleForm(
                             </select>
                         </div>
                         <div class="field checkbox">
-                            <input id="coupon_used" type="checkbox" prop:checked=move || coupon.get()
+                            <input id="coupon_used" type="checkbox" checked=coupon.get_untracked() prop:checked=move || coupon.get()
                                 on:change=move |ev| coupon.set(event_target_checked(&ev))/>
                             <label for="coupon_used">"Coupon used"</label>
                         </div>
@@ -345,7 +345,9 @@ fn TextField(
     view! {
         <div class="field">
             <label for=id>{label}</label>
-            <input id=id type=kind prop:value=move || value.get()
+            // The attribute shows the value in the server's HTML, before hydration; the
+            // property keeps it in step afterwards.
+            <input id=id type=kind value=value.get_untracked() prop:value=move || value.get()
                 on:input=move |ev| value.set(event_target_value(&ev))
                 aria-invalid=move || error.get().is_some().to_string()
                 aria-describedby=err_id.clone()/>
@@ -399,7 +401,7 @@ fn TextFieldDyn(
     view! {
         <div class="field">
             <label for=id.clone()>{label}</label>
-            <input id=id type="text" prop:value=move || value.get()
+            <input id=id type="text" value=value.get_untracked() prop:value=move || value.get()
                 on:input=move |ev| value.set(event_target_value(&ev))
                 aria-invalid=move || error.get().is_some().to_string()
                 aria-describedby=err_id/>
