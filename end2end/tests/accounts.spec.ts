@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { DEMO, PASSWORD, hydrated, login, logout, register, unique } from './helpers';
+import { DEMO, PASSWORD, hydrated, login, loginReturnsToGuardedPage, logout, register, unique } from './helpers';
 
 test('a new customer registers, logs out and logs back in', async ({ page }) => {
   const username = unique('cust');
@@ -62,10 +62,5 @@ test('a customer who tries /management is refused', async ({ page }) => {
 });
 
 test('an anonymous visitor is sent to login and back afterwards', async ({ page }) => {
-  await page.goto('/management/users');
-  await expect(page).toHaveURL(/\/login\?next=/);
-  await page.getByLabel('Username').fill(DEMO.manager.username);
-  await page.getByLabel('Password').fill(DEMO.manager.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/management\/users$/);
+  await loginReturnsToGuardedPage(page);
 });

@@ -37,9 +37,22 @@ export async function login(page: Page, username: string, password: string) {
   await page.goto('/login');
   // Typing before hydration would be undone by it (inputs are bound to signals).
   await hydrated(page);
+  await submitLogin(page, username, password);
+}
+
+/** Fills in and sends the login form already on the page. */
+export async function submitLogin(page: Page, username: string, password: string) {
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+/** A guarded page sends an anonymous visitor to log in, and back there afterwards. */
+export async function loginReturnsToGuardedPage(page: Page) {
+  await page.goto('/management/users');
+  await expect(page).toHaveURL(/\/login\?next=/);
+  await submitLogin(page, DEMO.manager.username, DEMO.manager.password);
+  await expect(page).toHaveURL(/\/management\/users$/);
 }
 
 export async function logout(page: Page) {

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { DEMO, PASSWORD, query, unique } from './helpers';
+import { DEMO, PASSWORD, loginReturnsToGuardedPage, query, submitLogin, unique } from './helpers';
 
 // The server renders every page and the forms post to the server functions directly,
 // so the basics work before the WASM bundle arrives, or without it.
@@ -7,15 +7,11 @@ test.use({ javaScriptEnabled: false });
 
 test('without JavaScript, logging in (wrongly, then rightly) and out still works', async ({ page }) => {
   await page.goto('/login');
-  await page.getByLabel('Username').fill(DEMO.customer.username);
-  await page.getByLabel('Password').fill('not-the-password');
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await submitLogin(page, DEMO.customer.username, 'not-the-password');
   await expect(page).toHaveURL(/\/login/);
   await expect(page.getByRole('alert')).toHaveText('Invalid username or password');
 
-  await page.getByLabel('Username').fill(DEMO.customer.username);
-  await page.getByLabel('Password').fill(DEMO.customer.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await submitLogin(page, DEMO.customer.username, DEMO.customer.password);
   await expect(page).toHaveURL(/\/customer$/);
   await expect(page.getByRole('heading', { name: 'My purchases' })).toBeVisible();
 
@@ -37,19 +33,12 @@ test('without JavaScript, registration shows the server\'s validation messages',
 });
 
 test('without JavaScript, a login sends the visitor back to the page they asked for', async ({ page }) => {
-  await page.goto('/management/users');
-  await expect(page).toHaveURL(/\/login\?next=/);
-  await page.getByLabel('Username').fill(DEMO.manager.username);
-  await page.getByLabel('Password').fill(DEMO.manager.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/management\/users$/);
+  await loginReturnsToGuardedPage(page);
 });
 
 test('without JavaScript, the sales filters still apply and stay filled in', async ({ page }) => {
   await page.goto('/login');
-  await page.getByLabel('Username').fill(DEMO.worker.username);
-  await page.getByLabel('Password').fill(DEMO.worker.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await submitLogin(page, DEMO.worker.username, DEMO.worker.password);
   await expect(page).toHaveURL(/\/worker$/);
   await page.getByLabel('Store').selectOption('Denver');
   await page.getByLabel('From').fill('2016-01-01');
@@ -98,8 +87,6 @@ test('without JavaScript, a reset link sets a new password', async ({ page, play
   await page.getByRole('button', { name: 'Set password' }).click();
   await expect(page).toHaveURL(/\/login\?reset=done$/);
   await expect(page.getByRole('status')).toContainText('Your password was changed');
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill('Velvet-Compass-Rain-31');
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await submitLogin(page, username, 'Velvet-Compass-Rain-31');
   await expect(page).toHaveURL(/\/customer$/);
 });
