@@ -423,6 +423,17 @@ async fn before_image_of_last_intent(app: &TestApp, id: &SaleId) -> Sale {
 
 /// Updates and deletes take their before-image from the backup's copy; MongoDB's
 /// reply to the write must catch every way that copy can be wrong.
+/// Changes the backup's copy of `sale` behind the writer's back (its satisfaction
+/// score), as a manual edit of MySQL would.
+async fn drift_backup_copy(app: &TestApp, sale: &Sale) {
+    sqlx::query("UPDATE sales SET customer_satisfaction = ? WHERE id = ?")
+        .bind((sale.draft.customer.satisfaction.get() % 5) + 1)
+        .bind(sale.id.as_str())
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_drifted_backup_copy_never_becomes_the_before_image() {
     let app = spawn_app().await;
@@ -433,13 +444,7 @@ async fn a_drifted_backup_copy_never_becomes_the_before_image() {
     // Same version, other content in MySQL: the edit applies, and the intent records
     // MongoDB's content as the before-image.
     let sale = writer.create(None, source.next().unwrap()).await.unwrap();
-    let drifted = (sale.draft.customer.satisfaction.get() % 5) + 1;
-    sqlx::query("UPDATE sales SET customer_satisfaction = ? WHERE id = ?")
-        .bind(drifted)
-        .bind(sale.id.as_str())
-        .execute(&app.mysql)
-        .await
-        .unwrap();
+    drift_backup_copy(&app, &sale).await;
     let updated = writer
         .update(None, &sale.id, 1, source.next().unwrap())
         .await
@@ -452,12 +457,7 @@ async fn a_drifted_backup_copy_never_becomes_the_before_image() {
 
     // The same drift and a crash between the two writes: recovery restores MongoDB's
     // own earlier content, not the backup's drifted copy.
-    sqlx::query("UPDATE sales SET customer_satisfaction = ? WHERE id = ?")
-        .bind((updated.draft.customer.satisfaction.get() % 5) + 1)
-        .bind(sale.id.as_str())
-        .execute(&app.mysql)
-        .await
-        .unwrap();
+    drift_backup_copy(&app, &updated).await;
     faults.hang_after_mongo.store(true, Ordering::SeqCst);
     let crashed = tokio::time::timeout(
         Duration::from_secs(3),
@@ -505,12 +505,7 @@ async fn a_drifted_backup_copy_never_becomes_the_before_image() {
     assert_in_sync(&app, &sale.id, Some(&latest), "lagging backup").await;
 
     // A delete over a drifted copy re-inserts MongoDB's own document if the backup fails.
-    sqlx::query("UPDATE sales SET customer_satisfaction = ? WHERE id = ?")
-        .bind((latest.draft.customer.satisfaction.get() % 5) + 1)
-        .bind(sale.id.as_str())
-        .execute(&app.mysql)
-        .await
-        .unwrap();
+    drift_backup_copy(&app, &latest).await;
     faults.mysql_down_after_intent.store(true, Ordering::SeqCst);
     let failed = writer.delete(None, &sale.id, 4).await.unwrap_err();
     assert_eq!(

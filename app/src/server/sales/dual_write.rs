@@ -333,46 +333,15 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         expected: u64,
         draft: SaleDraft,
     ) -> Result<Sale, AppError> {
-        let _guard = self.locks.lock(id).await;
-        let before = self.before_image(id, expected).await?;
         let after = Sale {
             id: id.clone(),
             version: expected + 1,
             updated_at: Utc::now(),
             draft,
         };
-        let intent = match self
-            .backup
-            .begin(key, Op::Update, id, Some(&before), Some(&after))
+        self.change(key, id, expected, Some(after))
             .await?
-        {
-            Begun::New(intent) => intent,
-            Begun::Replay(earlier) => {
-                return Self::replay(*earlier, Op::Update)?.ok_or(AppError::Internal);
-            }
-        };
-        if before.version != expected {
-            self.mark(intent, "failed", "stale version").await;
-            return Err(AppError::Conflict(CONFLICT.into()));
-        }
-        let replaced = match self.primary.swap(&after, expected).await {
-            Ok(replaced) => replaced,
-            Err(e) => {
-                self.after_primary_error(intent, id, Some(&after), e)
-                    .await?;
-                Some(before.clone())
-            }
-        };
-        let mut edit = Edit {
-            intent,
-            op: Op::Update,
-            id,
-            before: Some(before),
-            after: Some(&after),
-        };
-        self.confirm(&mut edit, expected, replaced).await?;
-        self.finish(&edit).await?;
-        Ok(after)
+            .ok_or(AppError::Internal)
     }
 
     #[tracing::instrument(skip_all, fields(sale_id = %id, expected))]
@@ -382,36 +351,59 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         id: &SaleId,
         expected: u64,
     ) -> Result<(), AppError> {
+        self.change(key, id, expected, None).await.map(|_| ())
+    }
+
+    /// An update (`after` is the new sale) or a delete (`after` is `None`) of the
+    /// version the caller saw: steps 1 to 3 of the protocol. Returns `after`.
+    async fn change(
+        &self,
+        key: Option<&IdempotencyKey>,
+        id: &SaleId,
+        expected: u64,
+        after: Option<Sale>,
+    ) -> Result<Option<Sale>, AppError> {
+        let op = if after.is_some() {
+            Op::Update
+        } else {
+            Op::Delete
+        };
         let _guard = self.locks.lock(id).await;
         let before = self.before_image(id, expected).await?;
         let intent = match self
             .backup
-            .begin(key, Op::Delete, id, Some(&before), None)
+            .begin(key, op, id, Some(&before), after.as_ref())
             .await?
         {
             Begun::New(intent) => intent,
-            Begun::Replay(earlier) => return Self::replay(*earlier, Op::Delete).map(|_| ()),
+            Begun::Replay(earlier) => return Self::replay(*earlier, op),
         };
         if before.version != expected {
             self.mark(intent, "failed", "stale version").await;
             return Err(AppError::Conflict(CONFLICT.into()));
         }
-        let taken = match self.primary.take(id, expected).await {
-            Ok(taken) => taken,
+        let written = match &after {
+            Some(after) => self.primary.swap(after, expected).await,
+            None => self.primary.take(id, expected).await,
+        };
+        let replaced = match written {
+            Ok(replaced) => replaced,
             Err(e) => {
-                self.after_primary_error(intent, id, None, e).await?;
+                self.after_primary_error(intent, id, after.as_ref(), e)
+                    .await?;
                 Some(before.clone())
             }
         };
         let mut edit = Edit {
             intent,
-            op: Op::Delete,
+            op,
             id,
             before: Some(before),
-            after: None,
+            after: after.as_ref(),
         };
-        self.confirm(&mut edit, expected, taken).await?;
-        self.finish(&edit).await
+        self.confirm(&mut edit, expected, replaced).await?;
+        self.finish(&edit).await?;
+        Ok(after)
     }
 
     /// The before-image of an edit of the version the caller saw. Reading MongoDB by
