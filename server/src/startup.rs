@@ -79,10 +79,11 @@ impl Application {
     ) -> anyhow::Result<Self> {
         serve.validate()?;
         let (mysql, mongo) = connect(databases).await?;
+        let writer = app::server::sales::dual_write::writer(mysql.clone(), mongo.clone());
         let state = AppState {
             leptos_options,
-            writer: app::server::sales::dual_write::writer(mysql.clone(), mongo.clone()),
-            counts: Default::default(),
+            counts: app::server::sales::queries::CountCache::new(writer.backup().changes.clone()),
+            writer,
             mysql,
             mongo,
             auth: serve.auth_settings(),

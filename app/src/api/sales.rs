@@ -96,9 +96,7 @@ pub async fn create_sale(token: String, input: SaleInput) -> Result<Sale, AppErr
         call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let draft = input.parse().map_err(AppError::Invalid)?;
-        let sale = call.state.writer.create(key.as_ref(), draft).await?;
-        call.state.counts.forget();
-        Ok(sale)
+        call.state.writer.create(key.as_ref(), draft).await
     })
     .await
 }
@@ -115,13 +113,10 @@ pub async fn update_sale(
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
         let draft = input.parse().map_err(AppError::Invalid)?;
-        let sale = call
-            .state
+        call.state
             .writer
             .update(key.as_ref(), &id, version, draft)
-            .await?;
-        call.state.counts.forget();
-        Ok(sale)
+            .await
     })
     .await
 }
@@ -132,9 +127,7 @@ pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), 
         call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
-        call.state.writer.delete(key.as_ref(), &id, version).await?;
-        call.state.counts.forget();
-        Ok(())
+        call.state.writer.delete(key.as_ref(), &id, version).await
     })
     .await
 }

@@ -200,9 +200,7 @@ fn flaky_writer(app: &TestApp) -> (Flaky, Faults) {
             faults: faults.clone(),
         },
         FlakyBackup {
-            inner: MySqlBackup {
-                pool: app.mysql.clone(),
-            },
+            inner: MySqlBackup::new(app.mysql.clone()),
             faults: faults.clone(),
         },
     );
@@ -531,9 +529,7 @@ async fn the_backup_copy_is_not_used_while_an_intent_is_unfinished() {
         .create(None, drafts(24).next().unwrap())
         .await
         .unwrap();
-    let backup = MySqlBackup {
-        pool: app.mysql.clone(),
-    };
+    let backup = MySqlBackup::new(app.mysql.clone());
     assert_eq!(
         backup.copy(&sale.id).await.unwrap().map(|s| s.version),
         Some(1)

@@ -5,6 +5,23 @@ use crate::model::{AppError, Sale, SaleId};
 use crate::server::db::mysql_error;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
+/// Counts the committed changes to the backup tables. Figures cached from them (the
+/// sales list's match counts) compare it with the count they were computed at, so any
+/// writer in this process (an edit, recovery, an import batch, a sync) invalidates them.
+/// It is bumped after the commit: a figure computed at the new count sees the change.
+#[derive(Clone, Default)]
+pub struct Changes(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Changes {
+    pub fn current(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn committed(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// Rows per multi-row INSERT, kept well under MySQL's 65,535 placeholders.
 const CHUNK: usize = 2000;
 

@@ -767,6 +767,16 @@ impl MongoPrimary {
 #[derive(Clone)]
 pub struct MySqlBackup {
     pub pool: sqlx::MySqlPool,
+    pub changes: backup::Changes,
+}
+
+impl MySqlBackup {
+    pub fn new(pool: sqlx::MySqlPool) -> Self {
+        Self {
+            pool,
+            changes: backup::Changes::default(),
+        }
+    }
 }
 
 fn image(sale: Option<&Sale>) -> Option<String> {
@@ -1035,7 +1045,9 @@ impl MySqlBackup {
             .map_err(|e| mysql_error("close intent", e))?;
         tx.commit()
             .await
-            .map_err(|e| mysql_error("commit backup write", e))
+            .map_err(|e| mysql_error("commit backup write", e))?;
+        self.changes.committed();
+        Ok(())
     }
 }
 
@@ -1138,7 +1150,9 @@ impl Writer {
             }
             tx.commit()
                 .await
-                .map_err(|e| mysql_error("commit import batch", e))
+                .map_err(|e| mysql_error("commit import batch", e))?;
+            self.backup.changes.committed();
+            Ok(())
         }
         .await;
 
@@ -1169,7 +1183,7 @@ impl Writer {
 }
 
 pub fn writer(mysql: sqlx::MySqlPool, mongo: mongodb::Database) -> Writer {
-    DualWriter::new(MongoPrimary { db: mongo }, MySqlBackup { pool: mysql })
+    DualWriter::new(MongoPrimary { db: mongo }, MySqlBackup::new(mysql))
 }
 
 /// Counts for health and the replication panel.

@@ -60,54 +60,61 @@ type CountKey = (
 
 /// Recently computed match counts, by filter. Paging through a list, or many people
 /// opening the same one, recounts at most every few seconds; the rows themselves are
-/// always read fresh. An edit through this process's server functions forgets every
-/// count, so its author sees the new figure at once; repairs by a sync and edits made
-/// elsewhere (the import CLI, another instance) can leave "N matching" behind for up to
-/// `COUNT_TTL`.
+/// always read fresh. A figure is also recomputed once the backup tables have changed
+/// since it was made (`backup::Changes`: any edit, recovery, import or sync of this
+/// process), so an editor sees the new count at once; only another process's writes (the
+/// import CLI, another instance) can leave "N matching" behind, for up to `COUNT_TTL`.
 /// Requests that miss together share one computation: fifty workers opening the same
 /// page at once run one count, not fifty.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct CountCache {
     counts: Cached<std::collections::HashMap<CountKey, Fresh<u64>>>,
     /// The store names for the filter, on the same terms: reading them takes a second
     /// under load at a million sales (MariaDB does not use a loose index scan for it).
     stores: Cached<Option<Fresh<Vec<String>>>>,
+    changes: super::backup::Changes,
 }
 
 type Cached<T> = std::sync::Arc<std::sync::Mutex<T>>;
 
-/// A cell computed at most once, and the instant it was made (it serves `COUNT_TTL`
-/// from then). Concurrent readers share the one computation; a failed one leaves the
-/// cell empty for the next reader to retry.
-type Fresh<T> = (std::sync::Arc<tokio::sync::OnceCell<T>>, std::time::Instant);
+/// A cell computed at most once, with when it was made and the backup's change count
+/// then. Concurrent readers share the one computation; a failed one leaves the cell
+/// empty for the next reader to retry.
+struct Fresh<T> {
+    cell: std::sync::Arc<tokio::sync::OnceCell<T>>,
+    made: std::time::Instant,
+    changes: u64,
+}
 
 const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn fresh<T>() -> Fresh<T> {
-    (
-        std::sync::Arc::new(tokio::sync::OnceCell::new()),
-        std::time::Instant::now(),
-    )
-}
-
-/// The cell to read, after replacing it if it has gone stale.
-fn live<T>(entry: &mut Fresh<T>) -> std::sync::Arc<tokio::sync::OnceCell<T>> {
-    if entry.1.elapsed() >= COUNT_TTL {
-        *entry = fresh();
-    }
-    entry.0.clone()
-}
-
 impl CountCache {
-    /// Drops every cached figure (a sale was created, changed or deleted). Counts still
-    /// in flight finish into cells nobody reads any more.
-    pub fn forget(&self) {
-        if let Ok(mut map) = self.counts.lock() {
-            map.clear();
+    pub fn new(changes: super::backup::Changes) -> Self {
+        Self {
+            counts: Default::default(),
+            stores: Default::default(),
+            changes,
         }
-        if let Ok(mut slot) = self.stores.lock() {
-            *slot = None;
+    }
+
+    fn fresh<T>(&self) -> Fresh<T> {
+        Fresh {
+            cell: Default::default(),
+            made: std::time::Instant::now(),
+            changes: self.changes.current(),
         }
+    }
+
+    fn is_current<T>(&self, entry: &Fresh<T>) -> bool {
+        entry.made.elapsed() < COUNT_TTL && entry.changes == self.changes.current()
+    }
+
+    /// The cell to read, after replacing it if it has gone stale.
+    fn live<T>(&self, entry: &mut Fresh<T>) -> std::sync::Arc<tokio::sync::OnceCell<T>> {
+        if !self.is_current(entry) {
+            *entry = self.fresh();
+        }
+        entry.cell.clone()
     }
 
     async fn count(&self, pool: &MySqlPool, f: &SalesFilter) -> Result<u64, AppError> {
@@ -122,11 +129,11 @@ impl CountCache {
         let cell = match self.counts.lock() {
             Ok(mut map) => {
                 if map.len() >= 1000 {
-                    map.retain(|_, (_, since)| since.elapsed() < COUNT_TTL);
+                    map.retain(|_, entry| self.is_current(entry));
                 }
-                live(map.entry(key).or_insert_with(fresh))
+                self.live(map.entry(key).or_insert_with(|| self.fresh()))
             }
-            Err(_) => fresh().0,
+            Err(_) => self.fresh().cell,
         };
         cell.get_or_try_init(|| count_matching(pool, f))
             .await
@@ -135,8 +142,8 @@ impl CountCache {
 
     async fn stores(&self, pool: &MySqlPool) -> Result<Vec<String>, AppError> {
         let cell = match self.stores.lock() {
-            Ok(mut slot) => live(slot.get_or_insert_with(fresh)),
-            Err(_) => fresh().0,
+            Ok(mut slot) => self.live(slot.get_or_insert_with(|| self.fresh())),
+            Err(_) => self.fresh().cell,
         };
         cell.get_or_try_init(|| stores(pool)).await.cloned()
     }

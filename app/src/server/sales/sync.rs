@@ -263,6 +263,7 @@ impl Run {
         self.settle(extras).await?;
         if !self.options.dry_run {
             super::rollups::rebuild(&pool).await?;
+            self.writer.backup().changes.committed();
         }
         Ok(())
     }
@@ -384,6 +385,7 @@ async fn repair(
     tx.commit()
         .await
         .map_err(|e| mysql_error("sync: commit repair", e))?;
+    writer.backup().changes.committed();
     for s in &replace {
         tracing::info!(sale_id = %s.id, version = s.version, "sync: backup row repaired from MongoDB");
     }
