@@ -11,7 +11,6 @@ use crate::server::db::mysql_error;
 use chrono::{NaiveDateTime, Utc};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use tower_sessions::Session;
 
 pub const AUTH_KEY: &str = "auth";
@@ -63,14 +62,11 @@ pub fn request_info() -> Result<RequestInfo, AppError> {
         tracing::error!("session layer missing");
         AppError::Internal
     })?;
-    let ip = match parts.extensions.get::<crate::server::client_ip::ClientIp>() {
-        Some(client) => client.0.to_string(),
-        None => parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".into()),
-    };
+    let ip = parts
+        .extensions
+        .get::<crate::server::client_ip::ClientIp>()
+        .map(|client| client.0.to_string())
+        .unwrap_or_else(|| "unknown".into());
     let user_agent = parts
         .headers
         .get(http::header::USER_AGENT)
