@@ -167,11 +167,8 @@ pub async fn delete_older_than(
         let mut q = QueryBuilder::<MySql>::new("SELECT id FROM sales WHERE backed_up_at < ");
         q.push_bind(cutoff);
         q.push(" AND id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(id.as_str());
-        }
-        q.push(") FOR UPDATE");
+        finish_in_list(&mut q, chunk);
+        q.push(" FOR UPDATE");
         let rows: Vec<String> = q
             .build_query_scalar()
             .fetch_all(&mut *conn)
@@ -250,11 +247,8 @@ pub async fn load_rows(
         "SELECT id, sale_date, store_location, purchase_method, coupon_used, customer_gender, customer_age, \
          customer_email, customer_satisfaction, version, updated_at, total FROM sales WHERE id IN (",
     );
-    let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(id.as_str());
-    }
-    q.push(") ORDER BY id");
+    finish_in_list(&mut q, ids);
+    q.push(" ORDER BY id");
     type Row = (
         String,
         chrono::NaiveDateTime,

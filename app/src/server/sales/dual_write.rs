@@ -440,11 +440,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 Some(_) => AppError::Conflict(CONFLICT.into()),
             });
         };
-        if edit
-            .before
-            .as_ref()
-            .is_some_and(|image| image.version == actual.version && image.draft == actual.draft)
-        {
+        if holds(Some(&actual), edit.before.as_ref()) {
             return Ok(());
         }
         tracing::warn!(sale_id = %id, intent, mongo_version = actual.version, backup_version = ?edit.before.as_ref().map(|b| b.version), "the backup's copy differed from MongoDB; the edit's before-image is MongoDB's");
@@ -714,11 +710,7 @@ impl Primary for MongoPrimary {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) if w.code == 11000) => {
                 match self.get(&sale.id).await? {
-                    Some(existing)
-                        if existing.version == sale.version && existing.draft == sale.draft =>
-                    {
-                        Ok(())
-                    }
+                    Some(existing) if holds(Some(&existing), Some(sale)) => Ok(()),
                     _ => Err(AppError::Conflict(
                         "A sale with this id already exists.".into(),
                     )),
