@@ -505,45 +505,48 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         }
     }
 
-    /// Step 3, and compensation when it fails.
+    /// Step 3, and compensation when it fails. A failed commit is tried once more:
+    /// a deadlock with a concurrent sync or rollup rebuild rolls the transaction back
+    /// whole, so it can simply run again.
     async fn finish(&self, edit: &Edit<'_>) -> Result<(), AppError> {
         let Edit {
             intent, id, after, ..
         } = *edit;
-        let Err(mut e) = self.backup.commit(intent, id, after).await else {
+        let Err(first) = self.backup.commit(intent, id, after).await else {
             return Ok(());
         };
-        // A second attempt absorbs transient failures: a deadlock with a concurrent
-        // sync or rollup rebuild rolls this transaction back whole, so it can simply
-        // run again.
-        for attempt in 1..=2 {
-            // The commit may have landed even though its reply was lost. The intent is
-            // marked done in the same transaction, so its state tells. A locking read
-            // waits for a transaction the server is still finishing.
-            match self.backup.load(intent).await {
-                Ok(Some(i)) if i.state == "done" => {
-                    tracing::warn!(sale_id = %id, intent, error = %e, "backup commit reported an error but landed");
-                    return Ok(());
-                }
-                Ok(_) => {}
-                Err(unreadable) => {
-                    // Compensating now could undo an edit MySQL did commit; recovery
-                    // decides once MySQL answers (done stays done, pending rolls back).
-                    tracing::warn!(sale_id = %id, intent, error = %e, read_error = %unreadable, "backup commit outcome unknown; left to recovery");
-                    return Err(AppError::Unconfirmed);
-                }
+        if self.landed(edit, &first).await? {
+            return Ok(());
+        }
+        tracing::warn!(sale_id = %id, intent, error = %first, "backup commit failed; retrying once");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let Err(second) = self.backup.commit(intent, id, after).await else {
+            return Ok(());
+        };
+        if self.landed(edit, &second).await? {
+            return Ok(());
+        }
+        Err(self.compensate(edit, &second).await)
+    }
+
+    /// Whether a commit that reported `error` landed anyway (its reply was lost). The
+    /// intent is marked done in the same transaction, so its state tells; a locking
+    /// read waits for a transaction the server is still finishing. If MySQL cannot be
+    /// read, compensating could undo an edit it did commit: recovery decides once
+    /// MySQL answers (done stays done, pending rolls back).
+    async fn landed(&self, edit: &Edit<'_>, error: &AppError) -> Result<bool, AppError> {
+        let (intent, id) = (edit.intent, edit.id);
+        match self.backup.load(intent).await {
+            Ok(Some(i)) if i.state == "done" => {
+                tracing::warn!(sale_id = %id, intent, error = %error, "backup commit reported an error but landed");
+                Ok(true)
             }
-            if attempt == 2 {
-                break;
-            }
-            tracing::warn!(sale_id = %id, intent, error = %e, "backup commit failed; retrying once");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            match self.backup.commit(intent, id, after).await {
-                Ok(()) => return Ok(()),
-                Err(again) => e = again,
+            Ok(_) => Ok(false),
+            Err(unreadable) => {
+                tracing::warn!(sale_id = %id, intent, error = %error, read_error = %unreadable, "backup commit outcome unknown; left to recovery");
+                Err(AppError::Unconfirmed)
             }
         }
-        Err(self.compensate(edit, &e).await)
     }
 
     /// The backup side failed after MongoDB took the edit: restore MongoDB from the
