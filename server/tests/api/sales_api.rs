@@ -287,6 +287,43 @@ async fn edits_go_through_the_dual_writer_with_clear_errors() {
     assert_eq!(status, 404);
 }
 
+#[tokio::test]
+async fn the_match_count_follows_a_sync_repair_at_once() {
+    let app = spawn_app().await;
+    seed(&app, 30, "drift@example.com").await;
+    let worker = app
+        .user_with_role("count.worker", Role::TechnicalWorker)
+        .await;
+    // The backup loses three of the ten sales behind the app's back, and the list
+    // counts (and caches) what is left.
+    sqlx::query("DELETE FROM sales WHERE customer_email = 'drift@example.com' LIMIT 3")
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let filter = [("email", "drift@")];
+    assert_eq!(list(&app, &worker, &filter).await.matching, 7);
+
+    let (status, body) = app
+        .call(&worker, "replication/sync", &[("dry_run", "false")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut finished = false;
+    for _ in 0..200 {
+        let (_, body) = app.call(&worker, "replication/status", &[]).await;
+        if body["running"].is_null() {
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(finished, "the sync finished");
+    assert_eq!(
+        list(&app, &worker, &filter).await.matching,
+        10,
+        "the repaired rows count at once, not after the cache's 5 s"
+    );
+}
+
 /// The analytics straight from the sales tables, for comparison.
 async fn direct(
     app: &TestApp,
