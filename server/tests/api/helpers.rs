@@ -254,6 +254,30 @@ impl TestApp {
             .expect("http client")
     }
 
+    /// Presses "Run sync" as `client` and polls the replication panel until the run is
+    /// over: the run as it started, and the panel after it.
+    pub async fn run_sync_from_panel(
+        &self,
+        client: &reqwest::Client,
+    ) -> (app::model::SyncReport, app::model::ReplicationStatus) {
+        let (status, body) = self
+            .call(client, "replication/sync", &[("dry_run", "false")])
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let started = serde_json::from_value(body).expect("a sync report");
+        for _ in 0..200 {
+            let (status, body) = self.call(client, "replication/status", &[]).await;
+            assert_eq!(status, 200, "{body}");
+            let panel: app::model::ReplicationStatus =
+                serde_json::from_value(body).expect("the panel's status");
+            if panel.running.is_none() {
+                return (started, panel);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the sync did not finish in 10 s");
+    }
+
     /// Calls a server function with form fields, as the browser's ActionForm does.
     pub async fn call(
         &self,

@@ -303,20 +303,7 @@ async fn the_match_count_follows_a_sync_repair_at_once() {
     let filter = [("email", "drift@")];
     assert_eq!(list(&app, &worker, &filter).await.matching, 7);
 
-    let (status, body) = app
-        .call(&worker, "replication/sync", &[("dry_run", "false")])
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let mut finished = false;
-    for _ in 0..200 {
-        let (_, body) = app.call(&worker, "replication/status", &[]).await;
-        if body["running"].is_null() {
-            finished = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(finished, "the sync finished");
+    app.run_sync_from_panel(&worker).await;
     assert_eq!(
         list(&app, &worker, &filter).await.matching,
         10,

@@ -301,27 +301,11 @@ async fn run_sync_from_the_panel_reports_progress_and_result() {
     let worker = app
         .user_with_role("sync.worker", app::model::Role::TechnicalWorker)
         .await;
-    let (status, body) = app
-        .call(&worker, "replication/sync", &[("dry_run", "false")])
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let started: app::model::SyncReport = serde_json::from_value(body.clone()).unwrap();
+    let (started, panel) = app.run_sync_from_panel(&worker).await;
     assert_eq!(started.started_by.as_deref(), Some("sync.worker"));
     assert_eq!(started.trigger, SyncTrigger::Manual);
-
-    let mut last = None;
-    for _ in 0..200 {
-        let (status, body) = app.call(&worker, "replication/status", &[]).await;
-        assert_eq!(status, 200, "{body}");
-        let panel: app::model::ReplicationStatus = serde_json::from_value(body.clone()).unwrap();
-        if panel.running.is_none() {
-            assert_eq!(panel.drift, Some(0), "{:?}", panel.last);
-            last = panel.last;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let last = last.expect("the run finished");
+    assert_eq!(panel.drift, Some(0), "{:?}", panel.last);
+    let last = panel.last.expect("the run finished");
     assert_eq!(last.id, started.id);
     assert_eq!((last.scanned, last.created), (200, 20));
     assert_no_drift(&app, "after Run sync").await;
