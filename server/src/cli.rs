@@ -190,19 +190,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { file, dry_run } => {
-            let (mysql, mongo) = connect(&cli.db).await?;
+            let writer = connect_writer(&cli.db).await?;
             if !dry_run {
-                migrate(&mysql).await?;
+                migrate(&writer.backup().pool).await?;
             }
-            import(&mysql, &mongo, &file, dry_run).await
+            import(&writer, &file, dry_run).await
         }
         Command::Sync {
             dry_run,
             batch_size,
         } => {
-            let (mysql, mongo) = connect(&cli.db).await?;
-            migrate(&mysql).await?;
-            sync(mysql, mongo, dry_run, batch_size).await
+            let writer = connect_writer(&cli.db).await?;
+            migrate(&writer.backup().pool).await?;
+            sync(&writer, dry_run, batch_size).await
         }
         Command::User {
             action:
@@ -223,6 +223,17 @@ async fn connect(db: &DbConfig) -> anyhow::Result<(sqlx::MySqlPool, mongodb::Dat
     startup::connect(&db.databases()?).await
 }
 
+/// A dual writer with the configured leases, for the commands that write sales.
+async fn connect_writer(db: &DbConfig) -> anyhow::Result<app::server::sales::dual_write::Writer> {
+    let databases = db.databases()?;
+    let (mysql, mongo) = startup::connect(&databases).await?;
+    Ok(app::server::sales::dual_write::writer_with(
+        mysql,
+        mongo,
+        databases.lease,
+    ))
+}
+
 async fn migrate(mysql: &sqlx::MySqlPool) -> anyhow::Result<()> {
     app::server::db::MIGRATOR
         .run(mysql)
@@ -239,8 +250,7 @@ fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
 }
 
 async fn import(
-    mysql: &sqlx::MySqlPool,
-    mongo: &mongodb::Database,
+    writer: &app::server::sales::dual_write::Writer,
     file: &std::path::Path,
     dry_run: bool,
 ) -> anyhow::Result<()> {
@@ -252,7 +262,7 @@ async fn import(
     let bar = progress_bar(size, "{bar:40} {bytes}/{total_bytes} · {msg} · ETA {eta}");
     let started = std::time::Instant::now();
     let counter = bytes.clone();
-    let report = import::import_reader(mysql, mongo, input, dry_run, bytes, |r| {
+    let report = import::import_reader(writer, input, dry_run, bytes, |r| {
         bar.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
         bar.set_message(format!(
             "{} sales, {:.0}/s",
@@ -284,19 +294,18 @@ async fn import(
 }
 
 async fn sync(
-    mysql: sqlx::MySqlPool,
-    mongo: mongodb::Database,
+    writer: &app::server::sales::dual_write::Writer,
     dry_run: bool,
     batch_size: usize,
 ) -> anyhow::Result<()> {
     use app::server::sales::sync::{self, SyncOptions};
     anyhow::ensure!(batch_size > 0, "--batch-size must be at least 1");
-    let writer = app::server::sales::dual_write::writer(mysql, mongo);
     let mut options = SyncOptions::new(app::model::SyncTrigger::Cli);
     options.dry_run = dry_run;
     options.batch = batch_size;
-    options.lock_wait_secs = 10;
-    let r = sync::run(&writer, options)
+    // A run killed a moment ago holds its lease until the lease runs out.
+    options.wait_secs = (2 * writer.policy().ttl.as_secs() + 5) as u32;
+    let r = sync::run(writer, options)
         .await
         .map_err(|e| anyhow::anyhow!("sync stopped: {e}"))?;
     let (verb_c, verb_u, verb_d) = if dry_run {

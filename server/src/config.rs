@@ -34,6 +34,17 @@ pub struct DbConfig {
         global = true
     )]
     pub mysql_max_connections: u32,
+
+    /// Seconds a writer holds a sale it is editing before anyone else may take it over
+    /// (renewed while it works). Every process writing sales must get this right:
+    /// docs/dual-write.md explains the timing.
+    #[arg(long, env = "LEASE_SECS", default_value_t = 30, global = true)]
+    pub lease_secs: u64,
+
+    /// Seconds one MongoDB write may take before the writer gives up on it and reads
+    /// the outcome back; less than half of LEASE_SECS.
+    #[arg(long, env = "WRITE_BUDGET_SECS", default_value_t = 10, global = true)]
+    pub write_budget_secs: u64,
 }
 
 /// Settings of the HTTP server.
@@ -95,6 +106,11 @@ pub struct ServeConfig {
     /// periodic job off. The first run comes one interval after start.
     #[arg(long, env = "SYNC_INTERVAL_SECS", default_value_t = 15 * 60, global = true)]
     pub sync_interval_secs: u64,
+
+    /// Seconds between recovery passes, which roll back edits whose writer died or
+    /// stalled past its lease.
+    #[arg(long, env = "RECOVERY_INTERVAL_SECS", default_value_t = 10, global = true)]
+    pub recovery_interval_secs: u64,
 }
 
 /// A setting that is required for the command at hand but missing or invalid.
@@ -109,6 +125,7 @@ pub struct Databases {
     pub mongodb_uri: String,
     pub mongodb_database: String,
     pub mysql_max_connections: u32,
+    pub lease: app::server::sales::dual_write::LeasePolicy,
 }
 
 impl DbConfig {
@@ -160,11 +177,17 @@ impl DbConfig {
                 "MYSQL_MAX_CONNECTIONS must be at least 1".into(),
             ));
         }
+        let lease = app::server::sales::dual_write::LeasePolicy::new(
+            Duration::from_secs(self.lease_secs),
+            Duration::from_secs(self.write_budget_secs),
+        )
+        .map_err(|e| ConfigError(format!("LEASE_SECS and WRITE_BUDGET_SECS: {e}")))?;
         Ok(Databases {
             mysql,
             mongodb_uri,
             mongodb_database: self.mongodb_database.clone(),
             mysql_max_connections: self.mysql_max_connections,
+            lease,
         })
     }
 }
@@ -184,6 +207,11 @@ impl ServeConfig {
         if self.login_throttle_max_failures == 0 {
             return Err(ConfigError(
                 "LOGIN_THROTTLE_MAX_FAILURES must be at least 1".into(),
+            ));
+        }
+        if self.recovery_interval_secs == 0 {
+            return Err(ConfigError(
+                "RECOVERY_INTERVAL_SECS must be at least 1".into(),
             ));
         }
         Ok(())
@@ -212,6 +240,8 @@ mod tests {
             mongodb_uri: mongo.map(str::to_string),
             mongodb_database: "sales_portal".into(),
             mysql_max_connections: 5,
+            lease_secs: 30,
+            write_budget_secs: 10,
         }
     }
 
@@ -237,6 +267,17 @@ mod tests {
             assert!(e.contains(expect), "{e}");
             assert!(!e.contains('\n'));
         }
+    }
+
+    #[test]
+    fn the_lease_must_outlast_two_write_budgets() {
+        let mut c = db(
+            Some("mysql://u:p@127.0.0.1:3307/portal"),
+            Some("mongodb://127.0.0.1:27018"),
+        );
+        c.lease_secs = 10;
+        let e = c.databases().unwrap_err().to_string();
+        assert!(e.contains("LEASE_SECS"), "{e}");
     }
 
     #[test]
@@ -278,6 +319,7 @@ mod tests {
             trusted_proxies: Vec::new(),
             seed_demo: false,
             sync_interval_secs: 0,
+            recovery_interval_secs: 10,
         };
         assert!(c.validate().is_err());
         c.session_absolute_timeout_secs = 10;

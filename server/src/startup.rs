@@ -29,7 +29,11 @@ pub struct Application {
 pub async fn connect(
     databases: &Databases,
 ) -> anyhow::Result<(sqlx::MySqlPool, mongodb::Database)> {
-    let mysql = db::mysql_pool(databases.mysql.clone(), databases.mysql_max_connections);
+    let mysql = db::mysql_pool(
+        databases.mysql.clone(),
+        databases.mysql_max_connections,
+        databases.lease.lock_wait(),
+    );
     let mongo = db::mongo_database(&databases.mongodb_uri, &databases.mongodb_database).await?;
     Ok((mysql, mongo))
 }
@@ -79,10 +83,14 @@ impl Application {
     ) -> anyhow::Result<Self> {
         serve.validate()?;
         let (mysql, mongo) = connect(databases).await?;
-        let writer = app::server::sales::dual_write::writer(mysql.clone(), mongo.clone());
+        let writer = app::server::sales::dual_write::writer_with(
+            mysql.clone(),
+            mongo.clone(),
+            databases.lease,
+        );
         let state = AppState {
             leptos_options,
-            counts: app::server::sales::queries::CountCache::new(writer.backup().changes.clone()),
+            counts: app::server::sales::queries::CountCache::default(),
             writer,
             mysql,
             mongo,
@@ -102,11 +110,11 @@ impl Application {
         app::server::auth::password::warm_up();
         spawn_maintenance(state.clone(), store);
         spawn_mongo_indexes(state.mongo.clone());
-        // Resolves intents a crashed process left unfinished, at start and every 10 s.
+        // Rolls back edits whose writer died or stalled past its lease, at start and then
+        // every interval.
         app::server::sales::dual_write::spawn_recovery(
             state.writer.clone(),
-            Duration::from_secs(10),
-            Duration::from_secs(30),
+            Duration::from_secs(serve.recovery_interval_secs),
         );
         if serve.sync_interval_secs > 0 {
             app::server::sales::sync::spawn_schedule(

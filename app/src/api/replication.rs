@@ -10,7 +10,12 @@ use leptos::prelude::*;
 pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
     respond(|call| async move {
         call.require(Access::STAFF).await?;
-        crate::server::sales::sync::status(&call.state.mysql).await
+        let mut status = crate::server::sales::sync::status(&call.state.mysql).await?;
+        status.deployment = crate::server::sales::primary::deployment(&call.state.mongo)
+            .await
+            .ok()
+            .map(|d| d.describe());
+        Ok(status)
     })
     .await
 }

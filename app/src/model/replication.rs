@@ -125,4 +125,6 @@ pub struct ReplicationStatus {
     /// Differences between the stores as of the latest completed run: what a dry run
     /// found, or what a repairing run left for the next one (edited meanwhile).
     pub drift: Option<u64>,
+    /// The MongoDB deployment as detected (`None` while MongoDB has not answered).
+    pub deployment: Option<String>,
 }

@@ -137,6 +137,40 @@ macro_rules! mysql_enum_impl {
 #[cfg(feature = "ssr")]
 pub(crate) use mysql_enum_impl as mysql_enum;
 
+/// An enum stored and sent by name: `as_str`, `parse`, `ALL` and `Display` from one
+/// table of variants and names, and (on the server) the MySQL encoding.
+macro_rules! string_enum_impl {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Result<Self, String> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    other => Err(format!(concat!("unknown ", stringify!($ty), " {:?}"), other)),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        #[cfg(feature = "ssr")]
+        $crate::model::role::mysql_enum!($ty);
+    };
+}
+
+pub(crate) use string_enum_impl as string_enum;
+
 #[cfg(feature = "ssr")]
 mysql_enum!(Role);
 #[cfg(feature = "ssr")]

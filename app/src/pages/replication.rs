@@ -72,6 +72,7 @@ fn ReplicationBody(status: ReplicationStatus, run: ServerAction<RunSync>) -> imp
         </div>
         {status.running.map(|r| view! { <RunProgress report=r/> })}
         {status.last.map(|r| view! { <LastRun report=r/> })}
+        {status.deployment.map(|d| view! { <p class="muted small" data-testid="deployment">"Sales database: " {d}</p> })}
     }
 }
 

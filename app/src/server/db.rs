@@ -17,15 +17,29 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 /// writes that delete not-yet-existing ids take gap locks and then deadlock on each
 /// other's inserts. No transaction here relies on repeatable reads; the ones that must
 /// not race lock their rows explicitly (`FOR UPDATE`).
-pub fn mysql_pool(options: MySqlConnectOptions, max_connections: u32) -> MySqlPool {
+///
+/// A lock wait gives up after `lock_wait` (InnoDB's default is 50 s): it is kept well
+/// inside a sale's lease, so a transaction stuck behind a lock fails while its writer
+/// still holds the sale (see `dual_write::LeasePolicy::lock_wait`).
+pub fn mysql_pool(
+    options: MySqlConnectOptions,
+    max_connections: u32,
+    lock_wait: Duration,
+) -> MySqlPool {
+    let lock_wait = lock_wait.as_secs().max(1);
     MySqlPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(STORE_TIMEOUT)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 sqlx::Executor::execute(
-                    conn,
+                    &mut *conn,
                     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                )
+                .await?;
+                sqlx::Executor::execute(
+                    &mut *conn,
+                    format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}").as_str(),
                 )
                 .await?;
                 Ok(())
@@ -76,7 +90,54 @@ pub fn mongo_error(context: &'static str, e: mongodb::error::Error) -> AppError 
     }
 }
 
+/// True when InnoDB rolled the statement's transaction back to break a lock cycle.
+/// Concurrent inserts of one unique value (two writers claiming one sale just after its
+/// last intent closed) form such cycles; nothing of the victim remains, so it may run
+/// again.
+pub fn is_deadlock(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == 1213))
+}
+
+/// Runs a single-statement operation again (a few times, after a short random pause)
+/// when InnoDB picked it as a deadlock victim.
+pub async fn retry_deadlocks<T, F, Fut>(mut run: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut attempt = 0u64;
+    loop {
+        match run().await {
+            Err(e) if is_deadlock(&e) && attempt < 5 => {
+                attempt += 1;
+                let pause = Duration::from_millis(attempt * (1 + rand::random::<u64>() % 10));
+                tracing::debug!(attempt, "deadlock victim; running the statement again");
+                tokio::time::sleep(pause).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// True when a MySQL error is a unique-key violation, to turn it into a friendly message.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Completes an `… IN (` clause with these ids and its closing parenthesis.
+pub fn finish_in_list<'a>(
+    q: &mut sqlx::QueryBuilder<'a, sqlx::MySql>,
+    ids: &'a [crate::model::SaleId],
+) {
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_str());
+    }
+    q.push(")");
+}
+
+/// At most `max` characters of `text`, for columns of that length.
+pub fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }

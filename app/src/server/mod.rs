@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod db;
 pub mod health;
+pub mod jobs;
 pub mod sales;
 pub mod state;
 

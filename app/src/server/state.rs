@@ -11,8 +11,7 @@ pub struct AppState {
     pub mysql: MySqlPool,
     pub mongo: mongodb::Database,
     pub auth: AuthSettings,
-    /// The one dual writer of this process: its per-sale locks must be shared by every
-    /// edit, the recovery worker and reconciliation.
+    /// The dual writer: every sales edit, recovery and reconciliation goes through it.
     pub writer: crate::server::sales::dual_write::Writer,
     pub counts: crate::server::sales::queries::CountCache,
 }

@@ -41,6 +41,7 @@ impl Bench {
             mongodb_uri,
             mongodb_database: db_name.clone(),
             mysql_max_connections: 20,
+            lease: app::server::sales::dual_write::LeasePolicy::default(),
         };
         let serve = ServeConfig {
             site_addr: "127.0.0.1:0".parse()?,
@@ -52,6 +53,7 @@ impl Bench {
             trusted_proxies: Vec::new(),
             seed_demo: false,
             sync_interval_secs: 0,
+            recovery_interval_secs: 10,
         };
         let app =
             Application::build(&databases, &serve, server::leptos_options(serve.site_addr)).await?;
@@ -267,7 +269,11 @@ async fn fresh_databases(
     sqlx::query(&format!("CREATE DATABASE `{name}`"))
         .execute(&mut conn)
         .await?;
-    let pool = app::server::db::mysql_pool(admin.clone().database(name), 10);
+    let pool = app::server::db::mysql_pool(
+        admin.clone().database(name),
+        10,
+        std::time::Duration::from_secs(10),
+    );
     app::server::db::MIGRATOR.run(&pool).await?;
     let mongo = mongodb::Client::with_uri_str(
         std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into()),
@@ -290,9 +296,9 @@ async fn child_import(mode: &str, file: &str, limit: u64) -> anyhow::Result<()> 
     let sales = match mode {
         "batched" => {
             let input = std::fs::File::open(file)?;
+            let writer = app::server::sales::dual_write::writer(mysql.clone(), mongo.clone());
             let report = app::server::sales::import::import_reader(
-                &mysql,
-                &mongo,
+                &writer,
                 input,
                 false,
                 Arc::default(),

@@ -5,7 +5,7 @@
 use crate::{fresh_databases, ms, peak_rss_kb, percentile};
 use app::model::{Sale, SaleId, SyncTrigger};
 use app::server::sales::sync::{self, SyncOptions};
-use app::server::sales::{backup, codec, dual_write, generate, import, primary};
+use app::server::sales::{backup, codec, dual_write, generate, primary};
 use futures::TryStreamExt;
 use sqlx::mysql::MySqlConnectOptions;
 use std::time::{Duration, Instant};
@@ -33,8 +33,10 @@ fn sales(seed: u64, n: usize) -> Vec<Sale> {
 
 async fn seed(mysql: &sqlx::MySqlPool, mongo: &mongodb::Database, n: usize) -> anyhow::Result<()> {
     let all = sales(7, n);
+    let writer = dual_write::writer(mysql.clone(), mongo.clone());
     for chunk in all.chunks(1000) {
-        import::write_batch(mysql, mongo, chunk)
+        writer
+            .import_batch(chunk)
             .await
             .map_err(|e| anyhow::anyhow!("seed: {e}"))?;
     }
@@ -183,7 +185,7 @@ async fn child(mode: &str, db: &str) -> anyhow::Result<ChildResult> {
 pub async fn child_main(mode: &str, db: &str) -> anyhow::Result<()> {
     server::telemetry::init("warn");
     let admin = admin()?;
-    let mysql = app::server::db::mysql_pool(admin.database(db), 10);
+    let mysql = app::server::db::mysql_pool(admin.database(db), 10, Duration::from_secs(10));
     let mongo = mongodb::Client::with_uri_str(
         std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into()),
     )

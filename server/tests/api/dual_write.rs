@@ -1,222 +1,44 @@
 //! The dual-write protocol under injected faults, on the real MariaDB and FerretDB.
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, TestOptions, spawn_app_with};
+use crate::ports::{Faults, Instance, instance};
 use app::model::{AppError, Sale, SaleDraft, SaleId, Store};
 use app::server::sales::dual_write::{
-    Backup, Begun, DualWriter, IdempotencyKey, Intent, MongoPrimary, MySqlBackup, Primary,
+    Backup, DualWriter, IdempotencyKey, MongoPrimary, Primary, RecoveryReport, STILL_SAVING,
 };
 use app::server::sales::{backup, codec, generate, primary};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-#[derive(Clone, Default)]
-struct Faults {
-    mongo_down: Arc<AtomicBool>,
-    mysql_down_before_intent: Arc<AtomicBool>,
-    /// The backup commit fails (and so does recording the intent's state).
-    mysql_down_after_intent: Arc<AtomicBool>,
-    /// Primary writes allowed before they start failing (-1: unlimited).
-    primary_writes_left: Arc<AtomicI64>,
-    /// The backup commit never returns: with a timeout, the process "dies" there.
-    hang_after_mongo: Arc<AtomicBool>,
-    /// MongoDB applies the write, then the reply is lost.
-    mongo_reply_lost: Arc<AtomicBool>,
-    /// MySQL commits the backup write, then the reply is lost.
-    mysql_reply_lost: Arc<AtomicBool>,
+/// An app whose own recovery worker stays out of the way: these tests run recovery
+/// themselves, through the writer under test.
+pub async fn quiet_app() -> TestApp {
+    let mut options = TestOptions::default();
+    options.serve.recovery_interval_secs = 3600;
+    spawn_app_with(options).await
 }
 
-impl Faults {
-    fn new() -> Self {
-        let f = Faults::default();
-        f.primary_writes_left.store(-1, Ordering::SeqCst);
-        f
-    }
-    fn clear(&self) {
-        for flag in [
-            &self.mongo_down,
-            &self.mysql_down_before_intent,
-            &self.mysql_down_after_intent,
-            &self.hang_after_mongo,
-            &self.mongo_reply_lost,
-            &self.mysql_reply_lost,
-        ] {
-            flag.store(false, Ordering::SeqCst);
-        }
-        self.primary_writes_left.store(-1, Ordering::SeqCst);
-    }
-}
-
-#[derive(Clone)]
-struct FlakyPrimary {
-    inner: MongoPrimary,
-    faults: Faults,
-}
-
-impl FlakyPrimary {
-    fn check_write(&self) -> Result<(), AppError> {
-        if self.faults.mongo_down.load(Ordering::SeqCst) {
-            return Err(AppError::Unavailable(Store::MongoDb));
-        }
-        let left = self.faults.primary_writes_left.load(Ordering::SeqCst);
-        if left == 0 {
-            return Err(AppError::Unavailable(Store::MongoDb));
-        }
-        if left > 0 {
-            self.faults
-                .primary_writes_left
-                .fetch_sub(1, Ordering::SeqCst);
-        }
-        Ok(())
-    }
-
-    fn reply<T>(&self, outcome: Result<T, AppError>) -> Result<T, AppError> {
-        if self.faults.mongo_reply_lost.load(Ordering::SeqCst) {
-            outcome?;
-            return Err(AppError::Unavailable(Store::MongoDb));
-        }
-        outcome
-    }
-}
-
-impl Primary for FlakyPrimary {
-    async fn get(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
-        if self.faults.mongo_down.load(Ordering::SeqCst) {
-            return Err(AppError::Unavailable(Store::MongoDb));
-        }
-        self.inner.get(id).await
-    }
-    async fn insert(&self, sale: &Sale) -> Result<(), AppError> {
-        self.check_write()?;
-        self.reply(self.inner.insert(sale).await)
-    }
-    async fn swap(&self, sale: &Sale, expected: u64) -> Result<Option<Sale>, AppError> {
-        self.check_write()?;
-        self.reply(self.inner.swap(sale, expected).await)
-    }
-    async fn take(&self, id: &SaleId, expected: u64) -> Result<Option<Sale>, AppError> {
-        self.check_write()?;
-        self.reply(self.inner.take(id, expected).await)
-    }
-}
-
-#[derive(Clone)]
-struct FlakyBackup {
-    inner: MySqlBackup,
-    faults: Faults,
-}
-
-fn mysql_down() -> AppError {
-    AppError::Unavailable(Store::MySql)
-}
-
-impl Backup for FlakyBackup {
-    async fn copy(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
-        if self.faults.mysql_down_before_intent.load(Ordering::SeqCst) {
-            return Err(mysql_down());
-        }
-        self.inner.copy(id).await
-    }
-    async fn superseded(&self, intent: &Intent) -> Result<bool, AppError> {
-        self.inner.superseded(intent).await
-    }
-    async fn rebase(&self, intent: u64, before: &Sale) -> Result<(), AppError> {
-        if self.faults.mysql_down_after_intent.load(Ordering::SeqCst) {
-            return Err(mysql_down());
-        }
-        self.inner.rebase(intent, before).await
-    }
-    async fn begin(
-        &self,
-        key: Option<&IdempotencyKey>,
-        op: app::server::sales::dual_write::Op,
-        id: &SaleId,
-        before: Option<&Sale>,
-        after: Option<&Sale>,
-    ) -> Result<Begun, AppError> {
-        if self.faults.mysql_down_before_intent.load(Ordering::SeqCst) {
-            return Err(mysql_down());
-        }
-        self.inner.begin(key, op, id, before, after).await
-    }
-    async fn commit(&self, intent: u64, id: &SaleId, after: Option<&Sale>) -> Result<(), AppError> {
-        if self.faults.hang_after_mongo.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        if self.faults.mysql_down_after_intent.load(Ordering::SeqCst) {
-            return Err(mysql_down());
-        }
-        self.inner.commit(intent, id, after).await?;
-        if self.faults.mysql_reply_lost.load(Ordering::SeqCst) {
-            return Err(mysql_down());
-        }
-        Ok(())
-    }
-    async fn set_state(
-        &self,
-        intent: u64,
-        state: &'static str,
-        error: &str,
-    ) -> Result<(), AppError> {
-        if self.faults.mysql_down_after_intent.load(Ordering::SeqCst) {
-            return Err(mysql_down());
-        }
-        self.inner.set_state(intent, state, error).await
-    }
-    async fn unfinished(&self, older_than: Duration, limit: u32) -> Result<Vec<Intent>, AppError> {
-        self.inner.unfinished(older_than, limit).await
-    }
-    async fn load(&self, intent: u64) -> Result<Option<Intent>, AppError> {
-        self.inner.load(intent).await
-    }
-    async fn resolve(
-        &self,
-        intent: u64,
-        id: &SaleId,
-        truth: Option<&Sale>,
-    ) -> Result<(), AppError> {
-        self.inner.resolve(intent, id, truth).await
-    }
-    async fn defer(
-        &self,
-        intent: u64,
-        attempts: u32,
-        wait: Duration,
-        error: &str,
-    ) -> Result<(), AppError> {
-        self.inner.defer(intent, attempts, wait, error).await
-    }
-}
-
-type Flaky = DualWriter<FlakyPrimary, FlakyBackup>;
-
-fn flaky_writer(app: &TestApp) -> (Flaky, Faults) {
-    let faults = Faults::new();
-    let writer = DualWriter::new(
-        FlakyPrimary {
-            inner: MongoPrimary {
-                db: app.mongo.clone(),
-            },
-            faults: faults.clone(),
-        },
-        FlakyBackup {
-            inner: MySqlBackup::new(app.mysql.clone()),
-            faults: faults.clone(),
-        },
-    );
+fn flaky_writer(app: &TestApp) -> (crate::ports::Writer, Faults) {
+    let Instance { writer, faults, .. } = instance(app);
     (writer, faults)
 }
 
-fn drafts(seed: u64) -> impl Iterator<Item = SaleDraft> {
+/// What happens once a writer has died: its leases run out, then recovery rolls back
+/// what it left open.
+pub async fn recover_after_expiry<P: Primary, B: Backup>(writer: &DualWriter<P, B>) -> RecoveryReport {
+    tokio::time::sleep(writer.policy().ttl + Duration::from_millis(200)).await;
+    writer.recover().await.expect("recovery runs")
+}
+
+pub fn drafts(seed: u64) -> impl Iterator<Item = SaleDraft> {
     generate::sales(seed)
 }
 
 /// The sale as each store holds it now.
-async fn both(app: &TestApp, id: &SaleId) -> (Option<Sale>, Option<Sale>) {
-    let mongo = MongoPrimary {
-        db: app.mongo.clone(),
-    }
-    .get(id)
+pub async fn both(app: &TestApp, id: &SaleId) -> (Option<Sale>, Option<Sale>) {
+    let mongo = MongoPrimary::new(app.mongo.clone(), Duration::from_secs(5))
+        .get(id)
     .await
     .expect("read MongoDB");
     let mut conn = app.mysql.acquire().await.expect("connection");
@@ -227,7 +49,9 @@ async fn both(app: &TestApp, id: &SaleId) -> (Option<Sale>, Option<Sale>) {
     (mongo, mysql)
 }
 
-async fn assert_in_sync(app: &TestApp, id: &SaleId, expected: Option<&Sale>, case: &str) {
+/// Both stores hold the same sale (version and content), with `expected`'s content at
+/// `expected`'s version or a later one (a roll-back restores content at a new version).
+pub async fn assert_in_sync(app: &TestApp, id: &SaleId, expected: Option<&Sale>, case: &str) {
     let (mongo, mysql) = both(app, id).await;
     let strip = |s: Option<Sale>| s.map(|s| (s.version, s.draft));
     assert_eq!(
@@ -236,13 +60,16 @@ async fn assert_in_sync(app: &TestApp, id: &SaleId, expected: Option<&Sale>, cas
         "{case}: MySQL differs from MongoDB"
     );
     assert_eq!(
-        strip(mongo),
-        strip(expected.cloned()),
-        "{case}: unexpected state"
+        mongo.as_ref().map(|s| &s.draft),
+        expected.map(|s| &s.draft),
+        "{case}: unexpected content"
     );
+    if let (Some(m), Some(e)) = (&mongo, expected) {
+        assert!(m.version >= e.version, "{case}: version went backwards: {} < {}", m.version, e.version);
+    }
 }
 
-async fn unfinished(app: &TestApp) -> i64 {
+pub async fn unfinished(app: &TestApp) -> i64 {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM sale_intents WHERE state IN ('pending', 'needs_repair')",
     )
@@ -266,7 +93,7 @@ enum Point {
 
 #[tokio::test]
 async fn failure_matrix_leaves_the_stores_equal() {
-    let app = spawn_app().await;
+    let app = quiet_app().await;
     let (writer, faults) = flaky_writer(&app);
     let mut source = drafts(21);
     let points = [
@@ -326,7 +153,7 @@ async fn failure_matrix_leaves_the_stores_equal() {
                     _ => writer.delete(None, &id, 1).await.map(|()| None),
                 }
             };
-            let outcome = tokio::time::timeout(Duration::from_secs(5), edit).await;
+            let outcome = tokio::time::timeout(Duration::from_secs(3), edit).await;
             let mut expected = existing.clone();
             match (point, outcome) {
                 (Point::MongoReplyLost | Point::MySqlReplyLost, Ok(Ok(applied))) => {
@@ -378,10 +205,10 @@ async fn failure_matrix_leaves_the_stores_equal() {
                     unfinished(&app).await >= 1,
                     "{case}: the intent is unfinished"
                 );
-                let report = writer.recover(Duration::ZERO).await.expect("recovery runs");
+                let report = recover_after_expiry(&writer).await;
                 assert_eq!(report.resolved, 1, "{case}");
                 assert_eq!(
-                    writer.recover(Duration::ZERO).await.unwrap().resolved,
+                    writer.recover().await.unwrap().resolved,
                     0,
                     "{case}: resolving twice is harmless"
                 );
@@ -419,8 +246,6 @@ async fn before_image_of_last_intent(app: &TestApp, id: &SaleId) -> Sale {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Updates and deletes take their before-image from the backup's copy; MongoDB's
-/// reply to the write must catch every way that copy can be wrong.
 /// Changes the backup's copy of `sale` behind the writer's back (its satisfaction
 /// score), as a manual edit of MySQL would.
 async fn drift_backup_copy(app: &TestApp, sale: &Sale) {
@@ -432,9 +257,11 @@ async fn drift_backup_copy(app: &TestApp, sale: &Sale) {
         .unwrap();
 }
 
+/// Updates and deletes take their before-image from the backup's copy; MongoDB's
+/// reply to the write must catch every way that copy can be wrong.
 #[tokio::test]
 async fn a_drifted_backup_copy_never_becomes_the_before_image() {
-    let app = spawn_app().await;
+    let app = quiet_app().await;
     let (writer, faults) = flaky_writer(&app);
     let mut source = drafts(23);
     let strip = |s: &Sale| (s.version, s.draft.clone());
@@ -464,48 +291,48 @@ async fn a_drifted_backup_copy_never_becomes_the_before_image() {
     .await;
     assert!(crashed.is_err(), "the writer 'died' in the backup commit");
     faults.clear();
-    assert_eq!(writer.recover(Duration::ZERO).await.unwrap().resolved, 1);
+    assert_eq!(recover_after_expiry(&writer).await.resolved, 1);
     assert_in_sync(&app, &sale.id, Some(&updated), "content drift, crash").await;
+    let restored = both(&app, &sale.id).await.0.unwrap();
+    assert_eq!(restored.version, 4, "restored at a new version, never the old one");
 
-    // MongoDB moved on (version 3) while the backup still says 2: an edit of version 2
-    // is a conflict, and MongoDB keeps its document (FerretDB's write, which matches
-    // `_id` alone, is undone).
+    // MongoDB moved on behind the backup's back: an edit of the version the backup
+    // shows is a conflict, MongoDB keeps its document (FerretDB's write, which matches
+    // `_id` alone, is put back) and the backup is settled on it.
     let newer = Sale {
-        version: 3,
+        version: 7,
         draft: source.next().unwrap(),
-        ..updated.clone()
+        ..restored.clone()
     };
     put_in_mongo(&app, &newer).await;
     let stale = writer
-        .update(None, &sale.id, 2, source.next().unwrap())
+        .update(None, &sale.id, 4, source.next().unwrap())
         .await
         .unwrap_err();
     assert!(matches!(stale, AppError::Conflict(_)), "{stale:?}");
     assert!(matches!(
-        writer.delete(None, &sale.id, 2).await,
+        writer.delete(None, &sale.id, 4).await,
         Err(AppError::Conflict(_))
     ));
-    let (mongo, mysql) = both(&app, &sale.id).await;
-    assert_eq!(mongo.as_ref().map(strip), Some(strip(&newer)));
-    assert_eq!(
-        mysql.as_ref().map(strip),
-        Some(strip(&updated)),
-        "sync's job"
-    );
+    assert_in_sync(&app, &sale.id, Some(&newer), "MongoDB moved on").await;
     assert_eq!(unfinished(&app).await, 0);
 
-    // A caller who saw MongoDB's version 3 (the backup lagging at 2) edits it.
+    // A caller who saw MongoDB's current version edits it.
+    let current = both(&app, &sale.id).await.0.unwrap();
     let latest = writer
-        .update(None, &sale.id, 3, source.next().unwrap())
+        .update(None, &sale.id, current.version, source.next().unwrap())
         .await
         .expect("MongoDB's version wins");
-    assert_eq!(latest.version, 4);
-    assert_in_sync(&app, &sale.id, Some(&latest), "lagging backup").await;
+    assert_eq!(latest.version, current.version + 1);
+    assert_in_sync(&app, &sale.id, Some(&latest), "after the conflict").await;
 
     // A delete over a drifted copy re-inserts MongoDB's own document if the backup fails.
     drift_backup_copy(&app, &latest).await;
     faults.mysql_down_after_intent.store(true, Ordering::SeqCst);
-    let failed = writer.delete(None, &sale.id, 4).await.unwrap_err();
+    let failed = writer
+        .delete(None, &sale.id, latest.version)
+        .await
+        .unwrap_err();
     assert_eq!(
         failed,
         AppError::NotSaved {
@@ -514,40 +341,53 @@ async fn a_drifted_backup_copy_never_becomes_the_before_image() {
     );
     faults.clear();
     let (mongo, _) = both(&app, &sale.id).await;
-    assert_eq!(mongo.as_ref().map(strip), Some(strip(&latest)));
-    writer.recover(Duration::ZERO).await.unwrap();
+    assert_eq!(mongo.map(|s| s.draft), Some(latest.draft.clone()));
+    recover_after_expiry(&writer).await;
+    assert_in_sync(&app, &sale.id, Some(&latest), "delete over drift").await;
     assert_eq!(unfinished(&app).await, 0);
 }
 
-/// An unfinished intent means the backup's row may not match MongoDB: the writer must
-/// not use it as a before-image.
+/// An open intent is its sale's lease. One whose writer is gone (its lease ran out) is
+/// rolled back by the next writer of the sale, before that writer's own edit.
 #[tokio::test]
-async fn the_backup_copy_is_not_used_while_an_intent_is_unfinished() {
-    let app = spawn_app().await;
-    let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
-    let sale = writer
-        .create(None, drafts(24).next().unwrap())
+async fn an_abandoned_intent_is_rolled_back_before_the_next_edit() {
+    let app = quiet_app().await;
+    let (writer, faults) = flaky_writer(&app);
+    let mut source = drafts(24);
+    let sale = writer.create(None, source.next().unwrap()).await.unwrap();
+    // The edit reaches MongoDB, then its backup write and its compensation both fail.
+    faults.mysql_down_after_intent.store(true, Ordering::SeqCst);
+    faults.primary_writes_left.store(1, Ordering::SeqCst);
+    let failed = writer
+        .update(None, &sale.id, 1, source.next().unwrap())
         .await
-        .unwrap();
-    let backup = MySqlBackup::new(app.mysql.clone());
-    assert_eq!(
-        backup.copy(&sale.id).await.unwrap().map(|s| s.version),
-        Some(1)
-    );
-    sqlx::query("UPDATE sale_intents SET state = 'needs_repair' WHERE sale_id = ?")
-        .bind(sale.id.as_str())
-        .execute(&app.mysql)
+        .unwrap_err();
+    assert_eq!(failed, AppError::NotSaved { repair_pending: true });
+    faults.clear();
+    // While its lease lasts, nobody else may edit the sale.
+    let busy = writer
+        .update(None, &sale.id, 1, source.next().unwrap())
         .await
-        .unwrap();
-    assert!(backup.copy(&sale.id).await.unwrap().is_none());
+        .unwrap_err();
+    assert!(matches!(busy, AppError::Conflict(ref m) if m == app::server::sales::dual_write::BUSY), "{busy:?}");
+    tokio::time::sleep(writer.policy().ttl).await;
+    // Then the next writer rolls it back first; the sale's content is what the editor
+    // saw, at a new version, so the edit (of the version shown) is a conflict.
+    let conflict = writer
+        .update(None, &sale.id, 1, source.next().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(conflict, AppError::Conflict(ref m) if m == app::server::sales::dual_write::CONFLICT), "{conflict:?}");
+    assert_in_sync(&app, &sale.id, Some(&sale), "rolled back").await;
+    assert_eq!(unfinished(&app).await, 0);
 }
 
-/// An import that died between its MongoDB insert and its backup write leaves pending
-/// create intents. A rerun of the same file before recovery finds those sales "already
-/// present" and backs them up; recovery must then keep them rather than roll back.
+/// A batch import that died between its MongoDB insert and its backup write leaves
+/// open create intents; running the import again rolls them back and writes the sales
+/// anew, so every sale ends in both stores.
 #[tokio::test]
-async fn recovery_keeps_created_sales_that_a_later_edit_found_in_place() {
-    let app = spawn_app().await;
+async fn rerunning_a_crashed_import_converges() {
+    let app = quiet_app().await;
     let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
     let crashed: Vec<Sale> = drafts(25)
         .take(3)
@@ -560,8 +400,8 @@ async fn recovery_keeps_created_sales_that_a_later_edit_found_in_place() {
         .collect();
     for sale in &crashed {
         sqlx::query(
-            "INSERT INTO sale_intents (idempotency_key, op, sale_id, after_image, state, created_at, updated_at) \
-             VALUES (?, 'create', ?, ?, 'pending', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+            "INSERT INTO sale_intents (idempotency_key, op, sale_id, after_image, state, lease_owner, lease_until, created_at, updated_at) \
+             VALUES (?, 'create', ?, ?, 'pending', 'dead-process:1', UTC_TIMESTAMP(6) - INTERVAL 1 SECOND, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
         )
         .bind(format!("import-crashed-{}", sale.id))
         .bind(sale.id.as_str())
@@ -572,8 +412,6 @@ async fn recovery_keeps_created_sales_that_a_later_edit_found_in_place() {
     }
     primary::insert_new(&app.mongo, &crashed).await.unwrap();
 
-    // (The app's own recovery worker leaves intents younger than 30 s alone, so the
-    // rerun comes first, as it would within that grace period.)
     let rerun: Vec<Sale> = crashed
         .iter()
         .map(|s| Sale {
@@ -581,17 +419,16 @@ async fn recovery_keeps_created_sales_that_a_later_edit_found_in_place() {
             ..s.clone()
         })
         .collect();
-    assert_eq!(writer.import_batch(&rerun).await.unwrap(), (0, 3));
-    assert_eq!(writer.recover(Duration::ZERO).await.unwrap().resolved, 3);
+    assert_eq!(writer.import_batch(&rerun).await.unwrap(), (3, 0));
     for sale in &crashed {
-        assert_in_sync(&app, &sale.id, Some(sale), "kept after recovery").await;
+        assert_in_sync(&app, &sale.id, Some(sale), "after the rerun").await;
     }
     assert_eq!(unfinished(&app).await, 0);
 }
 
 #[tokio::test]
 async fn stale_versions_are_rejected_and_nothing_changes() {
-    let app = spawn_app().await;
+    let app = quiet_app().await;
     let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
     let mut source = drafts(22);
     let sale = writer.create(None, source.next().unwrap()).await.unwrap();
@@ -626,7 +463,7 @@ async fn stale_versions_are_rejected_and_nothing_changes() {
 
 #[tokio::test]
 async fn a_retried_submission_is_applied_once() {
-    let app = spawn_app().await;
+    let app = quiet_app().await;
     let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
     let mut source = drafts(23);
     let key = IdempotencyKey::parse("form-3f2a9c1d").unwrap();
@@ -659,7 +496,7 @@ async fn a_retried_submission_is_applied_once() {
 
 #[tokio::test]
 async fn a_submission_that_changed_nothing_can_be_retried_with_its_token() {
-    let app = spawn_app().await;
+    let app = quiet_app().await;
     let (writer, faults) = flaky_writer(&app);
     let mut source = drafts(25);
 
@@ -684,7 +521,8 @@ async fn a_submission_that_changed_nothing_can_be_retried_with_its_token() {
     );
 
     // The backup fails and cannot even record the outcome: until recovery settles the
-    // intent, a retry is told the repair is pending; afterwards it goes through.
+    // intent, a retry hears that the submission is still being saved; afterwards it goes
+    // through, although undoing the first attempt gave the sale a new version.
     let key = IdempotencyKey::parse("form-c0ffee02").unwrap();
     let draft = source.next().unwrap();
     let submit = || writer.update(Some(&key), &sale.id, 1, draft.clone());
@@ -694,13 +532,14 @@ async fn a_submission_that_changed_nothing_can_be_retried_with_its_token() {
     faults.clear();
     assert_eq!(
         submit().await.unwrap_err(),
-        not_saved(true),
+        AppError::Conflict(STILL_SAVING.into()),
         "the outcome is not settled yet"
     );
-    writer.recover(Duration::ZERO).await.unwrap();
-    let v2 = submit().await.expect("the retry after recovery saves");
-    assert_eq!(v2.version, 2);
-    assert_in_sync(&app, &sale.id, Some(&v2), "updated on retry").await;
+    recover_after_expiry(&writer).await;
+    let saved = submit().await.expect("the retry after recovery saves");
+    assert_eq!(saved.draft, draft);
+    assert!(saved.version > 2, "after the restored version: {}", saved.version);
+    assert_in_sync(&app, &sale.id, Some(&saved), "updated on retry").await;
 
     // A stale version stays a conflict on retry, not a vague "not saved".
     let key = IdempotencyKey::parse("form-c0ffee03").unwrap();
@@ -726,7 +565,7 @@ async fn a_submission_that_changed_nothing_can_be_retried_with_its_token() {
 
 #[tokio::test]
 async fn concurrent_editors_never_lose_updates() {
-    let app = spawn_app().await;
+    let app = quiet_app().await;
     let writer = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone());
     let mut source = drafts(24);
     let mut ids = Vec::new();

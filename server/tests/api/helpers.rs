@@ -25,6 +25,7 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 pub struct TestApp {
+    pub databases: Databases,
     pub address: String,
     pub client: reqwest::Client,
     pub db_name: String,
@@ -56,6 +57,7 @@ impl Default for TestOptions {
                 trusted_proxies: Vec::new(),
                 seed_demo: false,
                 sync_interval_secs: 0,
+                recovery_interval_secs: 10,
             },
         }
     }
@@ -95,22 +97,22 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         mongodb_uri: app_mongodb_uri,
         mongodb_database: db_name.clone(),
         mysql_max_connections: 5,
+        lease: app::server::sales::dual_write::LeasePolicy::default(),
     };
-    let leptos_options = server::leptos_options(options.serve.site_addr);
-    let app = Application::build(&databases, &options.serve, leptos_options)
-        .await
-        .expect("application builds");
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped());
+    let port = serve(&databases, &options.serve).await;
 
-    let mysql = sqlx::MySqlPool::connect_with(base.database(&db_name))
-        .await
-        .expect("test pool");
+    // Sessions set up like the app's: the tests' own writers run on this pool.
+    let mysql = app::server::db::mysql_pool(
+        base.database(&db_name),
+        10,
+        std::time::Duration::from_secs(5),
+    );
     let mongo = mongodb::Client::with_uri_str(mongodb_uri())
         .await
         .expect("mongo client")
         .database(&db_name);
     TestApp {
+        databases,
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()
             .cookie_store(true)
@@ -123,9 +125,26 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     }
 }
 
+/// Builds and starts an app instance on port 0; returns its port.
+async fn serve(databases: &Databases, serve: &ServeConfig) -> u16 {
+    let leptos_options = server::leptos_options(serve.site_addr);
+    let app = Application::build(databases, serve, leptos_options)
+        .await
+        .expect("application builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    port
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Another instance of the app on the same databases, as a second process behind
+    /// a load balancer would be; returns its address.
+    pub async fn spawn_instance(&self, config: &ServeConfig) -> String {
+        format!("http://127.0.0.1:{}", serve(&self.databases, config).await)
     }
 }
 

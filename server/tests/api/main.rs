@@ -4,10 +4,13 @@
 
 mod accounts;
 mod authorization;
+mod cluster;
 mod dual_write;
 mod health;
 mod helpers;
+mod interleavings;
 mod outage;
+mod ports;
 mod sales_api;
 mod sales_import;
 mod sync;

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 async fn import_text(app: &TestApp, text: String) -> import::ImportReport {
     import::import_reader(
-        &app.mysql,
-        &app.mongo,
+        &app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone()),
         std::io::Cursor::new(text.into_bytes()),
         false,
         Arc::default(),
@@ -141,7 +140,8 @@ async fn an_import_batch_whose_backup_write_fails_is_removed_from_mongodb() {
             draft,
         })
         .collect();
-    let err = import::write_batch(&app.mysql, &app.mongo, &sales)
+    let err = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone())
+        .import_batch(&sales)
         .await
         .unwrap_err();
     assert_eq!(err, app::model::AppError::Internal);

@@ -21,10 +21,9 @@ pub async fn seed(app: &TestApp, n: usize, seed: u64) -> Vec<Sale> {
             draft,
         })
         .collect();
+    let writer = writer(app.mysql.clone(), app.mongo.clone());
     for chunk in sales.chunks(1000) {
-        import::write_batch(&app.mysql, &app.mongo, chunk)
-            .await
-            .expect("seed sales");
+        writer.import_batch(chunk).await.expect("seed sales");
     }
     sales
 }
@@ -86,7 +85,7 @@ fn options(dry_run: bool) -> SyncOptions {
     let mut o = SyncOptions::new(SyncTrigger::Cli);
     o.dry_run = dry_run;
     o.batch = 64;
-    o.lock_wait_secs = 10;
+    o.wait_secs = 10;
     o
 }
 
@@ -212,7 +211,7 @@ async fn only_one_sync_runs_at_a_time() {
     let w = sync_writer(&app).await;
     let first = sync::begin(&w, options(false)).await.unwrap();
     let mut at_once = options(false);
-    at_once.lock_wait_secs = 0;
+    at_once.wait_secs = 0;
     let second = sync::begin(&w, at_once).await;
     assert!(
         matches!(&second, Err(app::model::AppError::Conflict(m)) if m.contains("already running")),
@@ -245,6 +244,9 @@ async fn a_sync_killed_halfway_converges_when_run_again() {
         .env("MYSQL_URL", mysql_url)
         .env("MONGODB_URI", mongodb_uri())
         .env("MONGODB_DATABASE", &app.db_name)
+        // A short lease, so the rerun need not wait long for the killed run's.
+        .env("LEASE_SECS", "3")
+        .env("WRITE_BUDGET_SECS", "1")
         .env("LOG_LEVEL", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

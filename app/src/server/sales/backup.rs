@@ -2,24 +2,37 @@
 
 use super::rollups::Delta;
 use crate::model::{AppError, Sale, SaleId};
-use crate::server::db::mysql_error;
+use crate::server::db::{finish_in_list, mysql_error};
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
-/// Counts the committed changes to the backup tables. Figures cached from them (the
-/// sales list's match counts) compare it with the count they were computed at, so any
-/// writer in this process (an edit, recovery, an import batch, a sync) invalidates them.
-/// It is bumped after the commit: a figure computed at the new count sees the change.
-#[derive(Clone, Default)]
-pub struct Changes(std::sync::Arc<std::sync::atomic::AtomicU64>);
+/// Slots of the change counter: writers bump one slot each, so concurrent commits
+/// rarely wait on the same row lock.
+const CHANGE_SLOTS: u64 = 16;
 
-impl Changes {
-    pub fn current(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Acquire)
-    }
+/// Counts a change to the backup tables, inside the writing transaction: a figure
+/// cached from these tables (the sales list's match counts) compares the sum of all
+/// slots, read before it was computed, with the sum now. Equal sums mean no write
+/// committed in between, in any process. (The latest `updated_at` could not tell:
+/// commit order is not timestamp order.)
+pub async fn count_change(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<(), AppError> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ids.first().hash(&mut h);
+    sqlx::query("UPDATE backup_changes SET n = n + 1 WHERE slot = ?")
+        .bind(h.finish() % CHANGE_SLOTS)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| mysql_error("count backup change", e))?;
+    Ok(())
+}
 
-    pub fn committed(&self) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
-    }
+/// The change count: the sum of the slots, as of this read.
+pub async fn generation(pool: &sqlx::MySqlPool) -> Result<u64, AppError> {
+    let n: Option<rust_decimal::Decimal> = sqlx::query_scalar("SELECT SUM(n) FROM backup_changes")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| mysql_error("read backup change count", e))?;
+    Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
 }
 
 /// Rows per multi-row INSERT, kept well under MySQL's 65,535 placeholders.
@@ -119,25 +132,21 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
             .await
             .map_err(|e| mysql_error("insert item tags", e))?;
     }
-    delta.apply(conn).await
-}
-
-/// Completes an `… IN (` clause with these ids and its closing parenthesis.
-pub fn finish_in_list<'a>(q: &mut QueryBuilder<'a, MySql>, ids: &'a [SaleId]) {
-    let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(id.as_str());
-    }
-    q.push(")");
+    delta.apply(conn).await?;
+    count_change(conn, &ids).await
 }
 
 /// Deletes the sales (items and tags go with them by cascade), and their share of the
 /// rollups.
 pub async fn delete(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, AppError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
     let mut delta = Delta::default();
     delta.subtract_stored(conn, ids).await?;
     let deleted = delete_rows(conn, ids).await?;
     delta.apply(conn).await?;
+    count_change(conn, ids).await?;
     Ok(deleted)
 }
 
@@ -156,12 +165,13 @@ async fn delete_rows(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, 
     Ok(deleted)
 }
 
-/// Deletes those of these sales whose rows were written before `cutoff` (UTC).
+/// Deletes those of these sales whose rows were written before `cutoff` (UTC), and
+/// returns them.
 pub async fn delete_older_than(
     conn: &mut MySqlConnection,
     ids: &[SaleId],
     cutoff: chrono::NaiveDateTime,
-) -> Result<u64, AppError> {
+) -> Result<Vec<SaleId>, AppError> {
     let mut old = Vec::new();
     for chunk in ids.chunks(CHUNK) {
         let mut q = QueryBuilder::<MySql>::new("SELECT id FROM sales WHERE backed_up_at < ");
@@ -176,7 +186,8 @@ pub async fn delete_older_than(
             .map_err(|e| mysql_error("find extra sales", e))?;
         old.extend(rows.iter().filter_map(|id| SaleId::parse(id).ok()));
     }
-    delete(conn, &old).await
+    delete(conn, &old).await?;
+    Ok(old)
 }
 
 /// Which of these ids have a row in the backup.

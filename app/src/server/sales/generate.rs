@@ -168,8 +168,8 @@ pub fn sales(seed: u64) -> impl Iterator<Item = SaleDraft> {
 
 /// Demo data: 5,000 generated sales (fixed seed), one in 250 of them bought by the demo
 /// customer account so its dashboard has purchases. Only when the collection is empty.
-/// Written through the app's own writer: the seed runs while the app serves, and its
-/// sale locks keep an early edit of a seeded sale from racing the seed's backup write.
+/// Written through the dual writer's batch create, whose leases keep an early edit of
+/// a seeded sale from racing the seed's backup write.
 pub async fn seed_demo_sales(
     writer: &super::dual_write::Writer,
 ) -> Result<u64, crate::model::AppError> {

@@ -3,11 +3,14 @@
 //!
 //! Parsing runs on a blocking thread and feeds a bounded channel, so memory stays flat
 //! however large the file. Each batch goes through the dual writer's batch create
-//! (`Writer::import_batch`): intents journaled, MongoDB first (unordered insert; ids that
-//! already exist are skipped), then MySQL in one transaction; if MySQL fails, the
-//! documents this batch inserted are deleted again, so the stores do not diverge.
+//! (`DualWriter::import_batch`): intents journaled (the batch's leases), MongoDB first
+//! (unordered insert; ids that already exist are skipped), then MySQL in one
+//! transaction; if MySQL fails, the documents this batch inserted are deleted again, so
+//! the stores do not diverge. The importer may run beside serving instances: its leases
+//! keep their edits, their recovery and their syncs off the sales it is writing.
 
 use super::codec::{document_to_draft, sale_id};
+use super::dual_write::Writer;
 use super::primary;
 use crate::model::{AppError, Sale, SaleDraft, SaleId};
 use bson::Bson;
@@ -196,21 +199,6 @@ fn read_array<R: Read>(
     Ok(())
 }
 
-/// Writes a batch through the dual writer (`Writer::import_batch`), one writer of its
-/// own per batch: a batch of 500 ids holds every sale-lock stripe, so batches in flight
-/// sharing a writer would wait on each other. The importer runs as its own process
-/// (`server import`), where nothing else edits sales; the app's demo seed writes through
-/// the app's writer instead.
-pub async fn write_batch(
-    mysql: &sqlx::MySqlPool,
-    mongo: &mongodb::Database,
-    sales: &[Sale],
-) -> Result<(u64, u64), AppError> {
-    super::dual_write::writer(mysql.clone(), mongo.clone())
-        .import_batch(sales)
-        .await
-}
-
 /// Batches written at once: one batch's MySQL write overlaps the next ones' MongoDB
 /// inserts. Each batch compensates its own MongoDB writes, so overlap keeps the
 /// all-or-nothing property per batch. Measured on 5,000 sales (medians of five runs):
@@ -221,8 +209,7 @@ const IN_FLIGHT: usize = 3;
 /// Consumes parsed records, writing valid sales in batches (or only counting them in a
 /// dry run). `progress` is called after every batch.
 pub async fn run(
-    mysql: &sqlx::MySqlPool,
-    mongo: &mongodb::Database,
+    writer: &Writer,
     mut records: mpsc::Receiver<Parsed>,
     batch_size: usize,
     dry_run: bool,
@@ -241,7 +228,7 @@ pub async fn run(
                 report.inserted += sales.len() as u64;
                 progress(&report);
             } else {
-                writes.push(async move { write_batch(mysql, mongo, &sales).await });
+                writes.push(async move { writer.import_batch(&sales).await });
             }
             continue;
         }
@@ -276,8 +263,7 @@ pub async fn run(
 
 /// Imports everything `input` holds; the convenience the CLI, demo seed and tests use.
 pub async fn import_reader<R: Read + Send + 'static>(
-    mysql: &sqlx::MySqlPool,
-    mongo: &mongodb::Database,
+    writer: &Writer,
     input: R,
     dry_run: bool,
     bytes: Arc<AtomicU64>,
@@ -285,13 +271,14 @@ pub async fn import_reader<R: Read + Send + 'static>(
 ) -> Result<ImportReport, AppError> {
     // Into an empty collection, build the secondary indexes after the load: maintaining
     // them row by row is what slows a bulk load down as the collection grows.
+    let mongo = &writer.primary().db;
     let index_after = !dry_run && primary::is_empty(mongo).await?;
     if !dry_run && !index_after {
         primary::ensure_indexes(mongo).await?;
     }
     let (tx, rx) = mpsc::channel(4 * DEFAULT_BATCH);
     let reader = tokio::task::spawn_blocking(move || read_records(input, bytes, tx));
-    let report = run(mysql, mongo, rx, DEFAULT_BATCH, dry_run, progress).await;
+    let report = run(writer, rx, DEFAULT_BATCH, dry_run, progress).await;
     if index_after {
         primary::ensure_indexes(mongo).await?;
     }

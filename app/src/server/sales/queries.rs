@@ -61,63 +61,61 @@ type CountKey = (
 /// Recently computed match counts, by filter. Paging through a list, or many people
 /// opening the same one, recounts at most every few seconds; the rows themselves are
 /// always read fresh. A figure is also recomputed once the backup tables have changed
-/// since it was made (`backup::Changes`: any edit, recovery, import or sync of this
-/// process), so an editor sees the new count at once; only another process's writes (the
-/// import CLI, another instance) can leave "N matching" behind, for up to `COUNT_TTL`.
-/// Requests that miss together share one computation: fifty workers opening the same
-/// page at once run one count, not fifty.
-#[derive(Clone)]
+/// since it was made, in any process (`backup::generation`, read once per request), so
+/// whoever opens a list on any instance sees the count that includes every committed
+/// edit. Requests that miss together share one computation: fifty workers opening the
+/// same page at once run one count, not fifty.
+#[derive(Clone, Default)]
 pub struct CountCache {
     counts: Cached<std::collections::HashMap<CountKey, Fresh<u64>>>,
     /// The store names for the filter, on the same terms: reading them takes a second
     /// under load at a million sales (MariaDB does not use a loose index scan for it).
     stores: Cached<Option<Fresh<Vec<String>>>>,
-    changes: super::backup::Changes,
 }
 
 type Cached<T> = std::sync::Arc<std::sync::Mutex<T>>;
 
 /// A cell computed at most once, with when it was made and the backup's change count
-/// then. Concurrent readers share the one computation; a failed one leaves the cell
-/// empty for the next reader to retry.
+/// read before it. Concurrent readers share the one computation; a failed one leaves
+/// the cell empty for the next reader to retry.
 struct Fresh<T> {
     cell: std::sync::Arc<tokio::sync::OnceCell<T>>,
     made: std::time::Instant,
-    changes: u64,
+    generation: u64,
 }
 
+/// A backstop: figures are recomputed at least this often even without a change.
 const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-impl CountCache {
-    pub fn new(changes: super::backup::Changes) -> Self {
+impl<T> Fresh<T> {
+    fn new(generation: u64) -> Self {
         Self {
-            counts: Default::default(),
-            stores: Default::default(),
-            changes,
-        }
-    }
-
-    fn fresh<T>(&self) -> Fresh<T> {
-        Fresh {
             cell: Default::default(),
             made: std::time::Instant::now(),
-            changes: self.changes.current(),
+            generation,
         }
     }
 
-    fn is_current<T>(&self, entry: &Fresh<T>) -> bool {
-        entry.made.elapsed() < COUNT_TTL && entry.changes == self.changes.current()
+    fn is_current(&self, generation: u64) -> bool {
+        self.made.elapsed() < COUNT_TTL && self.generation == generation
     }
 
     /// The cell to read, after replacing it if it has gone stale.
-    fn live<T>(&self, entry: &mut Fresh<T>) -> std::sync::Arc<tokio::sync::OnceCell<T>> {
-        if !self.is_current(entry) {
-            *entry = self.fresh();
+    fn live(&mut self, generation: u64) -> std::sync::Arc<tokio::sync::OnceCell<T>> {
+        if !self.is_current(generation) {
+            *self = Fresh::new(generation);
         }
-        entry.cell.clone()
+        self.cell.clone()
     }
+}
 
-    async fn count(&self, pool: &MySqlPool, f: &SalesFilter) -> Result<u64, AppError> {
+impl CountCache {
+    async fn count(
+        &self,
+        pool: &MySqlPool,
+        generation: u64,
+        f: &SalesFilter,
+    ) -> Result<u64, AppError> {
         let key = (
             f.store.clone(),
             f.method,
@@ -129,21 +127,25 @@ impl CountCache {
         let cell = match self.counts.lock() {
             Ok(mut map) => {
                 if map.len() >= 1000 {
-                    map.retain(|_, entry| self.is_current(entry));
+                    map.retain(|_, entry| entry.is_current(generation));
                 }
-                self.live(map.entry(key).or_insert_with(|| self.fresh()))
+                map.entry(key)
+                    .or_insert_with(|| Fresh::new(generation))
+                    .live(generation)
             }
-            Err(_) => self.fresh().cell,
+            Err(_) => Fresh::new(generation).cell,
         };
         cell.get_or_try_init(|| count_matching(pool, f))
             .await
             .copied()
     }
 
-    async fn stores(&self, pool: &MySqlPool) -> Result<Vec<String>, AppError> {
+    async fn stores(&self, pool: &MySqlPool, generation: u64) -> Result<Vec<String>, AppError> {
         let cell = match self.stores.lock() {
-            Ok(mut slot) => self.live(slot.get_or_insert_with(|| self.fresh())),
-            Err(_) => self.fresh().cell,
+            Ok(mut slot) => slot
+                .get_or_insert_with(|| Fresh::new(generation))
+                .live(generation),
+            Err(_) => Fresh::new(generation).cell,
         };
         cell.get_or_try_init(|| stores(pool)).await.cloned()
     }
@@ -191,7 +193,10 @@ pub async fn list(
     counts: &CountCache,
     f: &SalesFilter,
 ) -> Result<SalesPage, AppError> {
-    let matching = counts.count(pool, f).await? as i64;
+    // Read before the counts are computed or looked up: a commit after this read
+    // changes the generation, so a count made now is never kept past it.
+    let generation = backup::generation(pool).await?;
+    let matching = counts.count(pool, generation, f).await? as i64;
 
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT id, sale_date, store_location, CAST(purchase_method AS CHAR), coupon_used, customer_email, \
@@ -248,7 +253,7 @@ pub async fn list(
         matching: matching as u64,
         page: f.page,
         pages: pages(matching as u64, PAGE_SIZE),
-        stores: counts.stores(pool).await?,
+        stores: counts.stores(pool, generation).await?,
     })
 }
 

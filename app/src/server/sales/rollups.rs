@@ -75,7 +75,9 @@ impl Delta {
     }
 
     /// Subtracts the rows these sales have in MySQL now (before they are replaced or
-    /// deleted). Returns how many of the sales MySQL has.
+    /// deleted), locking them: a second transaction replacing one of them waits, and
+    /// then subtracts what this one wrote, never the same rows twice. Returns how many
+    /// of the sales MySQL has.
     pub async fn subtract_stored(
         &mut self,
         conn: &mut MySqlConnection,
@@ -87,7 +89,8 @@ impl Delta {
                 "SELECT DATE(sale_date), store_location, CAST(purchase_method AS CHAR), coupon_used, total, customer_satisfaction \
                  FROM sales WHERE id IN (",
             );
-            super::backup::finish_in_list(&mut q, chunk);
+            crate::server::db::finish_in_list(&mut q, chunk);
+            q.push(" FOR UPDATE");
             let rows: Vec<(NaiveDate, String, String, bool, Decimal, u8)> = q
                 .build_query_as()
                 .fetch_all(&mut *conn)
@@ -101,7 +104,8 @@ impl Delta {
                 "SELECT DATE(s.sale_date), i.name, i.price * i.quantity, i.quantity \
                  FROM sale_items i JOIN sales s ON s.id = i.sale_id WHERE i.sale_id IN (",
             );
-            super::backup::finish_in_list(&mut q, chunk);
+            crate::server::db::finish_in_list(&mut q, chunk);
+            q.push(" FOR UPDATE");
             let rows: Vec<(NaiveDate, String, Decimal, u16)> = q
                 .build_query_as()
                 .fetch_all(&mut *conn)
@@ -200,6 +204,7 @@ pub async fn rebuild(pool: &sqlx::MySqlPool) -> Result<(), AppError> {
             .await
             .map_err(|e| mysql_error("rebuild rollups", e))?;
     }
+    super::backup::count_change(&mut tx, &[]).await?;
     tx.commit()
         .await
         .map_err(|e| mysql_error("rebuild rollups", e))

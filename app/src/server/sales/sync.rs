@@ -6,35 +6,41 @@
 //! stored total) are copied from the scanned documents. A second pass streams MySQL's
 //! ids and deletes those MongoDB did not have.
 //!
-//! Concurrent edits: repairs run under the dual writer's per-sale locks and skip any
-//! sale whose intent was open or touched since the run started. Every edit journals an
-//! intent, so for the others the scanned document is still MongoDB's current one, and
-//! no MongoDB read is needed under the lock (FerretDB finds a document by `_id` with a
-//! table scan, so one lookup per repair would dominate the run). Such skipped sales
-//! are counted and left for the next run. An extra row is deleted only if it was
-//! written before the run started (`sales.backed_up_at`): a newer one belongs to a sale
-//! inserted after the scan passed its place.
+//! Concurrent edits, from any instance: each repair transaction takes the leases of the
+//! sales it repairs (it journals a `repair` intent per sale, uncommitted until the
+//! repair commits, so an edit of one of them waits for it) and skips any sale whose
+//! intent was open or touched since the run started. Every edit journals an intent, so
+//! for the others the scanned document is still MongoDB's current one, and no MongoDB
+//! read is needed (FerretDB finds a document by `_id` with a table scan, so one lookup
+//! per repair would dominate the run). Skipped sales are counted and left for the next
+//! run. An extra row is deleted only if it was written before the run started.
 //!
 //! Memory: one batch of documents, plus 12 bytes per scanned sale for the second pass
 //! (1,000,000 sales: 12 MB).
 //!
-//! Runs never overlap, across processes too: each holds a MySQL named lock for its
-//! duration. A run stores its report in `sync_runs` as it goes; one that dies stays
-//! `running` until the next run marks it `interrupted` and simply starts over.
+//! Runs never overlap across instances: a run holds the `sales_sync` job lease
+//! (`jobs`), renewed while it works; every repair transaction checks the lease's token,
+//! so a run that stalled past its lease writes nothing more. A run that dies stays
+//! `running` until its lease runs out; it then shows as interrupted, and the next run
+//! starts over.
 
 use super::codec::document_to_sale;
 use super::dual_write::Writer;
 use super::{backup, primary};
 use crate::model::{AppError, Sale, SaleId, SyncReport, SyncStatus, SyncTrigger};
-use crate::server::db::{mongo_error, mysql_error};
+use crate::server::db::{finish_in_list, mongo_error, mysql_error};
+use crate::server::jobs::{self, JobLease, SALES_SYNC, SALES_SYNC_SCHEDULE};
 use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
-use sqlx::{Connection, MySqlConnection, MySqlPool};
-use std::collections::HashMap;
+use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Documents per batch read from MongoDB and looked up in MySQL.
 pub const DEFAULT_BATCH: usize = 1000;
-/// Sales repaired per locked round (bounds how long edits of them wait).
+/// Sales repaired per transaction (bounds how long edits of them wait).
 const REPAIR_CHUNK: usize = 200;
 
 #[derive(Debug, Clone, Copy)]
@@ -43,9 +49,9 @@ pub struct SyncOptions {
     pub trigger: SyncTrigger,
     pub started_by: Option<u64>,
     pub batch: usize,
-    /// How long to wait for a run in progress to finish (0: fail at once). A run killed
-    /// a moment ago holds the lock until MySQL notices its connection is gone.
-    pub lock_wait_secs: u32,
+    /// How long to wait for a run in progress to end (0: fail at once). A run killed a
+    /// moment ago holds its lease until the lease runs out.
+    pub wait_secs: u32,
 }
 
 impl SyncOptions {
@@ -55,50 +61,55 @@ impl SyncOptions {
             trigger,
             started_by: None,
             batch: DEFAULT_BATCH,
-            lock_wait_secs: 0,
+            wait_secs: 0,
         }
     }
 }
 
-/// A claimed run: it holds the named lock until it finishes or is dropped.
+/// A claimed run: it holds the job lease, renewed in the background, until it finishes
+/// or is dropped.
 pub struct Run {
     writer: Writer,
-    /// Detached from the pool, so dropping it closes the session and frees the lock
-    /// even if the run is cancelled.
-    lock: MySqlConnection,
-    lock_name: String,
+    lease: JobLease,
+    /// Set when a renewal finds the lease taken: the run stops at its next batch.
+    lost: Arc<AtomicBool>,
+    heartbeat: tokio::task::JoinHandle<()>,
     options: SyncOptions,
     report: SyncReport,
 }
 
-const ALREADY_RUNNING: &str = "A sync is already running. Wait for it to finish.";
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
 
-/// Claims the sync lock and records a new run. Fails with a conflict if one is running.
+const ALREADY_RUNNING: &str = "A sync is already running. Wait for it to finish.";
+const LEASE_LOST: &str = "The sync stalled and another run took over; this one stopped.";
+
+/// How long a run's lease lasts without renewal.
+fn job_ttl(writer: &Writer) -> Duration {
+    writer.policy().ttl * 2
+}
+
+/// Claims the sync and records a new run. Fails with a conflict if one is running.
 #[tracing::instrument(skip(writer))]
 pub async fn begin(writer: &Writer, options: SyncOptions) -> Result<Run, AppError> {
     let pool = &writer.backup().pool;
-    let mut lock = pool
-        .acquire()
-        .await
-        .map_err(|e| mysql_error("sync lock connection", e))?
-        .detach();
-    let (lock_name, got): (String, Option<i32>) = sqlx::query_as(
-        "SELECT CONCAT('sales_sync:', DATABASE()), GET_LOCK(CONCAT('sales_sync:', DATABASE()), ?)",
-    )
-    .bind(options.lock_wait_secs)
-    .fetch_one(&mut lock)
-    .await
-    .map_err(|e| mysql_error("take sync lock", e))?;
-    if got != Some(1) {
-        return Err(AppError::Conflict(ALREADY_RUNNING.into()));
-    }
-    // Holding the lock, any row still `running` belongs to a run that died.
-    sqlx::query(
-        "UPDATE sync_runs SET status = 'interrupted', finished_at = UTC_TIMESTAMP(6) WHERE status = 'running'",
-    )
-    .execute(pool)
-    .await
-    .map_err(|e| mysql_error("close stale sync runs", e))?;
+    let owner = writer.lease().owner;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(u64::from(options.wait_secs));
+    let lease = loop {
+        if let Some(lease) = jobs::acquire(pool, SALES_SYNC, &owner, job_ttl(writer)).await? {
+            break lease;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AppError::Conflict(ALREADY_RUNNING.into()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // Holding the lease, any row still `running` belongs to a run that died.
+    close_interrupted(pool).await?;
     let expected: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sales")
         .fetch_one(pool)
         .await
@@ -116,17 +127,56 @@ pub async fn begin(writer: &Writer, options: SyncOptions) -> Result<Run, AppErro
     .map_err(|e| mysql_error("record sync run", e))?
     .last_insert_id();
     let report = load(pool, id).await?.ok_or(AppError::Internal)?;
+    let lost = Arc::new(AtomicBool::new(false));
+    let heartbeat = spawn_heartbeat(pool.clone(), lease.clone(), lost.clone());
     Ok(Run {
         writer: writer.clone(),
-        lock,
-        lock_name,
+        lease,
+        lost,
+        heartbeat,
         options,
         report,
     })
 }
 
+/// Renews the run's lease three times per term while the run lives.
+fn spawn_heartbeat(
+    pool: MySqlPool,
+    lease: JobLease,
+    lost: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(lease.ttl / 3);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match lease.renew(&pool).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!("sync lease taken over; this run stops");
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                // MySQL is unreachable: the run's own writes fail too. Keep trying.
+                Err(e) => tracing::warn!(error = %e, "could not renew the sync lease"),
+            }
+        }
+    })
+}
+
+async fn close_interrupted(pool: &MySqlPool) -> Result<(), AppError> {
+    sqlx::query(
+        "UPDATE sync_runs SET status = 'interrupted', finished_at = UTC_TIMESTAMP(6) WHERE status = 'running'",
+    )
+    .execute(pool)
+    .await
+    .map_err(|e| mysql_error("close stale sync runs", e))?;
+    Ok(())
+}
+
 /// Claims a run and executes it in the background (the Run sync button); the report
-/// returned is the run as recorded, and its outcome lands in `sync_runs`.
+/// returned is the run as recorded, and its outcome lands in `sync_runs`, where every
+/// instance's panel follows it.
 pub async fn start(writer: &Writer, options: SyncOptions) -> Result<SyncReport, AppError> {
     let run = begin(writer, options).await?;
     let report = run.report().clone();
@@ -162,11 +212,10 @@ impl Run {
         self.report.status = status;
         self.report.error = error;
         let saved = self.save(true).await;
-        let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
-            .bind(&self.lock_name)
-            .execute(&mut self.lock)
-            .await;
-        let _ = self.lock.close().await;
+        self.heartbeat.abort();
+        if let Err(e) = self.lease.release(&pool).await {
+            tracing::warn!(error = %e, "could not release the sync lease; it runs out by itself");
+        }
         outcome?;
         saved?;
         let report = load(&pool, self.report.id)
@@ -182,6 +231,13 @@ impl Run {
             "sync run completed"
         );
         Ok(report)
+    }
+
+    fn check_lease(&self) -> Result<(), AppError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(AppError::Conflict(LEASE_LOST.into()));
+        }
+        Ok(())
     }
 
     async fn save(&self, finished: bool) -> Result<(), AppError> {
@@ -227,6 +283,7 @@ impl Run {
                     }
                 }
             }
+            self.check_lease()?;
             let stale = self.differing(&pool, sales).await?;
             self.settle(stale).await?;
             self.report.scanned += docs.len() as u64;
@@ -262,8 +319,8 @@ impl Run {
         drop(ids);
         self.settle(extras).await?;
         if !self.options.dry_run {
+            self.check_lease()?;
             super::rollups::rebuild(&pool).await?;
-            self.writer.backup().changes.committed();
         }
         Ok(())
     }
@@ -303,7 +360,7 @@ impl Run {
             return Ok(());
         }
         for chunk in diffs.chunks(REPAIR_CHUNK) {
-            let fixed = repair(&self.writer, self.report.started_at, chunk).await?;
+            let fixed = repair(&self.writer, &self.lease, self.report.started_at, chunk).await?;
             self.report.created += fixed.created;
             self.report.updated += fixed.updated;
             self.report.deleted += fixed.deleted;
@@ -338,23 +395,35 @@ struct Fixed {
 }
 
 /// Makes MySQL hold what the scan read from MongoDB for these sales, with their edits
-/// held off. Idempotent: rows that already agree are not touched or counted.
+/// held off, in one transaction. Idempotent: rows that already agree are not touched
+/// or counted. Each repair is journaled as a `repair` intent (`done`), so a sale's
+/// history shows it.
 #[tracing::instrument(skip_all, fields(n = diffs.len()))]
 async fn repair(
     writer: &Writer,
+    lease: &JobLease,
     run_started: chrono::DateTime<chrono::Utc>,
     diffs: &[Diff],
 ) -> Result<Fixed, AppError> {
     let ids: Vec<SaleId> = diffs.iter().map(|d| d.id().clone()).collect();
-    let _held = writer.lock_sales(&ids).await;
+    let claim = writer.lease();
     let mut tx = writer
         .backup()
         .pool
         .begin()
         .await
         .map_err(|e| mysql_error("sync: begin repair", e))?;
+    if !lease.still_held(&mut tx).await? {
+        return Err(AppError::Conflict(LEASE_LOST.into()));
+    }
+    let held = claim_sales(&mut tx, &ids, &claim).await?;
     let edited = edited_since(&mut tx, &ids, run_started).await?;
-    let current: HashMap<String, backup::StoredSale> = backup::load_rows(&mut tx, &ids)
+    let workable: Vec<SaleId> = ids
+        .iter()
+        .filter(|id| held.contains(id.as_str()) && !edited.contains(id.as_str()))
+        .cloned()
+        .collect();
+    let current: HashMap<String, backup::StoredSale> = backup::load_rows(&mut tx, &workable)
         .await?
         .into_iter()
         .map(|s| (s.id.clone(), s))
@@ -363,11 +432,12 @@ async fn repair(
     let mut replace = Vec::new();
     let mut delete = Vec::new();
     for diff in diffs {
-        if edited.contains(diff.id().as_str()) {
+        let id = diff.id().as_str();
+        if !held.contains(id) || edited.contains(id) {
             fixed.skipped += 1;
             continue;
         }
-        match (diff, current.get(diff.id().as_str())) {
+        match (diff, current.get(id)) {
             (Diff::Missing(truth) | Diff::Changed(truth), None) => {
                 fixed.created += 1;
                 replace.push(truth.clone());
@@ -381,36 +451,136 @@ async fn repair(
         }
     }
     backup::replace(&mut tx, &replace).await?;
-    fixed.deleted = backup::delete_older_than(&mut tx, &delete, run_started.naive_utc()).await?;
+    let deleted = backup::delete_older_than(&mut tx, &delete, run_started.naive_utc()).await?;
+    fixed.deleted = deleted.len() as u64;
+    // The claims end with the transaction; the repairs made stay in the journal.
+    sqlx::query("DELETE FROM sale_intents WHERE lease_owner = ?")
+        .bind(&claim.owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| mysql_error("sync: release repaired sales", e))?;
+    let before = |id: &SaleId| current.get(id.as_str()).and_then(|r| r.sale.as_ref().ok());
+    let journaled: Vec<(&SaleId, Option<&Sale>, Option<&Sale>)> = replace
+        .iter()
+        .map(|s| (&s.id, before(&s.id), Some(s)))
+        .chain(deleted.iter().map(|id| (id, before(id), None)))
+        .collect();
+    journal_repairs(&mut tx, &claim.owner, &journaled).await?;
     tx.commit()
         .await
         .map_err(|e| mysql_error("sync: commit repair", e))?;
-    writer.backup().changes.committed();
     for s in &replace {
         tracing::info!(sale_id = %s.id, version = s.version, "sync: backup row repaired from MongoDB");
     }
-    for id in &delete {
+    for id in &deleted {
         tracing::info!(sale_id = %id, "sync: backup row without a MongoDB sale deleted");
     }
     Ok(fixed)
 }
 
-/// Sales with an intent that is open, or that changed since the run started: their
-/// scanned document may be out of date.
+/// Takes the leases of these sales inside the repair's transaction: one open `repair`
+/// intent each. A sale that has an open intent already keeps it (and is skipped); an
+/// edit that starts now waits on the uncommitted row until the repair commits. Returns
+/// the sales held. (Not `INSERT … ON DUPLICATE KEY UPDATE`: it locks the existing
+/// intent's row and deadlocks with its writer closing it.)
+async fn claim_sales(
+    conn: &mut MySqlConnection,
+    ids: &[SaleId],
+    claim: &super::dual_write::Lease,
+) -> Result<HashSet<String>, AppError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    for attempt in 0.. {
+        let mut q = QueryBuilder::<MySql>::new("SELECT open_sale_id FROM sale_intents WHERE open_sale_id IN (");
+        finish_in_list(&mut q, ids);
+        let busy: HashSet<String> = q
+            .build_query_scalar()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("sync: hold sales", e))?
+            .into_iter()
+            .collect();
+        let free: Vec<&SaleId> = ids.iter().filter(|id| !busy.contains(id.as_str())).collect();
+        if free.is_empty() {
+            break;
+        }
+        let mut q = QueryBuilder::<MySql>::new(
+            "INSERT INTO sale_intents (op, sale_id, state, lease_owner, lease_until, created_at, updated_at) ",
+        );
+        q.push_values(free, |mut row, id| {
+            row.push("'repair'")
+                .push_bind(id.as_str())
+                .push("'pending'")
+                .push_bind(&claim.owner)
+                .push("UTC_TIMESTAMP(6)")
+                .push("UTC_TIMESTAMP(6)")
+                .push("UTC_TIMESTAMP(6)");
+        });
+        // An edit that took one of them since the look fails the statement alone (not
+        // the transaction): look again.
+        match q.build().execute(&mut *conn).await {
+            Ok(_) => break,
+            Err(e) if crate::server::db::is_unique_violation(&e) && attempt < 5 => continue,
+            Err(e) => return Err(mysql_error("sync: hold sales", e)),
+        }
+    }
+    let held: Vec<String> =
+        sqlx::query_scalar("SELECT sale_id FROM sale_intents WHERE lease_owner = ?")
+            .bind(&claim.owner)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("sync: hold sales", e))?;
+    Ok(held.into_iter().collect())
+}
+
+/// Journals the repairs made: one `repair` intent per sale, `done`, with the backup's
+/// row before and MongoDB's document after.
+async fn journal_repairs(
+    conn: &mut MySqlConnection,
+    owner: &str,
+    repairs: &[(&SaleId, Option<&Sale>, Option<&Sale>)],
+) -> Result<(), AppError> {
+    if repairs.is_empty() {
+        return Ok(());
+    }
+    let image = |s: Option<&Sale>| s.map(|s| serde_json::to_string(s).expect("a sale serializes"));
+    let mut q = QueryBuilder::<MySql>::new(
+        "INSERT INTO sale_intents (op, sale_id, before_image, after_image, state, lease_owner, created_at, updated_at) ",
+    );
+    q.push_values(repairs, |mut row, (id, before, after)| {
+        row.push("'repair'")
+            .push_bind(id.as_str())
+            .push_bind(image(*before))
+            .push_bind(image(*after))
+            .push("'done'")
+            .push_bind(owner)
+            .push("UTC_TIMESTAMP(6)")
+            .push("UTC_TIMESTAMP(6)");
+    });
+    q.build()
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| mysql_error("sync: journal repairs", e))?;
+    Ok(())
+}
+
+/// Sales with an edit that is open, or that changed since the run started: their
+/// scanned document may be out of date. This run's own repairs are not edits.
 async fn edited_since(
     conn: &mut MySqlConnection,
     ids: &[SaleId],
     since: chrono::DateTime<chrono::Utc>,
-) -> Result<std::collections::HashSet<String>, AppError> {
+) -> Result<HashSet<String>, AppError> {
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
-        "SELECT DISTINCT sale_id FROM sale_intents WHERE (updated_at >= ",
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT DISTINCT sale_id FROM sale_intents WHERE op <> 'repair' AND (updated_at >= ",
     );
     q.push_bind(since.naive_utc());
     q.push(" OR state IN ('pending', 'needs_repair')) AND sale_id IN (");
-    super::backup::finish_in_list(&mut q, ids);
+    finish_in_list(&mut q, ids);
     let rows: Vec<String> = q
         .build_query_scalar()
         .fetch_all(&mut *conn)
@@ -464,61 +634,47 @@ fn read_batches(
     rx
 }
 
-const REPORT_COLUMNS: &str = "r.id, r.trigger_kind, u.username, r.dry_run, r.status, r.expected, r.scanned, \
-     r.created, r.updated, r.deleted, r.skipped, r.invalid, r.error, r.started_at, r.finished_at";
+const REPORT_COLUMNS: &str = "r.id, r.trigger_kind, u.username AS started_by, r.dry_run, r.status, r.expected, \
+     r.scanned, r.created, r.updated, r.deleted, r.skipped, r.invalid, r.error, r.started_at, r.finished_at";
 
-type ReportRow = (
-    u64,
-    SyncTrigger,
-    Option<String>,
-    bool,
-    SyncStatus,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    Option<String>,
-    chrono::NaiveDateTime,
-    Option<chrono::NaiveDateTime>,
-);
+#[derive(sqlx::FromRow)]
+struct ReportRow {
+    id: u64,
+    trigger_kind: SyncTrigger,
+    started_by: Option<String>,
+    dry_run: bool,
+    status: SyncStatus,
+    expected: u64,
+    scanned: u64,
+    created: u64,
+    updated: u64,
+    deleted: u64,
+    skipped: u64,
+    invalid: u64,
+    error: Option<String>,
+    started_at: chrono::NaiveDateTime,
+    finished_at: Option<chrono::NaiveDateTime>,
+}
 
-fn to_report(row: ReportRow) -> SyncReport {
-    let (
-        id,
-        trigger,
-        started_by,
-        dry_run,
-        status,
-        expected,
-        scanned,
-        created,
-        updated,
-        deleted,
-        skipped,
-        invalid,
-        error,
-        started_at,
-        finished_at,
-    ) = row;
-    SyncReport {
-        id,
-        trigger,
-        started_by,
-        dry_run,
-        status,
-        expected,
-        scanned,
-        created,
-        updated,
-        deleted,
-        skipped,
-        invalid,
-        error,
-        started_at: started_at.and_utc(),
-        finished_at: finished_at.map(|t| t.and_utc()),
+impl From<ReportRow> for SyncReport {
+    fn from(r: ReportRow) -> Self {
+        SyncReport {
+            id: r.id,
+            trigger: r.trigger_kind,
+            started_by: r.started_by,
+            dry_run: r.dry_run,
+            status: r.status,
+            expected: r.expected,
+            scanned: r.scanned,
+            created: r.created,
+            updated: r.updated,
+            deleted: r.deleted,
+            skipped: r.skipped,
+            invalid: r.invalid,
+            error: r.error,
+            started_at: r.started_at.and_utc(),
+            finished_at: r.finished_at.map(|t| t.and_utc()),
+        }
     }
 }
 
@@ -538,7 +694,7 @@ async fn query_reports(
     Ok(q.fetch_optional(pool)
         .await
         .map_err(|e| mysql_error("load sync report", e))?
-        .map(to_report))
+        .map(SyncReport::from))
 }
 
 pub async fn load(pool: &MySqlPool, id: u64) -> Result<Option<SyncReport>, AppError> {
@@ -546,11 +702,16 @@ pub async fn load(pool: &MySqlPool, id: u64) -> Result<Option<SyncReport>, AppEr
 }
 
 /// The replication panel: journal counts, the run in progress, the last finished run
-/// and the drift as of the latest completed run.
+/// and the drift as of the latest completed run. A `running` row whose run no longer
+/// holds the sync lease died with its process: it is closed as interrupted here, by
+/// whichever instance looks first.
 #[tracing::instrument(skip_all)]
 pub async fn status(pool: &MySqlPool) -> Result<crate::model::ReplicationStatus, AppError> {
-    // One after another: four small queries, and a sync in progress needs the pool more.
+    // One after another: a few small queries, and a sync in progress needs the pool more.
     let intents = super::dual_write::intent_counts(pool).await?;
+    if !jobs::is_held(pool, SALES_SYNC).await? {
+        close_interrupted(pool).await?;
+    }
     let running = query_reports(pool, "r.status = 'running'", None).await?;
     let last = query_reports(pool, "r.status <> 'running'", None).await?;
     let completed = query_reports(pool, "r.status = 'completed'", None).await?;
@@ -559,17 +720,29 @@ pub async fn status(pool: &MySqlPool) -> Result<crate::model::ReplicationStatus,
         running,
         last,
         drift: completed.map(|r| if r.dry_run { r.drift() } else { r.skipped }),
+        deployment: None,
     })
 }
 
-/// Runs a repairing sync every `every`, for the life of the process. A run that finds
-/// another one in progress (the button, the CLI, another instance) just skips its turn.
-pub fn spawn_schedule(writer: Writer, every: std::time::Duration) {
+/// Runs a repairing sync once per `every` across all instances, for the life of the
+/// process: each instance looks at least every 30 s whether the turn is due, and the
+/// one that claims it runs it. A turn that finds a run in progress (the button, the
+/// CLI) is skipped.
+pub fn spawn_schedule(writer: Writer, every: Duration) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let look = every.min(Duration::from_secs(30));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, look);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            match jobs::claim_turn(&writer.backup().pool, SALES_SYNC_SCHEDULE, every).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "periodic sync: could not claim its turn");
+                    continue;
+                }
+            }
             match run(&writer, SyncOptions::new(SyncTrigger::Schedule)).await {
                 Ok(r) if r.drift() > 0 => {
                     tracing::warn!(drift = r.drift(), "periodic sync repaired drift")

@@ -1,0 +1,136 @@
+//! MongoDB as the primary store, for the writer.
+//!
+//! Single-document writes by `_id`, each carrying a server-side time limit where the
+//! server honours one (`maxTimeMS` on `findAndModify`; FerretDB ignores it on inserts),
+//! and, on a replica set or cluster, a journaled majority write concern. The writer
+//! bounds each call on the client side too.
+
+use super::ports::Primary;
+use crate::model::{AppError, Sale, SaleId};
+use crate::server::db::mongo_error;
+use crate::server::sales::codec::{object_id, sale_to_document};
+use crate::server::sales::primary::{self, Deployment};
+use bson::doc;
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct MongoPrimary {
+    pub db: mongodb::Database,
+    /// The server-side limit of one write: half the writer's budget, so the server
+    /// gives up well before the client does.
+    pub max_time: Duration,
+}
+
+impl MongoPrimary {
+    pub fn new(db: mongodb::Database, write_budget: Duration) -> Self {
+        Self {
+            db,
+            max_time: (write_budget / 2).max(Duration::from_millis(100)),
+        }
+    }
+
+    async fn deployment(&self) -> Result<Deployment, AppError> {
+        primary::deployment(&self.db).await
+    }
+
+    /// The document at `expected`: where conditional writes are not atomic, `_id`
+    /// alone (see `Deployment::atomic_conditional_writes`); the writer then checks the
+    /// version of what it replaced, under its lease.
+    fn filter(deployment: &Deployment, id: &SaleId, expected: u64) -> bson::Document {
+        if deployment.atomic_conditional_writes() {
+            doc! { "_id": object_id(id), "version": expected as i64 }
+        } else {
+            doc! { "_id": object_id(id) }
+        }
+    }
+}
+
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    matches!(
+        e.kind.as_ref(),
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) if w.code == 11000
+    )
+}
+
+impl Primary for MongoPrimary {
+    async fn get(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
+        Ok(primary::find_by_ids(&self.db, std::slice::from_ref(id))
+            .await?
+            .pop())
+    }
+
+    async fn insert(&self, sale: &Sale) -> Result<(), AppError> {
+        let deployment = self.deployment().await?;
+        match primary::for_writes(&self.db, &deployment)
+            .insert_one(sale_to_document(sale, deployment.money()))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate(&e) => match self.get(&sale.id).await? {
+                Some(existing) if super::holds(Some(&existing), Some(sale)) => Ok(()),
+                _ => Err(AppError::Conflict(
+                    "A sale with this id already exists.".into(),
+                )),
+            },
+            Err(e) => Err(mongo_error("insert sale", e)),
+        }
+    }
+
+    async fn swap(&self, sale: &Sale, expected: u64) -> Result<Option<Sale>, AppError> {
+        let deployment = self.deployment().await?;
+        let replaced = primary::for_writes(&self.db, &deployment)
+            .find_one_and_replace(
+                Self::filter(&deployment, &sale.id, expected),
+                sale_to_document(sale, deployment.money()),
+            )
+            .return_document(mongodb::options::ReturnDocument::Before)
+            .max_time(self.max_time)
+            .await
+            .map_err(|e| mongo_error("replace sale", e))?;
+        replaced.as_ref().map(primary::decode).transpose()
+    }
+
+    async fn take(&self, id: &SaleId, expected: u64) -> Result<Option<Sale>, AppError> {
+        let deployment = self.deployment().await?;
+        let deleted = primary::for_writes(&self.db, &deployment)
+            .find_one_and_delete(Self::filter(&deployment, id, expected))
+            .max_time(self.max_time)
+            .await
+            .map_err(|e| mongo_error("delete sale", e))?;
+        deleted.as_ref().map(primary::decode).transpose()
+    }
+
+    async fn fences(&self) -> Result<bool, AppError> {
+        Ok(self.deployment().await?.atomic_conditional_writes())
+    }
+
+    async fn fence(&self, id: &SaleId, expected: u64, to: u64) -> Result<Option<Sale>, AppError> {
+        let deployment = self.deployment().await?;
+        if !deployment.atomic_conditional_writes() {
+            return Err(AppError::Internal);
+        }
+        let moved = primary::for_writes(&self.db, &deployment)
+            .find_one_and_update(
+                doc! { "_id": object_id(id), "version": expected as i64 },
+                doc! { "$set": { "version": to as i64 } },
+            )
+            .return_document(mongodb::options::ReturnDocument::After)
+            .max_time(self.max_time)
+            .await
+            .map_err(|e| mongo_error("fence sale", e))?;
+        moved.as_ref().map(primary::decode).transpose()
+    }
+
+    async fn insert_new(&self, sales: &[Sale]) -> Result<HashSet<SaleId>, AppError> {
+        primary::insert_new(&self.db, sales).await
+    }
+
+    async fn find(&self, ids: &[SaleId]) -> Result<Vec<Sale>, AppError> {
+        primary::find_by_ids(&self.db, ids).await
+    }
+
+    async fn remove_created(&self, ids: &[SaleId]) -> Result<u64, AppError> {
+        primary::delete_created(&self.db, ids).await
+    }
+}
