@@ -51,10 +51,28 @@ if ! ferretdb --version 2>/dev/null | grep -q "version: $FERRETDB_VERSION"; then
   rm -rf "$work"
 fi
 
+# Mailpit catches the portal's mail locally (tests read its HTTP API). Built like
+# FerretDB, from the exact module version; its web UI bundle is not in the module and
+# its npm dependencies are not all served here, so the API is what runs.
+if [ "$(cat "$GOBIN_DIR/.mailpit-version" 2>/dev/null)" != "$MAILPIT_VERSION" ] || [ ! -x "$GOBIN_DIR/mailpit" ]; then
+  log "go: building Mailpit $MAILPIT_VERSION"
+  work="$(mktemp -d)"
+  (
+    cd "$work"
+    go mod init mailpit-build >/dev/null 2>&1
+    src="$(go mod download -json "github.com/axllent/mailpit@$MAILPIT_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+    [ -d "$src" ] || die "go mod download of Mailpit $MAILPIT_VERSION failed"
+    cp -r "$src" mailpit && chmod -R u+w mailpit
+    cd mailpit && mkdir -p "$GOBIN_DIR" && go build -o "$GOBIN_DIR/mailpit" .
+  )
+  rm -rf "$work"
+  echo "$MAILPIT_VERSION" >"$GOBIN_DIR/.mailpit-version"
+fi
+
 if [ ! -x "$ROOT/end2end/node_modules/.bin/playwright" ] || [ ! -x "$ROOT/end2end/node_modules/.bin/wasm-opt" ] \
    || [ "$ROOT/end2end/package-lock.json" -nt "$ROOT/end2end/node_modules/.package-lock.json" ]; then
   log "npm: installing end2end dependencies (Playwright, binaryen's wasm-opt)"
   (cd "$ROOT/end2end" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-log "tools ready: $(cargo leptos --version), wasm-bindgen $wbg, $(ferretdb --version | head -1), wasm-opt $(wasm-opt --version | awk '{print $3}')"
+log "tools ready: $(cargo leptos --version), wasm-bindgen $wbg, FerretDB $FERRETDB_VERSION, Mailpit $MAILPIT_VERSION, $(haproxy -v | head -1 | cut -d' ' -f1-3), wasm-opt $(wasm-opt --version | awk '{print $3}')"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Local MariaDB and FerretDB (SQLite backend) for development and tests.
+# Local MariaDB, FerretDB (SQLite backend) and Mailpit (catches the portal's mail)
+# for development and tests.
 #   scripts/services.sh start|stop|status
 # Data lives in $PORTAL_DATA_DIR (default .data/, git-ignored). Both listen on
 # 127.0.0.1 only: MariaDB on $PORTAL_MYSQL_PORT (3307), FerretDB on $PORTAL_MONGO_PORT (27018).
@@ -73,6 +74,22 @@ start_ferretdb() {
   wait_for FerretDB "$PORTAL_MONGO_PORT" "$D/ferretdb.pid" "$D/ferretdb.log"
 }
 
+start_mailpit() {
+  if pid_alive "$D/mailpit.pid" && port_open "$PORTAL_SMTP_PORT"; then
+    log "Mailpit already running (SMTP 127.0.0.1:$PORTAL_SMTP_PORT, API http://127.0.0.1:$PORTAL_MAILPIT_PORT)"; return
+  fi
+  for p in "$PORTAL_SMTP_PORT" "$PORTAL_MAILPIT_PORT"; do
+    port_open "$p" && die "port $p is taken by another program (set PORTAL_SMTP_PORT / PORTAL_MAILPIT_PORT)"
+  done
+  command -v mailpit >/dev/null || die "mailpit is not installed: run scripts/install.sh"
+  mkdir -p "$D/mailpit"
+  log "Mailpit: SMTP on 127.0.0.1:$PORTAL_SMTP_PORT, API on http://127.0.0.1:$PORTAL_MAILPIT_PORT"
+  setsid nohup mailpit --smtp "127.0.0.1:$PORTAL_SMTP_PORT" --listen "127.0.0.1:$PORTAL_MAILPIT_PORT" \
+    --database "$D/mailpit/mailpit.db" --max 50000 --quiet >"$D/mailpit.log" 2>&1 &
+  echo $! >"$D/mailpit.pid"
+  wait_for Mailpit "$PORTAL_SMTP_PORT" "$D/mailpit.pid" "$D/mailpit.log"
+}
+
 stop_one() { # name pidfile
   if pid_alive "$2"; then
     log "$1: stopping"
@@ -90,9 +107,10 @@ status_one() { # name port pidfile
 
 mkdir -p "$D"
 case "${1:-status}" in
-  start) start_mariadb; start_ferretdb ;;
-  stop) stop_one FerretDB "$D/ferretdb.pid"; stop_one MariaDB "$D/mariadb.pid" ;;
+  start) start_mariadb; start_ferretdb; start_mailpit ;;
+  stop) stop_one Mailpit "$D/mailpit.pid"; stop_one FerretDB "$D/ferretdb.pid"; stop_one MariaDB "$D/mariadb.pid" ;;
   status) rc=0; status_one MariaDB "$PORTAL_MYSQL_PORT" "$D/mariadb.pid" || rc=1
-          status_one FerretDB "$PORTAL_MONGO_PORT" "$D/ferretdb.pid" || rc=1; exit $rc ;;
+          status_one FerretDB "$PORTAL_MONGO_PORT" "$D/ferretdb.pid" || rc=1
+          status_one Mailpit "$PORTAL_SMTP_PORT" "$D/mailpit.pid" || rc=1; exit $rc ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac

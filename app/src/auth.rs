@@ -1,7 +1,7 @@
 //! Client-and-server auth state for the UI: who is signed in, and route guards.
 //! The guards only shape what is shown; every server function checks again.
 
-use crate::api::auth::{Login, Logout, Register, me};
+use crate::api::auth::{Login, Logout, me};
 use crate::model::{AccountStatus, AppError, Role, SessionUser};
 use leptos::prelude::*;
 use leptos_router::{components::Redirect, hooks::use_location};
@@ -10,10 +10,9 @@ use leptos_router::{components::Redirect, hooks::use_location};
 pub struct Auth {
     pub login: ServerAction<Login>,
     pub logout: ServerAction<Logout>,
-    pub register: ServerAction<Register>,
     /// Who the server says is signed in, as of the page load.
     loaded: Resource<Result<Option<SessionUser>, AppError>>,
-    /// Set by the client after a login, registration or logout. It wins over `loaded`,
+    /// Set by the client after a login or logout. It wins over `loaded`,
     /// and is set *before* navigating, so a guarded page never sees a stale answer.
     known: RwSignal<Option<Option<SessionUser>>>,
 }
@@ -23,7 +22,6 @@ impl Auth {
         let auth = Auth {
             login: ServerAction::<Login>::new(),
             logout: ServerAction::<Logout>::new(),
-            register: ServerAction::<Register>::new(),
             loaded: Resource::new(|| (), |_| me()),
             known: RwSignal::new(None),
         };
@@ -45,6 +43,12 @@ impl Auth {
 
     pub fn set_user(&self, user: Option<SessionUser>) {
         self.known.set(Some(user));
+    }
+
+    /// Asks the server again who is signed in (after something about them changed).
+    pub fn refresh(&self) {
+        self.known.set(None);
+        self.loaded.refetch();
     }
 }
 

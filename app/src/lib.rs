@@ -23,6 +23,8 @@ use leptos_router::{
 
 /// The HTML document around the app, rendered only on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    content_security_policy(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -38,6 +40,34 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// The page's Content-Security-Policy: scripts only from the site and the inline
+/// hydration scripts carrying this response's nonce (Leptos adds it to them), WebAssembly
+/// allowed to compile, styles only from the site, no plugins, no framing, forms posting
+/// only here. In development the reload socket may connect too.
+#[cfg(feature = "ssr")]
+fn content_security_policy(options: &LeptosOptions) {
+    let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
+        return;
+    };
+    let nonce = leptos::nonce::use_nonce()
+        .map(|n| format!(" 'nonce-{n}'"))
+        .unwrap_or_default();
+    let reload = match options.env {
+        leptos::config::Env::DEV => {
+            format!(" ws://{}:{}", options.site_addr.ip(), options.reload_port)
+        }
+        leptos::config::Env::PROD => String::new(),
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; font-src 'self'; connect-src 'self'{reload}; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 
@@ -60,6 +90,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("login") view=pages::LoginPage/>
                     <Route path=path!("register") view=pages::RegisterPage/>
                     <Route path=path!("reset-password") view=pages::ResetPasswordPage/>
+                    <Route path=path!("forgot-password") view=pages::ForgotPasswordPage/>
+                    <Route path=path!("verify-email") view=pages::VerifyEmailPage/>
                     <Route path=path!("dashboard") view=pages::DashboardRedirect ssr=guarded.clone()/>
                     <Route path=path!("awaiting-approval") view=pages::AwaitingApproval ssr=guarded.clone()/>
                     <Route path=path!("profile") view=pages::ProfilePage ssr=guarded.clone()/>

@@ -1,4 +1,5 @@
-import { test, expect, Page } from '@playwright/test';
+import { Page } from '@playwright/test';
+import { test, expect } from './helpers';
 import AxeBuilder from '@axe-core/playwright';
 import { DEMO, hydrated, login } from './helpers';
 

@@ -1,17 +1,89 @@
-import { test, expect } from '@playwright/test';
-import { DEMO, PASSWORD, hydrated, login, loginReturnsToGuardedPage, logout, register, unique } from './helpers';
+import { APIRequestContext } from '@playwright/test';
+import {
+  DEMO, PASSWORD, confirmEmail, emailOf, expect, hydrated, linkIn, login, loginReturnsToGuardedPage,
+  logout, mailTo, register, test, unique,
+} from './helpers';
 
-test('a new customer registers, logs out and logs back in', async ({ page }) => {
+/** A sale bought by `email`, recorded by the demo worker through the API. */
+async function recordPurchase(request: APIRequestContext, baseURL: string, email: string) {
+  const headers = { Origin: baseURL };
+  const login = await request.post('/api/login', {
+    form: { username: DEMO.worker.username, password: DEMO.worker.password },
+    headers,
+  });
+  expect(login.status()).toBe(200);
+  const token = await (await request.post('/api/sales/token', { headers })).json();
+  const created = await request.post('/api/sales/create', {
+    headers,
+    data: {
+      token,
+      input: {
+        sale_date: '2026-03-04T10:30',
+        items: [{ name: 'printer paper', tags: ['office'], price: '12.50', quantity: '3' }],
+        store_location: 'Denver',
+        customer_gender: 'F',
+        customer_age: '41',
+        customer_email: email,
+        customer_satisfaction: '4',
+        coupon_used: false,
+        purchase_method: 'Online',
+      },
+    },
+  });
+  expect(created.status(), await created.text()).toBe(200);
+}
+
+test('a new customer confirms their address from the mail, then sees their purchases', async ({
+  page,
+  request,
+  baseURL,
+}) => {
   const username = unique('cust');
+  await recordPurchase(request, baseURL!, emailOf(username));
   await register(page, username, 'Customer');
+  await expect(page.getByTestId('registered')).toContainText('Check your inbox');
+
+  await login(page, username, PASSWORD);
   await expect(page).toHaveURL(/\/customer$/);
-  await expect(page.getByRole('heading', { name: 'My purchases' })).toBeVisible();
-  await expect(page.getByRole('link', { name: new RegExp(username) })).toBeVisible();
+  await expect(page.getByTestId('confirm-email-first')).toBeVisible();
+  await expect(page.getByTestId('purchases')).toHaveCount(0);
+
+  await confirmEmail(page, username);
+  await page.goto('/customer');
+  await expect(page.getByTestId('kpi-count')).toHaveText('1');
+  await expect(page.getByTestId('purchases')).toContainText('printer paper');
+  await page.screenshot({ path: 'output/customer-new-account.png', fullPage: true });
 
   await logout(page);
   await login(page, username, PASSWORD);
   await expect(page).toHaveURL(/\/customer$/);
-  await page.screenshot({ path: 'output/customer-new-account.png', fullPage: true });
+});
+
+test('a forgotten password is reset from the mailed link', async ({ page }) => {
+  const username = unique('forget');
+  await register(page, username, 'Customer');
+  await confirmEmail(page, username);
+
+  await page.goto('/login');
+  await hydrated(page);
+  await page.getByRole('link', { name: 'Forgot password?' }).click();
+  await expect(page).toHaveURL(/\/forgot-password$/);
+  await page.getByLabel('Email').fill(emailOf(username));
+  await page.getByRole('button', { name: 'Send me a link' }).click();
+  await expect(page.getByTestId('reset-requested')).toBeVisible();
+
+  const mail = await mailTo(emailOf(username), 'Reset your password');
+  await page.goto(linkIn(mail, '/reset-password'));
+  await hydrated(page);
+  const fresh = 'Copper-Window-Meadow-31';
+  await page.getByLabel('New password', { exact: true }).fill(fresh);
+  await page.getByLabel('Confirm new password').fill(fresh);
+  await page.getByRole('button', { name: 'Set password' }).click();
+  await expect(page).toHaveURL(/\/login\?reset=done$/);
+  await mailTo(emailOf(username), 'Your password was changed');
+
+  await login(page, username, fresh);
+  await expect(page).toHaveURL(/\/customer$/);
 });
 
 test('registration shows the shared validation messages inline before submit', async ({ page }) => {
@@ -25,10 +97,13 @@ test('registration shows the shared validation messages inline before submit', a
   await expect(page.getByText('Password must be at least 12 characters')).toBeVisible();
 });
 
-test('a technical worker stays pending until a senior manager approves', async ({ browser }) => {
+test('a technical worker confirms their address, then waits for a senior manager', async ({ browser }) => {
   const worker = await browser.newPage();
   const username = unique('tech');
   await register(worker, username, 'Technical worker');
+  await expect(worker.getByTestId('registered')).toBeVisible();
+  await confirmEmail(worker, username);
+  await login(worker, username, PASSWORD);
   await expect(worker).toHaveURL(/\/awaiting-approval$/);
   await expect(worker.getByTestId('awaiting-approval')).toContainText('awaiting approval');
   await worker.goto('/worker');
@@ -63,4 +138,24 @@ test('a customer who tries /management is refused', async ({ page }) => {
 
 test('an anonymous visitor is sent to login and back afterwards', async ({ page }) => {
   await loginReturnsToGuardedPage(page);
+});
+
+test('a reset link a manager issues arrives in the user\'s inbox, not on the manager\'s screen', async ({
+  page,
+}) => {
+  const username = unique('locked');
+  await register(page, username, 'Customer');
+  await confirmEmail(page, username);
+
+  await login(page, DEMO.manager.username, DEMO.manager.password);
+  await page.goto('/management/users');
+  await hydrated(page);
+  await page.getByLabel('Search').fill(username);
+  const row = page.locator(`tr[data-username="${username}"]`);
+  await row.getByRole('button', { name: 'Mail a reset link' }).click();
+  await expect(page.getByTestId('reset-link')).toContainText("sent to the user's email address");
+  await expect(page.locator('body')).not.toContainText('/reset-password?token=');
+
+  const mail = await mailTo(emailOf(username), 'Reset your password');
+  expect(linkIn(mail, '/reset-password')).toMatch(/^\/reset-password\?token=[0-9a-f]{64}$/);
 });

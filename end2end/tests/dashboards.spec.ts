@@ -1,5 +1,5 @@
-import { test, expect, Page, Browser } from '@playwright/test';
-import { DEMO, hydrated, login, query } from './helpers';
+import { Page, Browser } from '@playwright/test';
+import { DEMO, expect, hydrated, login, query, test } from './helpers';
 
 /** The demo seed writes 5,000 sales in the background at start-up: wait for it. */
 async function demoSeeded() {

@@ -1,5 +1,31 @@
-import { Page, expect } from '@playwright/test';
+import { Page, expect, test as base } from '@playwright/test';
 import mysql from 'mysql2/promise';
+
+/**
+ * Playwright's `test`, failing any journey in which a page logs a console error, throws,
+ * or reports a Content-Security-Policy violation: hydration must work under the CSP.
+ * Refused requests (4xx answers the journey provokes on purpose) are not errors.
+ */
+export const test = base.extend<{ page: Page }>({
+  page: async ({ page }, use) => {
+    const problems: string[] = [];
+    await page.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (e) => {
+        console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`);
+      });
+    });
+    page.on('console', (msg) => {
+      const text = msg.text();
+      if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(text)) {
+        problems.push(`console: ${text}`);
+      }
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    await use(page);
+    expect(problems, 'no console errors or CSP violations').toEqual([]);
+  },
+});
+export { expect } from '@playwright/test';
 
 // Journeys compare what the pages show with direct queries of the MySQL database the
 // server uses (the e2e database under scripts/test).
@@ -60,13 +86,57 @@ export async function logout(page: Page) {
   await expect(page).toHaveURL(/\/login$/);
 }
 
+/** The address a journey registers `username` with. */
+export function emailOf(username: string): string {
+  return `${username}@example.com`;
+}
+
 export async function register(page: Page, username: string, role: string) {
   await page.goto('/register');
   await hydrated(page);
   await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Email').fill(`${username}@example.com`);
+  await page.getByLabel('Email').fill(emailOf(username));
   await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await page.getByLabel('Confirm password').fill(PASSWORD);
   await page.getByLabel('Role').selectOption({ label: role });
   await page.getByRole('button', { name: 'Create account' }).click();
+}
+
+const MAILPIT_URL = `http://127.0.0.1:${process.env.PORTAL_MAILPIT_PORT ?? '8025'}`;
+
+/** Waits for a message to `address` whose subject contains `subject`, as Mailpit caught it. */
+export async function mailTo(address: string, subject: string): Promise<{ subject: string; text: string }> {
+  let found: { subject: string; text: string } | undefined;
+  await expect
+    .poll(
+      async () => {
+        const search = await fetch(`${MAILPIT_URL}/api/v1/search?query=${encodeURIComponent(`to:"${address}"`)}`);
+        const { messages = [] } = (await search.json()) as { messages?: { ID: string; Subject: string }[] };
+        const hit = messages.find((m) => m.Subject.includes(subject));
+        if (hit) {
+          const full = (await (await fetch(`${MAILPIT_URL}/api/v1/message/${hit.ID}`)).json()) as { Text: string };
+          found = { subject: hit.Subject, text: full.Text };
+        }
+        return Boolean(found);
+      },
+      { timeout: 20_000, message: `a "${subject}" mail to ${address}` },
+    )
+    .toBe(true);
+  return found!;
+}
+
+/** The site path of the first link to `path` in a mail (`/verify-email?token=…`). */
+export function linkIn(mail: { text: string }, path: string): string {
+  const match = mail.text.match(new RegExp(`https?://[^/\\s]+(${path}\\?token=[0-9a-f]+)`));
+  expect(match, `a ${path} link in: ${mail.text}`).not.toBeNull();
+  return match![1];
+}
+
+/** Opens the confirmation link mailed to `username`'s address and confirms it. */
+export async function confirmEmail(page: Page, username: string) {
+  const mail = await mailTo(emailOf(username), 'Confirm your email address');
+  await page.goto(linkIn(mail, '/verify-email'));
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Confirm my address' }).click();
+  await expect(page.getByTestId('email-verified')).toBeVisible();
 }

@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect } from './helpers';
 
 test('home page renders, hydrates, and re-checks status without a reload', async ({ page }) => {
   await page.goto('/');

@@ -59,10 +59,42 @@ pub struct ServeConfig {
     )]
     pub site_addr: SocketAddr,
 
-    /// Set when the site is served over HTTPS: the session cookie becomes
-    /// `Secure` and takes the `__Host-` prefix.
-    #[arg(long, env = "COOKIE_SECURE", default_value_t = false, global = true)]
+    /// Cookies are `Secure` with the `__Host-` prefix, and responses carry HSTS: the
+    /// site is served over HTTPS. `false` (plain HTTP) is accepted only when the site
+    /// listens on loopback, unless ALLOW_INSECURE_COOKIES says otherwise.
+    #[arg(long, env = "COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub cookie_secure: bool,
+
+    /// Allows COOKIE_SECURE=false on an address other than loopback (a network where
+    /// plain HTTP is deliberate). Session cookies then travel in clear text.
+    #[arg(long, env = "ALLOW_INSECURE_COOKIES", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub allow_insecure_cookies: bool,
+
+    /// Where users reach the site, for the links in mail (e.g. https://portal.example.com).
+    /// Defaults to http:// and the listen address.
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// The SMTP server mail is sent through: smtp://host:port (plain),
+    /// smtp://host:port?tls=required (STARTTLS) or smtps://host:port, with
+    /// user:password@ if it wants a login.
+    #[arg(
+        long,
+        env = "SMTP_URL",
+        default_value = "smtp://127.0.0.1:1025",
+        global = true,
+        hide_env_values = true
+    )]
+    pub smtp_url: String,
+
+    /// The sender of the portal's mail.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "Supply Co. sales portal <portal@localhost>",
+        global = true
+    )]
+    pub mail_from: String,
 
     /// Seconds of inactivity after which a session ends.
     #[arg(long, env = "SESSION_IDLE_TIMEOUT_SECS", default_value_t = 30 * 60, global = true)]
@@ -91,6 +123,27 @@ pub struct ServeConfig {
     )]
     pub login_throttle_base_delay_secs: u64,
 
+    /// Failed logins from one client address (browsers that never logged in to the
+    /// account they try) inside 15 minutes before that address must wait. High, so one
+    /// office or NAT is not locked out by one person's mistakes.
+    #[arg(
+        long,
+        env = "LOGIN_THROTTLE_CLIENT_MAX_FAILURES",
+        default_value_t = 50,
+        global = true
+    )]
+    pub login_throttle_client_max_failures: u32,
+
+    /// Login requests per client address and minute, failed or not (each costs a
+    /// password hash).
+    #[arg(
+        long,
+        env = "LOGIN_RATE_PER_MINUTE",
+        default_value_t = 60,
+        global = true
+    )]
+    pub login_rate_per_minute: u32,
+
     /// Reverse proxies whose `X-Forwarded-For` names the client, comma-separated
     /// addresses or networks (e.g. 127.0.0.1,10.0.0.0/8). Login throttling and the
     /// audit log then see the real client instead of the proxy. Empty: the header is
@@ -109,7 +162,12 @@ pub struct ServeConfig {
 
     /// Seconds between recovery passes, which roll back edits whose writer died or
     /// stalled past its lease.
-    #[arg(long, env = "RECOVERY_INTERVAL_SECS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "RECOVERY_INTERVAL_SECS",
+        default_value_t = 10,
+        global = true
+    )]
     pub recovery_interval_secs: u64,
 }
 
@@ -209,6 +267,42 @@ impl ServeConfig {
                 "LOGIN_THROTTLE_MAX_FAILURES must be at least 1".into(),
             ));
         }
+        let loopback = self.site_addr.ip().is_loopback();
+        if !self.cookie_secure && !loopback && !self.allow_insecure_cookies {
+            return Err(ConfigError(format!(
+                "COOKIE_SECURE=false on {}: plain-HTTP cookies are allowed only on loopback (serve HTTPS, or set ALLOW_INSECURE_COOKIES=true deliberately)",
+                self.site_addr
+            )));
+        }
+        if self.seed_demo && !loopback {
+            return Err(ConfigError(
+                "PORTAL_SEED_DEMO creates accounts with published passwords: only on a loopback address".into(),
+            ));
+        }
+        if self.login_throttle_client_max_failures < self.login_throttle_max_failures {
+            return Err(ConfigError(
+                "LOGIN_THROTTLE_CLIENT_MAX_FAILURES must be at least LOGIN_THROTTLE_MAX_FAILURES"
+                    .into(),
+            ));
+        }
+        for (name, secs) in [
+            ("SESSION_IDLE_TIMEOUT_SECS", self.session_idle_timeout_secs),
+            (
+                "SESSION_ABSOLUTE_TIMEOUT_SECS",
+                self.session_absolute_timeout_secs,
+            ),
+        ] {
+            if secs > 30 * 24 * 3600 {
+                return Err(ConfigError(format!("{name} may be at most 30 days")));
+            }
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError(
+                "PUBLIC_URL must start with https:// or http://".into(),
+            ));
+        }
         if self.recovery_interval_secs == 0 {
             return Err(ConfigError(
                 "RECOVERY_INTERVAL_SECS must be at least 1".into(),
@@ -217,15 +311,36 @@ impl ServeConfig {
         Ok(())
     }
 
+    /// Where users reach the site: PUBLIC_URL, or http:// and the listen address.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| {
+            let addr = self.site_addr;
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            format!("http://{host}:{}", addr.port())
+        })
+    }
+
+    pub fn mailer(&self) -> Result<app::server::mail::Mailer, ConfigError> {
+        app::server::mail::Mailer::new(&self.smtp_url, &self.mail_from, &self.public_url())
+            .map_err(ConfigError)
+    }
+
     pub fn auth_settings(&self) -> app::server::AuthSettings {
         app::server::AuthSettings {
             idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
             absolute_timeout: Duration::from_secs(self.session_absolute_timeout_secs),
             throttle: app::server::auth::throttle::ThrottlePolicy {
                 max_failures: self.login_throttle_max_failures,
+                client_max_failures: self.login_throttle_client_max_failures,
+                requests_per_minute: self.login_rate_per_minute,
                 window: Duration::from_secs(15 * 60),
                 base_delay: Duration::from_secs(self.login_throttle_base_delay_secs),
             },
+            cookie_secure: self.cookie_secure,
         }
     }
 }
@@ -312,10 +427,16 @@ mod tests {
         let mut c = ServeConfig {
             site_addr: "127.0.0.1:0".parse().unwrap(),
             cookie_secure: false,
+            allow_insecure_cookies: false,
+            public_url: None,
+            smtp_url: "smtp://127.0.0.1:1025".into(),
+            mail_from: "portal <portal@localhost>".into(),
             session_idle_timeout_secs: 10,
             session_absolute_timeout_secs: 5,
             login_throttle_max_failures: 5,
             login_throttle_base_delay_secs: 30,
+            login_throttle_client_max_failures: 50,
+            login_rate_per_minute: 60,
             trusted_proxies: Vec::new(),
             seed_demo: false,
             sync_interval_secs: 0,
@@ -324,5 +445,41 @@ mod tests {
         assert!(c.validate().is_err());
         c.session_absolute_timeout_secs = 10;
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn plain_http_cookies_only_on_loopback_unless_allowed() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let mut all = vec!["server"];
+            all.extend_from_slice(args);
+            crate::cli::Cli::try_parse_from(all).unwrap().serve
+        };
+        assert!(parse(&[]).cookie_secure, "secure by default");
+        assert!(parse(&["--site-addr", "0.0.0.0:3000"]).validate().is_ok());
+        let insecure = parse(&["--site-addr", "0.0.0.0:3000", "--cookie-secure", "false"]);
+        let e = insecure.validate().unwrap_err().to_string();
+        assert!(e.contains("only on loopback"), "{e}");
+        assert!(
+            parse(&[
+                "--site-addr",
+                "0.0.0.0:3000",
+                "--cookie-secure",
+                "false",
+                "--allow-insecure-cookies",
+                "true"
+            ])
+            .validate()
+            .is_ok()
+        );
+        assert!(
+            parse(&["--cookie-secure", "false"]).validate().is_ok(),
+            "loopback"
+        );
+        let seeded = parse(&["--site-addr", "10.0.0.5:3000", "--seed-demo"]);
+        assert!(
+            seeded.validate().is_err(),
+            "no demo accounts on a network address"
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod startup;
 pub mod telemetry;
 

@@ -1,21 +1,21 @@
 //! Builds the axum application: state, routes, middleware, listener.
 
 use crate::config::{Databases, ServeConfig};
-use crate::telemetry;
-use app::server::client_ip::{self, ClientIp, ProxyNet};
+use crate::{http, telemetry};
+use app::server::client_ip::ProxyNet;
 use app::server::{AppState, db};
 use axum::{
     Json, Router,
-    extract::{Request, State},
-    http::{HeaderMap, Method, StatusCode, header},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    middleware,
     routing::get,
 };
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_sessions::{SessionManagerLayer, cookie::SameSite, session_store::ExpiredDeletion};
 use tower_sessions_sqlx_store::MySqlStore;
 
@@ -88,8 +88,10 @@ impl Application {
             mongo.clone(),
             databases.lease,
         );
+        let mailer = serve.mailer()?;
         let state = AppState {
             leptos_options,
+            mailer,
             counts: app::server::sales::queries::CountCache::default(),
             writer,
             mysql,
@@ -101,14 +103,19 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", serve.site_addr))?;
         let store = session_store(&state.mysql, databases)?;
-        let router = router(state.clone())
+        let router = router(state.clone(), serve)
             .layer(session_layer(store.clone(), serve))
             .layer(middleware::from_fn_with_state(
                 std::sync::Arc::<[ProxyNet]>::from(serve.trusted_proxies.clone()),
-                client_ip,
+                http::client_ip,
             ));
         app::server::auth::password::warm_up();
         spawn_maintenance(state.clone(), store);
+        app::server::mail::spawn_sender(
+            state.mysql.clone(),
+            state.mailer.clone(),
+            app::server::sales::dual_write::instance_id(),
+        );
         spawn_mongo_indexes(state.mongo.clone());
         // Rolls back edits whose writer died or stalled past its lease, at start and then
         // every interval.
@@ -191,7 +198,8 @@ fn spawn_mongo_indexes(mongo: mongodb::Database) {
     });
 }
 
-/// Hourly clean-up of expired session records and timed-out logins.
+/// Hourly clean-up: expired session records, timed-out logins, old counters, browsers
+/// no longer trusted, and sent mail after a month.
 fn spawn_maintenance(state: AppState, store: MySqlStore) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -203,69 +211,38 @@ fn spawn_maintenance(state: AppState, store: MySqlStore) {
             let cutoff = chrono::Utc::now().naive_utc()
                 - chrono::Duration::from_std(state.auth.absolute_timeout)
                     .unwrap_or(chrono::Duration::hours(8));
-            if let Err(e) = sqlx::query("DELETE FROM user_sessions WHERE created_at < ?")
-                .bind(cutoff)
-                .execute(&state.mysql)
+            let pool = &state.mysql;
+            let results = [
+                sqlx::query("DELETE FROM user_sessions WHERE created_at < ?")
+                    .bind(cutoff)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                sqlx::query(
+                    "DELETE FROM mail_outbox WHERE sent_at < UTC_TIMESTAMP(6) - INTERVAL 30 DAY",
+                )
+                .execute(pool)
                 .await
-            {
-                tracing::warn!(error = %e, "could not delete timed-out logins");
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+                app::server::limits::prune(pool, Duration::from_secs(24 * 3600))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                app::server::auth::devices::prune(pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            ];
+            for e in results.into_iter().filter_map(Result::err) {
+                tracing::warn!(error = %e, "hourly clean-up step failed");
             }
         }
     });
 }
 
-/// Records who the client is (see `app::server::client_ip`) for the handlers below.
-async fn client_ip(
-    State(trusted): State<std::sync::Arc<[ProxyNet]>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|ci| ci.0.ip());
-    if let Some(peer) = peer {
-        let forwarded = request
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let client = client_ip::resolve(peer, forwarded, &trusted);
-        request.extensions_mut().insert(ClientIp(client));
-    }
-    next.run(request).await
-}
-
-/// Rejects state-changing requests sent from another site (CSRF). Browsers mark
-/// requests with `Sec-Fetch-Site`; older ones still send `Origin` on POST.
-async fn reject_cross_site(request: Request, next: Next) -> Response {
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if !safe && is_cross_site(request.headers()) {
-        tracing::warn!(path = %request.uri().path(), "cross-site request rejected");
-        return (StatusCode::FORBIDDEN, "Cross-site request rejected").into_response();
-    }
-    next.run(request).await
-}
-
-fn is_cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        return !matches!(site.to_str(), Ok("same-origin" | "none"));
-    }
-    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
-        (Some(origin), Some(host)) => {
-            let origin = origin.to_str().unwrap_or("null");
-            let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-            authority != host.to_str().unwrap_or("")
-        }
-        (Some(_), None) => true,
-        (None, _) => false,
-    }
-}
-
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, serve: &ServeConfig) -> Router {
     let routes = generate_route_list(app::App);
     let context = {
         let state = state.clone();
@@ -275,14 +252,31 @@ pub fn router(state: AppState) -> Router {
         let options = state.leptos_options.clone();
         move || app::shell(options.clone())
     };
+    let site = http::SiteOrigin(serve.public_url().into());
+    let headers = http::Headers {
+        https: serve.cookie_secure,
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .leptos_routes_with_context(&state, routes, context, shell)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
-        .layer(middleware::from_fn(reject_cross_site))
+        .layer(middleware::from_fn_with_state(
+            site,
+            http::reject_cross_site,
+        ))
+        // Answers an over-long declared body with 413 before anything reads it;
+        // `api_errors` turns that into the app's `TooLarge`.
+        .layer(RequestBodyLimitLayer::new(http::BODY_LIMIT))
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(http::api_errors))
+        .layer(middleware::from_fn_with_state(
+            headers,
+            http::security_headers,
+        ))
         .layer(telemetry::layer())
+        .layer(middleware::from_fn(http::request_id))
         .with_state(state)
 }
 

@@ -23,8 +23,14 @@ pub struct RequestSpan;
 
 impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
+        let id = request
+            .extensions()
+            .get::<crate::http::RequestId>()
+            .map(|r| r.0.as_str())
+            .unwrap_or("");
         tracing::info_span!(
             "request",
+            id,
             method = %request.method(),
             path = %request.uri().path(),
             status = Empty,

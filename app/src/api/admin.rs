@@ -15,6 +15,7 @@ pub async fn list_users(
 ) -> Result<Vec<UserSummary>, AppError> {
     respond(|call| async move {
         call.require(Access::MANAGEMENT).await?;
+        let query: String = query.chars().take(100).collect();
         let status = match status.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(s) => Some(
@@ -56,12 +57,12 @@ pub async fn set_user_enabled(id: u64, enabled: bool) -> Result<UserSummary, App
     .await
 }
 
-/// Returns the path of a one-time reset link for the manager to hand over.
+/// Mails a one-time reset link to the user's own address; the manager never sees it.
 #[server(prefix = "/api", endpoint = "admin/users/reset-link")]
-pub async fn issue_reset_link(id: u64) -> Result<String, AppError> {
+pub async fn send_reset_link(id: u64) -> Result<(), AppError> {
     respond(|call| async move {
         let actor = call.require(Access::MANAGEMENT).await?;
-        admin::issue_reset_link(&call.state, &call.info, &actor, id).await
+        admin::send_reset_link(&call.state, &call.info, &actor, id).await
     })
     .await
 }

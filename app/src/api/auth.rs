@@ -1,7 +1,8 @@
 //! Login, registration and the signed-in user's own account.
 //!
-//! `me`, `login`, `register` and `reset_password` are public by design (the reset
-//! token is its own credential); every other function here needs a login.
+//! `me`, `login`, `register`, `forgot_password`, `reset_password` and `verify_email`
+//! are public by design (the link tokens are their own credentials); every other
+//! function here needs a login.
 
 use crate::model::{AppError, SessionSummary, SessionUser};
 #[cfg(feature = "ssr")]
@@ -29,7 +30,9 @@ pub async fn login(
     next: Option<String>,
 ) -> Result<SessionUser, AppError> {
     respond(|call| async move {
-        let user = accounts::login(&call.state, &call.info, &username, password).await?;
+        let logged_in = accounts::login(&call.state, &call.info, &username, password).await?;
+        crate::server::set_cookie(&logged_in.device_cookie);
+        let user = logged_in.user;
         let target =
             crate::model::safe_next(next.as_deref()).unwrap_or_else(|| user.home().to_string());
         redirect_plain_form(&target);
@@ -45,7 +48,7 @@ pub async fn register(
     password: String,
     confirm_password: String,
     role: String,
-) -> Result<SessionUser, AppError> {
+) -> Result<(), AppError> {
     respond(|call| async move {
         let input = crate::model::RegistrationInput {
             username,
@@ -55,11 +58,67 @@ pub async fn register(
             role,
         };
         let account = input.parse().map_err(AppError::Invalid)?;
-        let user = accounts::register(&call.state, &call.info, account).await?;
-        redirect_plain_form(user.home());
-        Ok(user)
+        accounts::register(&call.state, &call.info, account).await?;
+        redirect_plain_form("/register?sent=1");
+        Ok(())
     })
     .await
+}
+
+/// Confirms an email address with the token from the link mailed to it. A POST (from
+/// the confirmation page's button), so a mail scanner fetching the link confirms nothing.
+#[server(prefix = "/api", endpoint = "email/verify")]
+pub async fn verify_email(token: String) -> Result<(), AppError> {
+    respond(|call| async move {
+        let token = bounded_token(&token)?;
+        accounts::verify_email(&call.state, &call.info, token).await?;
+        redirect_plain_form("/verify-email?done=1");
+        Ok(())
+    })
+    .await
+}
+
+/// Mails a new confirmation link to the signed-in user's address.
+#[server(prefix = "/api", endpoint = "email/resend")]
+pub async fn resend_verification() -> Result<(), AppError> {
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        accounts::resend_verification(&call.state, &current).await
+    })
+    .await
+}
+
+/// Asks to change the signed-in user's address: the new one gets a confirmation link.
+#[server(prefix = "/api", endpoint = "email/change")]
+pub async fn change_email(current_password: String, email: String) -> Result<(), AppError> {
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        accounts::change_email(&call.state, &call.info, &current, current_password, &email).await
+    })
+    .await
+}
+
+/// "Forgot password?": mails a reset link if an account has this address. The answer
+/// is the same either way.
+#[server(prefix = "/api", endpoint = "password/forgot")]
+pub async fn forgot_password(email: String) -> Result<(), AppError> {
+    respond(|call| async move {
+        accounts::forgot_password(&call.state, &call.info, &email).await?;
+        redirect_plain_form("/forgot-password?sent=1");
+        Ok(())
+    })
+    .await
+}
+
+/// Link tokens are 64 hex digits; anything longer is not one, and is not looked up.
+#[cfg(feature = "ssr")]
+fn bounded_token(raw: &str) -> Result<&str, AppError> {
+    let token = raw.trim();
+    if token.len() <= 128 {
+        Ok(token)
+    } else {
+        Err(AppError::Conflict("This link is invalid.".into()))
+    }
 }
 
 #[server(prefix = "/api", endpoint = "logout")]
@@ -67,6 +126,7 @@ pub async fn logout() -> Result<(), AppError> {
     respond(|call| async move {
         let current = call.require(Access::AnyUser).await?;
         accounts::logout(&call.state, &call.info, &current).await?;
+        crate::server::clear_site_data();
         redirect_plain_form("/login");
         Ok(())
     })
@@ -86,11 +146,8 @@ pub async fn my_sessions() -> Result<Vec<SessionSummary>, AppError> {
 pub async fn revoke_session(handle: String) -> Result<(), AppError> {
     respond(|call| async move {
         let current = call.require(Access::AnyUser).await?;
-        if sessions::revoke(&call.state.mysql, current.user.id, handle.trim()).await? {
-            Ok(())
-        } else {
-            Err(AppError::NotFound)
-        }
+        let handle: String = handle.trim().chars().take(64).collect();
+        sessions::revoke(&call.state, &call.info, &current, &handle).await
     })
     .await
 }
@@ -138,7 +195,7 @@ pub async fn reset_password(
         accounts::reset_password(
             &call.state,
             &call.info,
-            &token,
+            bounded_token(&token)?,
             &new_password,
             &confirm_password,
         )

@@ -30,10 +30,7 @@ fn parse_token(raw: &str) -> Result<Option<IdempotencyKey>, AppError> {
 
 #[cfg(feature = "ssr")]
 fn new_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    crate::server::auth::tokens::random_hex(16)
 }
 
 /// The signed-in customer's purchases. There is no email parameter: the session's
@@ -42,6 +39,10 @@ fn new_token() -> String {
 pub async fn my_purchases(page: Option<u32>) -> Result<Purchases, AppError> {
     respond(|call| async move {
         let me = call.require(Access::CUSTOMER).await?;
+        // Sales are matched by address: only a proven one may see them.
+        if !me.user.email_verified {
+            return Err(AppError::EmailUnverified);
+        }
         let page = page.unwrap_or(1).clamp(1, 1_000_000);
         queries::purchases(&call.state.mysql, &me.user.email, page).await
     })
@@ -95,7 +96,9 @@ pub async fn create_sale(token: String, input: SaleInput) -> Result<Sale, AppErr
     respond(|call| async move {
         call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
-        let draft = input.parse().map_err(AppError::Invalid)?;
+        let draft = input
+            .parse_at(chrono::Utc::now())
+            .map_err(AppError::Invalid)?;
         call.state.writer.create(key.as_ref(), draft).await
     })
     .await
@@ -112,7 +115,9 @@ pub async fn update_sale(
         call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
-        let draft = input.parse().map_err(AppError::Invalid)?;
+        let draft = input
+            .parse_at(chrono::Utc::now())
+            .map_err(AppError::Invalid)?;
         call.state
             .writer
             .update(key.as_ref(), &id, version, draft)

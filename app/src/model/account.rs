@@ -216,6 +216,8 @@ pub struct SessionUser {
     pub email: String,
     pub role: Role,
     pub status: AccountStatus,
+    /// The address was confirmed through a link sent to it.
+    pub email_verified: bool,
 }
 
 impl SessionUser {
@@ -409,6 +411,7 @@ pub struct UserSummary {
     pub email: String,
     pub role: Role,
     pub status: AccountStatus,
+    pub email_verified: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -72,9 +72,28 @@ pub enum AppError {
     Unconfirmed,
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
-    /// The request itself could not be decoded or sent (bad arguments, network failure).
+    /// An internal error as the client sees it: nothing but the request's reference,
+    /// under which the server logged what happened.
+    #[error(
+        "Something went wrong on our side. Please try again; if it keeps happening, quote reference {0}."
+    )]
+    Fault(String),
+    /// The request could not be sent or its answer not received (a network failure).
     #[error("The request could not be completed: {0}")]
     Request(String),
+    /// The request's arguments could not be decoded: a missing field, a wrong type,
+    /// malformed JSON or form data, an unknown encoding.
+    #[error("The request could not be read. Reload the page and try again.")]
+    BadRequest,
+    #[error("The request is too large.")]
+    TooLarge,
+    /// Costly work (password hashing) is queued to its limit; try again after the delay.
+    #[error("The server is busy. Please try again in {0} s.")]
+    Busy(u64),
+    #[error(
+        "Confirm your email address first: use the link we sent you, or ask for a new one on your profile page."
+    )]
+    EmailUnverified,
 }
 
 impl AppError {
@@ -97,13 +116,17 @@ impl AppError {
     pub fn status_code(&self) -> u16 {
         match self {
             AppError::Unauthorized | AppError::InvalidCredentials => 401,
-            AppError::Forbidden => 403,
-            AppError::Invalid(_) | AppError::Request(_) => 400,
+            AppError::Forbidden | AppError::EmailUnverified => 403,
+            AppError::Invalid(_) | AppError::Request(_) | AppError::BadRequest => 400,
+            AppError::TooLarge => 413,
             AppError::Throttled(_) => 429,
             AppError::Conflict(_) => 409,
             AppError::NotFound => 404,
-            AppError::Unavailable(_) | AppError::NotSaved { .. } | AppError::Unconfirmed => 503,
-            AppError::Internal => 500,
+            AppError::Unavailable(_)
+            | AppError::NotSaved { .. }
+            | AppError::Unconfirmed
+            | AppError::Busy(_) => 503,
+            AppError::Internal | AppError::Fault(_) => 500,
         }
     }
 }
@@ -119,13 +142,20 @@ fn not_saved_message(repair_pending: bool) -> &'static str {
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
+    /// Never the decoder's own text: it names fields and echoes input, and a malformed
+    /// request is the client's fault (400), not the server's.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
             // Reaching the server failed: on the client this is a network problem.
             ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => {
                 AppError::Request("the server could not be reached".into())
             }
-            other => AppError::Request(other.to_string()),
+            ServerFnErrorErr::Args(_)
+            | ServerFnErrorErr::Deserialization(_)
+            | ServerFnErrorErr::MissingArg(_)
+            | ServerFnErrorErr::UnsupportedRequestMethod(_) => AppError::BadRequest,
+            ServerFnErrorErr::Registration(_) => AppError::NotFound,
+            _ => AppError::Internal,
         }
     }
 }

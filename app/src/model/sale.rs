@@ -36,8 +36,20 @@ impl fmt::Display for SaleId {
     }
 }
 
-/// Trimmed text of 1..=max characters with no control characters and no leading `$`
-/// (which MongoDB tools read as an operator).
+/// True for invisible formatting characters (Unicode category Cf: bidirectional
+/// overrides, zero-width spaces and joiners, the byte-order mark, tag characters): they
+/// make text shown to staff read differently from what it is.
+pub fn is_hidden_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}' | '\u{08E2}'
+        | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+}
+
+/// Trimmed text of 1..=max characters with no control or invisible formatting
+/// characters and no leading `$` (which MongoDB tools read as an operator).
 fn parse_text(raw: &str, what: &str, max: usize) -> Result<String, String> {
     let s = raw.trim();
     let len = s.chars().count();
@@ -49,6 +61,11 @@ fn parse_text(raw: &str, what: &str, max: usize) -> Result<String, String> {
     }
     if s.chars().any(char::is_control) {
         return Err(format!("{what} may not contain control characters"));
+    }
+    if s.chars().any(is_hidden_format) {
+        return Err(format!(
+            "{what} may not contain invisible formatting characters (such as direction overrides or zero-width spaces)"
+        ));
     }
     if s.starts_with('$') {
         return Err(format!("{what} may not start with '$'"));
@@ -336,22 +353,55 @@ pub struct SaleInput {
     pub purchase_method: String,
 }
 
+/// The earliest sale date accepted.
+pub const FIRST_SALE_YEAR: i32 = 1970;
+
 pub fn parse_sale_date(raw: &str) -> Result<DateTime<Utc>, String> {
     let raw = raw.trim();
-    if let Ok(d) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(d.with_timezone(&Utc));
+    let parsed = DateTime::parse_from_rfc3339(raw)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+                .into_iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())
+                .map(|d| d.and_utc())
+        })
+        .ok_or("Sale date must be a date and time, like 2024-05-01T14:30")?;
+    check_sale_date(parsed, None)?;
+    Ok(parsed)
+}
+
+/// A sale date from 1970 on, and (when the current time is known: on the server) no
+/// later than tomorrow.
+pub fn check_sale_date(date: DateTime<Utc>, now: Option<DateTime<Utc>>) -> Result<(), String> {
+    use chrono::Datelike;
+    if date.year() < FIRST_SALE_YEAR {
+        return Err(format!("Sale date must be in {FIRST_SALE_YEAR} or later"));
     }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(raw, format) {
-            return Ok(d.and_utc());
-        }
+    let latest = now.map_or(
+        chrono::NaiveDate::from_ymd_opt(2100, 1, 1)
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()),
+        |now| Some(now + chrono::Duration::days(1)),
+    );
+    if latest.is_some_and(|latest| date > latest) {
+        return Err("Sale date cannot be later than tomorrow".into());
     }
-    Err("Sale date must be a date and time, like 2024-05-01T14:30".into())
+    Ok(())
 }
 
 impl SaleInput {
     /// Every problem at once, each named by its field (`items.2.price` for the third
     /// item's price), so forms can mark them all.
+    /// `parse`, plus the bound only the server can check (its clock): no sale dated
+    /// later than tomorrow.
+    pub fn parse_at(&self, now: DateTime<Utc>) -> Result<SaleDraft, Vec<FieldError>> {
+        let draft = self.parse()?;
+        check_sale_date(draft.sale_date, Some(now))
+            .map_err(|m| vec![FieldError::new("sale_date", m)])?;
+        Ok(draft)
+    }
+
     pub fn parse(&self) -> Result<SaleDraft, Vec<FieldError>> {
         let mut errors = Vec::new();
         let e = &mut errors;
@@ -375,10 +425,12 @@ impl SaleInput {
             PurchaseMethod::parse(&self.purchase_method),
         );
         if self.items.is_empty() || self.items.len() > MAX_ITEMS {
+            // Items past the limit are not looked at: their count is the one problem.
             e.push(FieldError::new(
                 "items",
                 format!("A sale has 1 to {MAX_ITEMS} items"),
             ));
+            return Err(errors);
         }
         let items: Vec<Option<Item>> = self
             .items

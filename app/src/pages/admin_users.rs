@@ -1,5 +1,5 @@
 use crate::api::admin::{
-    ChangeRole, DecideUser, IssueResetLink, SetUserEnabled, audit_log, list_users,
+    ChangeRole, DecideUser, SendResetLink, SetUserEnabled, audit_log, list_users,
 };
 use crate::auth::RequireRole;
 use crate::components::{FormError, ScrollTable, action_error, format_time};
@@ -28,7 +28,7 @@ fn UsersPanel() -> impl IntoView {
     let decide = ServerAction::<DecideUser>::new();
     let role = ServerAction::<ChangeRole>::new();
     let enabled = ServerAction::<SetUserEnabled>::new();
-    let reset = ServerAction::<IssueResetLink>::new();
+    let reset = ServerAction::<SendResetLink>::new();
     let query = RwSignal::new(String::new());
     let status = RwSignal::new(String::new());
     let refresh = expect_context::<AuditRefresh>().0;
@@ -52,13 +52,11 @@ fn UsersPanel() -> impl IntoView {
         |(q, s, ..)| list_users(q, Some(s)),
     );
     let link = move || {
-        reset.value().get().and_then(|r| r.ok()).map(|path| {
-            let url = format!("{}{path}", window_origin());
+        reset.value().get().and_then(|r| r.ok()).map(|()| {
             view! {
-                <div class="success" role="status" data-testid="reset-link">
-                    <p>"One-time reset link (valid for 1 hour). Hand it to the user:"</p>
-                    <code class="break">{url}</code>
-                </div>
+                <p class="success" role="status" data-testid="reset-link">
+                    "A one-time reset link (valid for 1 hour) was sent to the user's email address."
+                </p>
             }
         })
     };
@@ -104,27 +102,13 @@ fn UsersPanel() -> impl IntoView {
     }
 }
 
-fn window_origin() -> String {
-    #[cfg(feature = "hydrate")]
-    {
-        leptos::prelude::window()
-            .location()
-            .origin()
-            .unwrap_or_default()
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        String::new()
-    }
-}
-
 #[component]
 fn UserRow(
     user: UserSummary,
     decide: ServerAction<DecideUser>,
     role: ServerAction<ChangeRole>,
     enabled: ServerAction<SetUserEnabled>,
-    reset: ServerAction<IssueResetLink>,
+    reset: ServerAction<SendResetLink>,
 ) -> impl IntoView {
     let id = user.id;
     let row_name = user.username.clone();
@@ -137,7 +121,10 @@ fn UserRow(
     let current_role = user.role;
     view! {
         <tr data-username=row_name>
-            <td><strong>{user.username}</strong><br/><span class="muted small">{user.email.clone()}</span></td>
+            <td>
+                <strong>{user.username}</strong><br/><span class="muted small">{user.email.clone()}</span>
+                {(!user.email_verified).then(|| view! { " " <span class="pill pending">"address not confirmed"</span> })}
+            </td>
             <td>
                 <ActionForm action=role attr:class="inline-form">
                     <input type="hidden" name="id" value=id/>
@@ -157,7 +144,8 @@ fn UserRow(
                     <ActionForm action=decide attr:class="inline-form">
                         <input type="hidden" name="id" value=id/>
                         <input type="hidden" name="approve" value="true"/>
-                        <button type="submit" class="btn">"Approve"</button>
+                        <button type="submit" class="btn" disabled=!user.email_verified
+                            title=(!user.email_verified).then_some("Waits until the user confirms their email address")>"Approve"</button>
                     </ActionForm>
                     <ActionForm action=decide attr:class="inline-form">
                         <input type="hidden" name="id" value=id/>
@@ -175,10 +163,12 @@ fn UserRow(
                         </ActionForm>
                     }
                 })}
-                <ActionForm action=reset attr:class="inline-form">
-                    <input type="hidden" name="id" value=id/>
-                    <button type="submit" class="btn secondary">"Reset link"</button>
-                </ActionForm>
+                {(current_role != Role::SeniorManagement).then(|| view! {
+                    <ActionForm action=reset attr:class="inline-form">
+                        <input type="hidden" name="id" value=id/>
+                        <button type="submit" class="btn secondary">"Mail a reset link"</button>
+                    </ActionForm>
+                })}
             </td>
         </tr>
     }

@@ -4,7 +4,7 @@ use crate::api::sales::my_purchases;
 use crate::auth::RequireRole;
 use crate::components::{ErrorNote, Pager, ScrollTable, format_time};
 use crate::model::report::{Purchases, money};
-use crate::model::{Role, Sale};
+use crate::model::{AppError, Role, Sale};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -39,10 +39,33 @@ fn MyPurchases() -> impl IntoView {
             {move || Suspend::new(async move {
                 match purchases.await {
                     Ok(p) => view! { <PurchaseList purchases=p/> }.into_any(),
+                    Err(AppError::EmailUnverified) => view! { <ConfirmFirst/> }.into_any(),
                     Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                 }
             })}
         </Transition>
+    }
+}
+
+/// Purchases are matched by email address, so they show once the address is proven.
+#[component]
+fn ConfirmFirst() -> impl IntoView {
+    let resend = ServerAction::<crate::api::auth::ResendVerification>::new();
+    view! {
+        <section class="card narrow" data-testid="confirm-email-first" role="status">
+            <h2>"Confirm your email address"</h2>
+            <p>
+                "Your purchases are found by your email address, so we show them once you have "
+                "confirmed it: open the link we mailed you."
+            </p>
+            <crate::components::FormError error=crate::components::action_error(resend.value())/>
+            <Show when=move || matches!(resend.value().get(), Some(Ok(())))>
+                <p class="success">"A new confirmation link is on its way."</p>
+            </Show>
+            <ActionForm action=resend>
+                <button type="submit" class="btn secondary">"Mail me a new link"</button>
+            </ActionForm>
+        </section>
     }
 }
 

@@ -37,6 +37,7 @@ pub fn LoginPage() -> impl IntoView {
                 </div>
                 <div class="form-actions">
                     <button type="submit" class="btn" aria-busy=move || pending.get().to_string()>"Log in"</button>
+                    <A href="/forgot-password">"Forgot password?"</A>
                     <span class="muted">"No account yet? " <A href="/register">"Register"</A></span>
                 </div>
             </ActionForm>

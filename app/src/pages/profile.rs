@@ -1,4 +1,6 @@
-use crate::api::auth::{ChangePassword, LogoutEverywhere, RevokeSession, my_sessions};
+use crate::api::auth::{
+    ChangeEmail, ChangePassword, LogoutEverywhere, ResendVerification, RevokeSession, my_sessions,
+};
 use crate::auth::{RequireLogin, use_auth};
 use crate::components::{
     FieldMessage, FormError, NewPasswordFields, ScrollTable, action_error, format_time,
@@ -18,12 +20,21 @@ pub fn ProfilePage() -> impl IntoView {
                 {move || user().map(|u| view! {
                     <dl class="facts">
                         <dt>"Username"</dt><dd>{u.username}</dd>
-                        <dt>"Email"</dt><dd>{u.email}</dd>
+                        <dt>"Email"</dt>
+                        <dd>
+                            {u.email} " "
+                            {if u.email_verified {
+                                view! { <span class="pill ok">"confirmed"</span> }.into_any()
+                            } else {
+                                view! { <span class="pill pending" data-testid="email-unconfirmed">"not confirmed"</span> }.into_any()
+                            }}
+                        </dd>
                         <dt>"Role"</dt><dd>{u.role.label()}</dd>
                         <dt>"Status"</dt><dd>{u.status.as_str()}</dd>
                     </dl>
                 })}
             </section>
+            <EmailSection/>
             <Sessions/>
             <ChangePasswordForm/>
         </RequireLogin>
@@ -81,6 +92,50 @@ fn Sessions() -> impl IntoView {
                     }.into_any(),
                 })}
             </Transition>
+        </section>
+    }
+}
+
+/// Confirming the address (a new link), and changing it (confirmed at the new address).
+#[component]
+fn EmailSection() -> impl IntoView {
+    let auth = use_auth();
+    let resend = ServerAction::<ResendVerification>::new();
+    let change = ServerAction::<ChangeEmail>::new();
+    let change_error = action_error(change.value());
+    let unconfirmed = move || auth.signed_in().is_some_and(|u| !u.email_verified);
+    view! {
+        <section class="card narrow" aria-labelledby="email-title">
+            <h2 id="email-title">"Email address"</h2>
+            <Show when=unconfirmed>
+                <p>"Your address is not confirmed yet. Customers see their purchases once it is."</p>
+                <FormError error=action_error(resend.value())/>
+                <Show when=move || matches!(resend.value().get(), Some(Ok(())))>
+                    <p class="success" role="status">"A new confirmation link is on its way."</p>
+                </Show>
+                <ActionForm action=resend>
+                    <button type="submit" class="btn secondary">"Mail me a new confirmation link"</button>
+                </ActionForm>
+            </Show>
+            <h3>"Change your address"</h3>
+            <p class="muted small">"The new address gets a link; it becomes your address once confirmed. The old one is told."</p>
+            <Show when=move || matches!(change.value().get(), Some(Ok(())))>
+                <p class="success" role="status">"Check the new address's inbox for the confirmation link."</p>
+            </Show>
+            <FormError error=change_error/>
+            <ActionForm action=change attr:class="stack" attr:aria-label="Change email address">
+                <div class="field">
+                    <label for="ce-email">"New email address"</label>
+                    <input id="ce-email" name="email" type="email" autocomplete="email" required/>
+                    <FieldMessage error=change_error field="email"/>
+                </div>
+                <div class="field">
+                    <label for="ce-current">"Current password"</label>
+                    <input id="ce-current" name="current_password" type="password" autocomplete="current-password" required/>
+                    <FieldMessage error=change_error field="current_password"/>
+                </div>
+                <div class="form-actions"><button type="submit" class="btn">"Change address"</button></div>
+            </ActionForm>
         </section>
     }
 }

@@ -1,16 +1,43 @@
-use crate::auth::use_auth;
+use crate::api::auth::Register;
 use crate::components::{Field, FormError, app_action_error, field_error};
 use crate::model::{Email, NewPassword, Role, Username};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
+use leptos_router::{components::A, hooks::use_query_map};
 
 /// Registration with inline validation: the same `parse` functions the server runs
-/// produce the messages here, shown once a field has been left.
+/// produce the messages here, shown once a field has been left. The answer is always
+/// "check your inbox": whether the address already had an account is told to its owner
+/// by mail, not to whoever typed it.
 #[component]
 pub fn RegisterPage() -> impl IntoView {
-    let auth = use_auth();
-    let result = app_action_error(auth.register);
+    let register = ServerAction::<Register>::new();
+    let query = use_query_map();
+    let sent = move || {
+        matches!(register.value().get(), Some(Ok(()))) || query.with(|q| q.get("sent")).is_some()
+    };
+    view! {
+        <Title text="Register"/>
+        <Show when=sent fallback=move || view! { <RegisterForm register/> }>
+            <section class="card narrow" data-testid="registered" role="status">
+                <h1>"Check your inbox"</h1>
+                <p>
+                    "We sent a message to the address you gave. Open the link in it to confirm the "
+                    "address; if the address has an account already, the message says what to do instead."
+                </p>
+                <p class="muted">
+                    "Customers see their purchases once the address is confirmed. Technical worker and "
+                    "senior management accounts also need a senior manager's approval."
+                </p>
+                <p><A href="/login">"Go to the login page"</A></p>
+            </section>
+        </Show>
+    }
+}
+
+#[component]
+fn RegisterForm(register: ServerAction<Register>) -> impl IntoView {
+    let result = app_action_error(register);
     let username = RwSignal::new(String::new());
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
@@ -48,21 +75,16 @@ pub fn RegisterPage() -> impl IntoView {
         )
     });
     let role_error = field_error(result, "role");
-    let pending = auth.register.pending();
-    crate::auth::on_success(auth.register.version(), auth.register.value(), |user| {
-        (Some(user.clone()), user.home().to_string())
-    });
-
+    let pending = register.pending();
     view! {
-        <Title text="Register"/>
         <section class="card narrow">
             <h1>"Create an account"</h1>
             <p class="muted">
-                "Customer accounts are ready at once. Technical worker and senior management "
-                "accounts need a senior manager's approval first."
+                "We send a link to your email address to confirm it. Technical worker and senior "
+                "management accounts also need a senior manager's approval."
             </p>
             <FormError error=result/>
-            <ActionForm action=auth.register attr:class="stack" attr:aria-label="Register" attr:novalidate=true>
+            <ActionForm action=register attr:class="stack" attr:aria-label="Register" attr:novalidate=true>
                 <Field label="Username" name="username" autocomplete="username" value=username error=username_error
                     hint="3 to 32 letters, digits, '.', '_' or '-'" on_blur=touch("username")/>
                 <Field label="Email" name="email" kind="email" autocomplete="email" value=email error=email_error on_blur=touch("email")/>

@@ -125,6 +125,21 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// The name of the unique key a statement violated. MySQL names it only in its message
+/// (`Duplicate entry '…' for key 'uq_users_email'`; MySQL 8 prefixes the table:
+/// `'users.uq_users_email'`), so this is the one place that reads it from there.
+pub fn violated_key(e: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    if !db.is_unique_violation() {
+        return None;
+    }
+    let message = db.message();
+    let key = message.rsplit_once("for key '")?.1.strip_suffix('\'')?;
+    Some(key.rsplit('.').next().unwrap_or(key).to_string())
+}
+
 /// Completes an `… IN (` clause with these ids and its closing parenthesis.
 pub fn finish_in_list<'a>(
     q: &mut sqlx::QueryBuilder<'a, sqlx::MySql>,

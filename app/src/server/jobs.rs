@@ -47,12 +47,13 @@ pub async fn acquire(
     if taken != 1 {
         return Ok(None);
     }
-    let token: u64 = sqlx::query_scalar("SELECT token FROM job_leases WHERE name = ? AND owner = ?")
-        .bind(name)
-        .bind(owner)
-        .fetch_one(pool)
-        .await
-        .map_err(|e| mysql_error("take job lease", e))?;
+    let token: u64 =
+        sqlx::query_scalar("SELECT token FROM job_leases WHERE name = ? AND owner = ?")
+            .bind(name)
+            .bind(owner)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| mysql_error("take job lease", e))?;
     Ok(Some(JobLease {
         name,
         owner: owner.to_string(),

@@ -6,6 +6,8 @@ pub mod client_ip;
 pub mod db;
 pub mod health;
 pub mod jobs;
+pub mod limits;
+pub mod mail;
 pub mod sales;
 pub mod state;
 
@@ -41,9 +43,12 @@ where
     // A form posted without JavaScript is answered with a redirect back to its page,
     // the error in the URL for the form to show; an error status would override it.
     let redirects = is_plain_form_post();
-    let result = match (app_state(), auth::guard::request_info()) {
-        (Ok(state), Ok(info)) => body(Call { state, info }).await,
-        (Err(e), _) | (_, Err(e)) => Err(e),
+    let result = match app_state() {
+        Ok(state) => match auth::guard::request_info(state.auth.cookie_secure) {
+            Ok(info) => body(Call { state, info }).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
     };
     if let Err(e) = &result
         && !redirects
@@ -53,6 +58,27 @@ where
         options.set_status(code);
     }
     result
+}
+
+/// Adds a `Set-Cookie` header to the server function's response.
+pub fn set_cookie(value: &str) {
+    if let (Some(options), Ok(value)) = (
+        leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(value),
+    ) {
+        options.append_header(http::header::SET_COOKIE, value);
+    }
+}
+
+/// Tells the browser to drop what it cached and stored for the site (at logout).
+/// Cookies are not cleared: the device cookie keeps the browser trusted.
+pub fn clear_site_data() {
+    if let Some(options) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        options.insert_header(
+            http::HeaderName::from_static("clear-site-data"),
+            http::HeaderValue::from_static("\"cache\", \"storage\""),
+        );
+    }
 }
 
 /// Redirects a form that was posted without JavaScript (the browser asked for HTML).

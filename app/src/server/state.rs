@@ -14,6 +14,7 @@ pub struct AppState {
     /// The dual writer: every sales edit, recovery and reconciliation goes through it.
     pub writer: crate::server::sales::dual_write::Writer,
     pub counts: crate::server::sales::queries::CountCache,
+    pub mailer: crate::server::mail::Mailer,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,8 @@ pub struct AuthSettings {
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
     pub throttle: ThrottlePolicy,
+    /// Cookies are `Secure` with the `__Host-` prefix (the site is served over HTTPS).
+    pub cookie_secure: bool,
 }
 
 impl FromRef<AppState> for LeptosOptions {

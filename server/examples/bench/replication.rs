@@ -68,8 +68,13 @@ async fn throughput() -> anyhow::Result<()> {
         .iter()
         .filter_map(|id| SaleId::parse(id).ok())
         .collect();
-    println!("\n## Edit throughput ({EDITORS} editors, {} s each, updates of the version read from the backup)\n", RUN.as_secs());
-    println!("| sales edited | instances | edits/s | conflicts/s | of them busy | errors | p50 | p99 |");
+    println!(
+        "\n## Edit throughput ({EDITORS} editors, {} s each, updates of the version read from the backup)\n",
+        RUN.as_secs()
+    );
+    println!(
+        "| sales edited | instances | edits/s | conflicts/s | of them busy | errors | p50 | p99 |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let mut baseline = None;
     for (label, hot) in [("1,000 spread", SALES), ("10 hot", 10)] {
@@ -82,7 +87,8 @@ async fn throughput() -> anyhow::Result<()> {
                     Duration::from_secs(10),
                 );
                 let client = mongodb::Client::with_uri_str(
-                    std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into()),
+                    std::env::var("MONGODB_URI")
+                        .unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into()),
                 )
                 .await?;
                 writers.push(dual_write::writer(pool, client.database(&name)));
@@ -96,18 +102,23 @@ async fn throughput() -> anyhow::Result<()> {
                     use rand::{Rng, SeedableRng};
                     let mut rng = rand::rngs::StdRng::seed_from_u64(e as u64);
                     let mut drafts = generate::sales(500 + e as u64);
-                    let (mut times, mut conflicts, mut busy, mut errors) = (Vec::new(), 0u64, 0u64, 0u64);
+                    let (mut times, mut conflicts, mut busy, mut errors) =
+                        (Vec::new(), 0u64, 0u64, 0u64);
                     while Instant::now() < until {
                         let id = ids[rng.gen_range(0..ids.len())].clone();
-                        let version: Option<u64> = sqlx::query_scalar("SELECT version FROM sales WHERE id = ?")
-                            .bind(id.as_str())
-                            .fetch_optional(&mysql)
-                            .await
-                            .ok()
-                            .flatten();
+                        let version: Option<u64> =
+                            sqlx::query_scalar("SELECT version FROM sales WHERE id = ?")
+                                .bind(id.as_str())
+                                .fetch_optional(&mysql)
+                                .await
+                                .ok()
+                                .flatten();
                         let Some(version) = version else { continue };
                         let t = Instant::now();
-                        match writer.update(None, &id, version, drafts.next().unwrap()).await {
+                        match writer
+                            .update(None, &id, version, drafts.next().unwrap())
+                            .await
+                        {
                             Ok(_) => times.push(t.elapsed()),
                             Err(app::model::AppError::Conflict(m)) => {
                                 conflicts += 1;

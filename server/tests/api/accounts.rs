@@ -1,17 +1,44 @@
-use crate::helpers::{PASSWORD, TestOptions, session_cookie, spawn_app, spawn_app_with};
+use crate::helpers::{
+    PASSWORD, TestApp, TestOptions, mail_to, session_cookie, spawn_app, spawn_app_with,
+    wait_for_mail,
+};
 use app::model::Role;
 use std::time::{Duration, Instant};
 
+/// Registers `username` with `role`, then confirms the address from the mail.
+async fn register_and_verify(app: &TestApp, username: &str, role: &str) {
+    let (status, body) = app.register(&app.new_client(), username, role).await;
+    assert_eq!(status, 200, "{body}");
+    let mail = wait_for_mail(&app.email_for(username), "Confirm your email address").await;
+    let token = mail.token_for("/verify-email");
+    let (status, body) = app
+        .call(&app.new_client(), "email/verify", &[("token", &token)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 #[tokio::test]
-async fn customer_registration_is_active_and_logged_in() {
+async fn registration_answers_check_your_inbox_and_the_link_confirms_the_address() {
     let app = spawn_app().await;
     let client = app.new_client();
-    let (status, body) = app.register(&client, "Alice", "customer").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "active");
-    let me = app.me(&client).await;
-    assert_eq!(me["username"], "Alice");
-    assert_eq!(me["role"], "customer");
+    let res = client
+        .post(app.url("/api/register"))
+        .form(&[
+            ("username", "Alice"),
+            ("email", &app.email_for("alice")),
+            ("password", PASSWORD),
+            ("confirm_password", PASSWORD),
+            ("role", "customer"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        session_cookie(&res).is_none(),
+        "nobody is logged in by registering"
+    );
+    assert_eq!(app.me(&client).await, serde_json::Value::Null);
     let hash: String =
         sqlx::query_scalar("SELECT password_hash FROM users WHERE username_key = 'alice'")
             .fetch_one(&app.mysql)
@@ -21,16 +48,41 @@ async fn customer_registration_is_active_and_logged_in() {
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"
     );
+
+    // Logged in before confirming: active, but the address is not proven.
+    assert_eq!(app.login(&client, "alice", PASSWORD).await.0, 200);
+    assert_eq!(app.me(&client).await["email_verified"], false);
+    let mail = wait_for_mail(&app.email_for("alice"), "Confirm your email address").await;
+    let token = mail.token_for("/verify-email");
+    assert_eq!(token.len(), 64);
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM email_tokens")
+        .fetch_one(&app.mysql)
+        .await
+        .unwrap();
+    assert_ne!(stored, token.as_bytes(), "only the token's hash is stored");
+
+    let (status, body) = app
+        .call(&client, "email/verify", &[("token", &token)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.me(&client).await["email_verified"], true);
+    let (status, body) = app
+        .call(&client, "email/verify", &[("token", &token)])
+        .await;
+    assert_eq!(status, 409, "a link works once: {body}");
 }
 
 #[tokio::test]
-async fn privileged_registrations_wait_for_approval() {
+async fn privileged_registrations_wait_for_a_confirmed_address_and_approval() {
     let app = spawn_app().await;
+    let manager = app
+        .user_with_role("mgr.approve", Role::SeniorManagement)
+        .await;
     for (name, role) in [("tina", "technical_worker"), ("sam", "senior_management")] {
         let client = app.new_client();
         let (status, body) = app.register(&client, name, role).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["status"], "pending");
+        assert_eq!(app.login(&client, name, PASSWORD).await.0, 200);
         assert_eq!(
             app.me(&client).await["status"],
             "pending",
@@ -38,46 +90,88 @@ async fn privileged_registrations_wait_for_approval() {
         );
         let (status, _) = app.call(&client, "admin/users", &[("query", "")]).await;
         assert_eq!(status, 403, "a pending {role} has no privileges yet");
+
+        let id = app.user_id(name).await.to_string();
+        let approve = [("id", id.as_str()), ("approve", "true")];
+        let (status, body) = app.call(&manager, "admin/users/decide", &approve).await;
+        assert_eq!(status, 409, "not before the address is confirmed: {body}");
+        let token = wait_for_mail(&app.email_for(name), "Confirm your email address")
+            .await
+            .token_for("/verify-email");
+        assert_eq!(
+            app.call(&client, "email/verify", &[("token", &token)])
+                .await
+                .0,
+            200
+        );
+        let (status, body) = app.call(&manager, "admin/users/decide", &approve).await;
+        assert_eq!(status, 200, "{body}");
     }
+}
+
+/// The answer never tells whether a username or address has an account; the owner of
+/// the address learns what happened by mail.
+#[tokio::test]
+async fn registration_answers_the_same_whether_or_not_the_address_is_taken() {
+    let app = spawn_app().await;
+    register_and_verify(&app, "bob", "customer").await;
+    let bob = app.email_for("bob");
+    let form = |username: &'static str, email: String| {
+        vec![
+            ("username", username.to_string()),
+            ("email", email),
+            ("password", PASSWORD.to_string()),
+            ("confirm_password", PASSWORD.to_string()),
+            ("role", "customer".to_string()),
+        ]
+    };
+    let attempt = |fields: Vec<(&'static str, String)>| {
+        let (app, client) = (&app, app.new_client());
+        async move {
+            let res = client
+                .post(app.url("/api/register"))
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            let cookie = session_cookie(&res).is_some();
+            (res.status().as_u16(), res.text().await.unwrap(), cookie)
+        }
+    };
+    let taken_email = attempt(form("robert", bob.to_uppercase())).await;
+    let taken_username = attempt(form("BOB", app.email_for("bobby"))).await;
+    let fresh = attempt(form("carl", app.email_for("carl"))).await;
+    assert_eq!(taken_email, fresh, "same answer for a taken address");
+    assert_eq!(taken_username, fresh, "same answer for a taken username");
+    assert_eq!(fresh.0, 200);
+    assert!(!fresh.2, "no session either way");
+
+    let owner = wait_for_mail(&bob, "Someone tried to register with your address").await;
+    assert!(
+        owner.text.contains("No new account was created"),
+        "{}",
+        owner.text
+    );
+    let chooser = wait_for_mail(&app.email_for("bobby"), "Choose another username").await;
+    assert!(chooser.text.contains("\"BOB\""), "{}", chooser.text);
+    wait_for_mail(&app.email_for("carl"), "Confirm your email address").await;
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.mysql)
+        .await
+        .unwrap();
+    assert_eq!(users, 2, "bob and carl");
 }
 
 #[tokio::test]
 async fn registration_errors_are_friendly_and_change_nothing() {
     let app = spawn_app().await;
-    let client = app.new_client();
-    assert_eq!(app.register(&client, "bob", "customer").await.0, 200);
-
-    let (status, body) = app.register(&app.new_client(), "BOB", "customer").await;
-    assert_eq!(status, 400);
-    assert_eq!(body["Invalid"][0]["field"], "username");
-    assert_eq!(body["Invalid"][0]["message"], "This username is taken");
-
-    let (status, body) = app
-        .call(
-            &app.new_client(),
-            "register",
-            &[
-                ("username", "robert"),
-                ("email", "BOB@example.com"),
-                ("password", PASSWORD),
-                ("confirm_password", PASSWORD),
-                ("role", "customer"),
-            ],
-        )
-        .await;
-    assert_eq!(status, 400);
-    assert_eq!(
-        body["Invalid"][0]["message"],
-        "An account with this email already exists"
-    );
-
     let (status, body) = app
         .call(
             &app.new_client(),
             "register",
             &[
                 ("username", "carol"),
-                ("email", "carol@example.com"),
+                ("email", &app.email_for("carol")),
                 ("password", "password1234"),
                 ("confirm_password", "password1234"),
                 ("role", "customer"),
@@ -113,7 +207,11 @@ async fn registration_errors_are_friendly_and_change_nothing() {
         .fetch_one(&app.mysql)
         .await
         .unwrap();
-    assert_eq!(users, 1, "no rejected registration created a user");
+    assert_eq!(users, 0, "no rejected registration created a user");
+    assert!(
+        mail_to(&app.email_for("carol")).await.is_empty(),
+        "and sent nothing"
+    );
 }
 
 #[tokio::test]
@@ -181,9 +279,13 @@ async fn account_throttling_backs_off_and_skips_the_password_check() {
     );
 }
 
+/// With the per-address limit as low as the per-account one: failures against many
+/// usernames from one address add up.
 #[tokio::test]
 async fn address_throttling_covers_many_usernames() {
-    let app = spawn_app().await;
+    let mut options = TestOptions::default();
+    options.serve.login_throttle_client_max_failures = 5;
+    let app = spawn_app_with(options).await;
     app.user_with_role("fred", Role::Customer).await;
     let client = app.new_client();
     for i in 0..5 {
@@ -204,13 +306,16 @@ async fn address_throttling_covers_many_usernames() {
 }
 
 /// A client whose requests say, as a proxy would, who sent them.
-fn forwarded(forwarded_for: &str) -> reqwest::Client {
+fn forwarded(app: &TestApp, forwarded_for: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .default_headers(
-            [(
-                reqwest::header::HeaderName::from_static("x-forwarded-for"),
-                forwarded_for.parse().unwrap(),
-            )]
+            [
+                (
+                    reqwest::header::HeaderName::from_static("x-forwarded-for"),
+                    forwarded_for.parse().unwrap(),
+                ),
+                (reqwest::header::ORIGIN, app.address.parse().unwrap()),
+            ]
             .into_iter()
             .collect(),
         )
@@ -229,7 +334,7 @@ async fn login_addresses(app: &crate::helpers::TestApp) -> Vec<String> {
 /// Five failed logins from `forwarded_for`, then fred's correct one from the same
 /// client: its status.
 async fn throttled_behind_proxy(app: &crate::helpers::TestApp, forwarded_for: &str) -> u16 {
-    let client = forwarded(forwarded_for);
+    let client = forwarded(app, forwarded_for);
     for i in 0..5 {
         app.login(&client, &format!("guess{i}"), "Wrong-Password-123")
             .await;
@@ -241,13 +346,14 @@ async fn throttled_behind_proxy(app: &crate::helpers::TestApp, forwarded_for: &s
 async fn behind_a_trusted_proxy_each_client_is_throttled_and_audited_on_its_own() {
     let mut options = TestOptions::default();
     options.serve.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    options.serve.login_throttle_client_max_failures = 5;
     let app = spawn_app_with(options).await;
     app.user_with_role("fred", Role::Customer).await;
 
     assert_eq!(throttled_behind_proxy(&app, "203.0.113.9").await, 429);
     let fred_from = |address: &'static str| {
         let app = &app;
-        async move { app.login(&forwarded(address), "fred", PASSWORD).await }
+        async move { app.login(&forwarded(app, address), "fred", PASSWORD).await }
     };
     assert_eq!(
         fred_from("192.0.2.50").await.0,
@@ -268,11 +374,13 @@ async fn behind_a_trusted_proxy_each_client_is_throttled_and_audited_on_its_own(
 
 #[tokio::test]
 async fn without_trusted_proxies_a_forwarded_for_header_is_ignored() {
-    let app = spawn_app().await;
+    let mut options = TestOptions::default();
+    options.serve.login_throttle_client_max_failures = 5;
+    let app = spawn_app_with(options).await;
     app.user_with_role("fred", Role::Customer).await;
     assert_eq!(throttled_behind_proxy(&app, "203.0.113.9").await, 429);
     assert_eq!(
-        app.login(&forwarded("192.0.2.50"), "fred", PASSWORD)
+        app.login(&forwarded(&app, "192.0.2.50"), "fred", PASSWORD)
             .await
             .0,
         429,
@@ -448,6 +556,34 @@ async fn cross_site_posts_are_rejected() {
             .unwrap();
         assert_eq!(res.status().as_u16(), 403, "{name}: {value}");
     }
+    // Neither header: not shown to come from the site, so refused.
+    let login = app
+        .new_client()
+        .post(app.url("/api/login"))
+        .form(&[("username", "kate"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&login).expect("a session");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let bare = reqwest::Client::new()
+        .post(app.url("/api/logout"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 403, "no Origin, no Sec-Fetch-Site");
+    let still: serde_json::Value = reqwest::Client::new()
+        .post(app.url("/api/me"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header(reqwest::header::ORIGIN, &app.address)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["username"], "kate", "the refused logout did nothing");
     assert_eq!(
         app.me(&client).await["username"],
         "kate",
@@ -528,93 +664,188 @@ async fn protected_pages_redirect_to_login_and_refuse_wrong_roles() {
     assert_eq!(res.headers()[reqwest::header::LOCATION], "/customer");
 }
 
+/// The reset link in the latest reset mail to `username`.
+async fn reset_token(app: &TestApp, username: &str) -> String {
+    wait_for_mail(&app.email_for(username), "Reset your password")
+        .await
+        .token_for("/reset-password")
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> (u16, serde_json::Value) {
+    let form = [
+        ("token", token),
+        ("new_password", password),
+        ("confirm_password", password),
+    ];
+    app.call(&app.new_client(), "password/reset", &form).await
+}
+
 #[tokio::test]
-async fn reset_links_work_once_and_end_sessions() {
+async fn manager_reset_links_go_to_the_user_and_work_once() {
     let app = spawn_app().await;
     let manager = app.user_with_role("nora", Role::SeniorManagement).await;
+    app.user_with_role("nell", Role::SeniorManagement).await;
     let user = app.user_with_role("otto", Role::Customer).await;
     let id = app.user_id("otto").await.to_string();
-    let (status, link) = app
+    let (status, body) = app
         .call(&manager, "admin/users/reset-link", &[("id", &id)])
         .await;
-    assert_eq!(status, 200, "{link}");
-    let token = link
-        .as_str()
-        .unwrap()
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .to_string();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::Value::Null,
+        "the manager never sees the link"
+    );
+    let token = reset_token(&app, "otto").await;
     let stored: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM password_resets WHERE token_hash = UNHEX(SHA2(?, 256))",
+        "SELECT COUNT(*) FROM email_tokens WHERE token_hash = UNHEX(SHA2(?, 256)) AND created_by IS NOT NULL",
     )
     .bind(&token)
     .fetch_one(&app.mysql)
     .await
     .unwrap();
-    assert_eq!(stored, 1, "only the SHA-256 of the token is stored");
+    assert_eq!(
+        stored, 1,
+        "only the SHA-256 of the token is stored, with who asked"
+    );
+
+    // Not for oneself, nor for another senior manager.
+    for target in ["nora", "nell"] {
+        let target = app.user_id(target).await.to_string();
+        let (status, body) = app
+            .call(&manager, "admin/users/reset-link", &[("id", &target)])
+            .await;
+        assert_eq!(status, 409, "{body}");
+    }
 
     let new_password = "Velvet-Compass-Rain-31";
-    let form = [
-        ("token", token.as_str()),
-        ("new_password", new_password),
-        ("confirm_password", new_password),
-    ];
-    assert_eq!(
-        app.call(&app.new_client(), "password/reset", &form).await.0,
-        200
-    );
+    assert_eq!(reset(&app, &token, new_password).await.0, 200);
     assert_eq!(
         app.me(&user).await,
         serde_json::Value::Null,
         "the reset ended the user's sessions"
     );
-    let (status, body) = app.call(&app.new_client(), "password/reset", &form).await;
+    let (status, body) = reset(&app, &token, new_password).await;
     assert_eq!(status, 409, "second use is refused: {body}");
     assert_eq!(
         app.login(&app.new_client(), "otto", new_password).await.0,
         200
     );
+    let notice = wait_for_mail(&app.email_for("otto"), "Your password was changed").await;
+    assert!(
+        notice.text.contains("other sessions were ended"),
+        "{}",
+        notice.text
+    );
 
-    sqlx::query("UPDATE password_resets SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND")
-        .execute(&app.mysql)
-        .await
-        .unwrap();
-    let (_, link) = app
-        .call(&manager, "admin/users/reset-link", &[("id", &id)])
+    app.call(&manager, "admin/users/reset-link", &[("id", &id)])
         .await;
-    let token = link
-        .as_str()
-        .unwrap()
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .to_string();
-    sqlx::query("UPDATE password_resets SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND")
+    let token = reset_token(&app, "otto").await;
+    sqlx::query("UPDATE email_tokens SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND")
         .execute(&app.mysql)
         .await
         .unwrap();
-    let form = [
-        ("token", token.as_str()),
-        ("new_password", new_password),
-        ("confirm_password", new_password),
-    ];
     assert_eq!(
-        app.call(&app.new_client(), "password/reset", &form).await.0,
+        reset(&app, &token, "Amber-Lantern-Quay-92").await.0,
         409,
         "expired links are refused"
     );
+    let failures: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM auth_audit WHERE event = 'reset_failed'")
+            .fetch_one(&app.mysql)
+            .await
+            .unwrap();
+    assert_eq!(failures, 2, "failed resets are audited");
+}
+
+/// "Forgot password?" answers the same for any address; a new link, a password change
+/// or a successful reset voids the older links.
+#[tokio::test]
+async fn forgotten_passwords_are_reset_by_mail_and_older_links_die() {
+    let app = spawn_app().await;
+    let user = app.user_with_role("fay", Role::Customer).await;
+    let forgot = |email: String| {
+        let app = &app;
+        async move {
+            app.call(&app.new_client(), "password/forgot", &[("email", &email)])
+                .await
+        }
+    };
+    let known = forgot(app.email_for("fay")).await;
+    let unknown = forgot(app.email_for("nobody")).await;
+    assert_eq!(
+        known, unknown,
+        "the same answer for a known and an unknown address"
+    );
+    assert_eq!(known.0, 200);
+    let first = reset_token(&app, "fay").await;
+    assert!(mail_to(&app.email_for("nobody")).await.is_empty());
+
+    forgot(app.email_for("fay")).await;
+    let second = loop {
+        let t = reset_token(&app, "fay").await;
+        if t != first {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        reset(&app, &first, "Copper-Meadow-Tide-64").await.0,
+        409,
+        "a newer link voids the older"
+    );
+
+    // A password change voids outstanding links too.
+    let (status, body) = app
+        .call(
+            &user,
+            "password/change",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "Copper-Meadow-Tide-64"),
+                ("confirm_password", "Copper-Meadow-Tide-64"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reset(&app, &second, "Saffron-Bridge-Owl-77").await.0, 409);
+    wait_for_mail(&app.email_for("fay"), "Your password was changed").await;
+
+    // The address is limited: a fourth request within the hour is refused.
+    assert_eq!(forgot(app.email_for("fay")).await.0, 200);
+    assert_eq!(forgot(app.email_for("fay")).await.0, 429);
+}
+
+/// A wrong current password on the profile is throttled like a login, and audited.
+#[tokio::test]
+async fn current_password_guesses_are_throttled_and_audited() {
+    let app = spawn_app().await;
+    let user = app.user_with_role("gus", Role::Customer).await;
+    let change = [
+        ("current_password", "Wrong-Current-Pass-1"),
+        ("new_password", "Granite-Harbor-Pine-58"),
+        ("confirm_password", "Granite-Harbor-Pine-58"),
+    ];
+    for _ in 0..5 {
+        assert_eq!(app.call(&user, "password/change", &change).await.0, 400);
+    }
+    let (status, body) = app.call(&user, "password/change", &change).await;
+    assert_eq!(status, 429, "{body}");
+    let audited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM auth_audit WHERE event = 'password_check_failed'")
+            .fetch_one(&app.mysql)
+            .await
+            .unwrap();
+    assert_eq!(audited, 5);
 }
 
 #[tokio::test]
 async fn approval_disabling_and_audit() {
     let app = spawn_app().await;
     let manager = app.user_with_role("pat", Role::SeniorManagement).await;
+    register_and_verify(&app, "quinn", "technical_worker").await;
     let worker = app.new_client();
-    assert_eq!(
-        app.register(&worker, "quinn", "technical_worker").await.0,
-        200
-    );
+    assert_eq!(app.login(&worker, "quinn", PASSWORD).await.0, 200);
     let id = app.user_id("quinn").await.to_string();
 
     let (status, body) = app

@@ -60,6 +60,18 @@ const ENDPOINTS: &[Endpoint] = &[
         Need::Login,
     ),
     ("sessions/revoke-all", &[], Need::Login),
+    ("email/resend", &[], Need::Login),
+    (
+        "email/change",
+        &[("current_password", "x"), ("email", "changed@example.com")],
+        Need::Login,
+    ),
+    ("email/verify", &[("token", "00")], Need::Public),
+    (
+        "password/forgot",
+        &[("email", "nobody@example.com")],
+        Need::Public,
+    ),
     ("logout", &[], Need::Login),
     ("admin/users", &[("query", "")], Need::Management),
     (

@@ -42,6 +42,15 @@ impl Cluster {
             .env("RECOVERY_INTERVAL_SECS", "1")
             .env("SYNC_INTERVAL_SECS", "4")
             .env("TRUSTED_PROXIES", "127.0.0.1")
+            .env(
+                "PUBLIC_URL",
+                format!("http://127.0.0.1:{}", self.proxy_port),
+            )
+            .env("COOKIE_SECURE", "false")
+            .env(
+                "SMTP_URL",
+                format!("smtp://127.0.0.1:{}", crate::helpers::smtp_port()),
+            )
             .env("LOG_LEVEL", "warn");
     }
 
@@ -169,7 +178,11 @@ async fn start_cluster() -> Cluster {
     };
     // Migrations once, before the instances start.
     let out = cluster.cli(&["migrate"], None).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for i in 0..INSTANCES {
         cluster.start_instance(i).await;
     }
@@ -267,7 +280,13 @@ async fn editor(
             .await;
             if let Ok(sale) = &result {
                 ids.lock().unwrap().push(sale.id.clone());
-                history.lock().unwrap().attempts.entry(sale.id.clone()).or_default().push((Some(draft), Outcome::Saved(sale.clone())));
+                history
+                    .lock()
+                    .unwrap()
+                    .attempts
+                    .entry(sale.id.clone())
+                    .or_default()
+                    .push((Some(draft), Outcome::Saved(sale.clone())));
             }
             continue;
         }
@@ -291,14 +310,20 @@ async fn editor(
         let delete = roll < 30;
         let draft = (!delete).then(|| drafts.next().unwrap());
         let body = || match &draft {
-            Some(d) => Body::Json(serde_json::json!({ "token": loaded.token, "id": id, "version": version, "input": SaleInput::from(d) })),
+            Some(d) => Body::Json(
+                serde_json::json!({ "token": loaded.token, "id": id, "version": version, "input": SaleInput::from(d) }),
+            ),
             None => Body::Form(vec![
                 ("token", loaded.token.clone()),
                 ("id", id.to_string()),
                 ("version", version.to_string()),
             ]),
         };
-        let endpoint = if delete { "/api/sales/delete" } else { "/api/sales/update" };
+        let endpoint = if delete {
+            "/api/sales/delete"
+        } else {
+            "/api/sales/update"
+        };
         let send = || {
             let (client, url, body) = (client.clone(), cluster_url(endpoint), body());
             async move {
@@ -315,12 +340,24 @@ async fn editor(
             let (first, second) = tokio::join!(send(), send());
             let (first, second) = (outcome(first), outcome(second));
             let mut h = history.lock().unwrap();
-            h.attempts.entry(id.clone()).or_default().push((draft.clone(), first.clone()));
-            h.attempts.entry(id.clone()).or_default().push((draft, second.clone()));
+            h.attempts
+                .entry(id.clone())
+                .or_default()
+                .push((draft.clone(), first.clone()));
+            h.attempts
+                .entry(id.clone())
+                .or_default()
+                .push((draft, second.clone()));
             h.double_submits.push((first, second));
         } else {
             let result = outcome(send().await);
-            history.lock().unwrap().attempts.entry(id.clone()).or_default().push((draft, result));
+            history
+                .lock()
+                .unwrap()
+                .attempts
+                .entry(id.clone())
+                .or_default()
+                .push((draft, result));
         }
     }
 }
@@ -336,25 +373,50 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     let mut cluster = start_cluster().await;
     let out = cluster
         .cli(
-            &["user", "create", "--username", "soak.worker", "--email", "soak@example.com", "--role", "technical_worker"],
+            &[
+                "user",
+                "create",
+                "--username",
+                "soak.worker",
+                "--email",
+                "soak@example.com",
+                "--role",
+                "technical_worker",
+            ],
             Some(crate::helpers::PASSWORD),
         )
         .await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let login = |url: String| async move {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap();
-        let res = client
-            .post(url)
-            .form(&[("username", "soak.worker"), ("password", crate::helpers::PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "login");
-        client
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Browsers send the site's public origin, whichever instance answers.
+    let origin = cluster.url("");
+    let login = |url: String| {
+        let origin = origin.clone();
+        async move {
+            let client = reqwest::Client::builder()
+                .cookie_store(true)
+                .timeout(Duration::from_secs(15))
+                .default_headers(reqwest::header::HeaderMap::from_iter([(
+                    reqwest::header::ORIGIN,
+                    origin.parse().unwrap(),
+                )]))
+                .build()
+                .unwrap();
+            let res = client
+                .post(url)
+                .form(&[
+                    ("username", "soak.worker"),
+                    ("password", crate::helpers::PASSWORD),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "login");
+            client
+        }
     };
     let proxy_url = {
         let port = cluster.proxy_port;
@@ -426,8 +488,9 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     }
     assert!(
         import_out.status.success(),
-        "the import beside the cluster: {}",
-        String::from_utf8_lossy(&import_out.stdout)
+        "the import beside the cluster: {}\n{}",
+        String::from_utf8_lossy(&import_out.stdout),
+        String::from_utf8_lossy(&import_out.stderr)
     );
 
     // Quiesce: leases run out, recovery (every second, on every instance) settles them.
@@ -458,7 +521,10 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     let out = cluster.cli(&["sync", "--dry-run"], None).await;
     let report = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{report}");
-    assert!(report.contains("missing 0, differing 0, extra 0"), "{report}");
+    assert!(
+        report.contains("missing 0, differing 0, extra 0"),
+        "{report}"
+    );
     let repaired: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(created + updated + deleted), 0) AS SIGNED) FROM sync_runs WHERE dry_run = FALSE",
     )
@@ -480,7 +546,11 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     // No acknowledged edit lost: per sale, acknowledged versions are distinct, and both
     // stores hold the last acknowledged edit, or a later one whose answer was lost.
     let history = history.lock().unwrap();
-    assert!(history.backwards.is_empty(), "versions went backwards: {:?}", history.backwards);
+    assert!(
+        history.backwards.is_empty(),
+        "versions went backwards: {:?}",
+        history.backwards
+    );
     let all_ids: Vec<SaleId> = history.attempts.keys().cloned().collect();
     let in_mongo: BTreeMap<SaleId, Sale> = primary::find_by_ids(&mongo, &all_ids)
         .await
@@ -498,7 +568,11 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     let (mut acked_total, mut refused, mut lost) = (0, 0, 0);
     for (id, attempts) in &history.attempts {
         let strip = |s: Option<&Sale>| s.map(|s| (s.version, s.draft.clone()));
-        assert_eq!(strip(in_mongo.get(id)), strip(in_mysql.get(id)), "{id}: the stores agree");
+        assert_eq!(
+            strip(in_mongo.get(id)),
+            strip(in_mysql.get(id)),
+            "{id}: the stores agree"
+        );
         let mut versions: Vec<u64> = attempts
             .iter()
             .filter_map(|(_, o)| match o {
@@ -515,10 +589,20 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
             .iter()
             .filter(|(a, b)| matches!((a, b), (Outcome::Saved(x), Outcome::Saved(y)) if x.id == *id && x == y))
             .count();
-        assert_eq!(versions.len() + doubled, acked, "{id}: one acknowledgement per version: {attempts:?}");
+        assert_eq!(
+            versions.len() + doubled,
+            acked,
+            "{id}: one acknowledgement per version: {attempts:?}"
+        );
         acked_total += acked;
-        refused += attempts.iter().filter(|(_, o)| matches!(o, Outcome::Refused(_))).count();
-        lost += attempts.iter().filter(|(_, o)| matches!(o, Outcome::Lost)).count();
+        refused += attempts
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Refused(_)))
+            .count();
+        lost += attempts
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Lost))
+            .count();
         let last_saved = attempts
             .iter()
             .filter_map(|(_, o)| match o {
@@ -534,9 +618,13 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
             .collect();
         match (in_mongo.get(id), last_saved) {
             (Some(now), Some(last)) => {
-                assert!(now.version >= last.version, "{id}: behind the last acknowledged edit");
                 assert!(
-                    now.draft == last.draft || unanswered.iter().any(|d| d.as_ref() == Some(&now.draft)),
+                    now.version >= last.version,
+                    "{id}: behind the last acknowledged edit"
+                );
+                assert!(
+                    now.draft == last.draft
+                        || unanswered.iter().any(|d| d.as_ref() == Some(&now.draft)),
                     "{id}: holds neither the last acknowledged edit nor an unanswered one"
                 );
             }
@@ -557,7 +645,10 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
             _ => false,
         };
         let still_saving = |o: &Outcome| matches!(o, Outcome::Refused(AppError::Conflict(m)) if m == app::server::sales::dual_write::STILL_SAVING);
-        assert!(same || still_saving(a) || still_saving(b), "a double submit got two answers: {a:?} / {b:?}");
+        assert!(
+            same || still_saving(a) || still_saving(b),
+            "a double submit got two answers: {a:?} / {b:?}"
+        );
     }
     eprintln!(
         "cluster soak: {} sales, {acked_total} acknowledged edits, {refused} refused (conflicts, busy), {lost} unanswered, {} double submits",
@@ -604,9 +695,19 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
         )
         .await
         .expect("list");
-        assert_eq!(page.matching, total as u64, "instance {i} counts every sale");
+        assert_eq!(
+            page.matching, total as u64,
+            "instance {i} counts every sale"
+        );
     }
     let _ = mongo.drop().await;
-    let mut admin = mysql_base_url().parse::<MySqlConnectOptions>().unwrap().connect().await.unwrap();
-    let _ = sqlx::query(&format!("DROP DATABASE `{}`", cluster.db)).execute(&mut admin).await;
+    let mut admin = mysql_base_url()
+        .parse::<MySqlConnectOptions>()
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let _ = sqlx::query(&format!("DROP DATABASE `{}`", cluster.db))
+        .execute(&mut admin)
+        .await;
 }

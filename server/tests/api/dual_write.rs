@@ -26,7 +26,9 @@ fn flaky_writer(app: &TestApp) -> (crate::ports::Writer, Faults) {
 
 /// What happens once a writer has died: its leases run out, then recovery rolls back
 /// what it left open.
-pub async fn recover_after_expiry<P: Primary, B: Backup>(writer: &DualWriter<P, B>) -> RecoveryReport {
+pub async fn recover_after_expiry<P: Primary, B: Backup>(
+    writer: &DualWriter<P, B>,
+) -> RecoveryReport {
     tokio::time::sleep(writer.policy().ttl + Duration::from_millis(200)).await;
     writer.recover().await.expect("recovery runs")
 }
@@ -39,8 +41,8 @@ pub fn drafts(seed: u64) -> impl Iterator<Item = SaleDraft> {
 pub async fn both(app: &TestApp, id: &SaleId) -> (Option<Sale>, Option<Sale>) {
     let mongo = MongoPrimary::new(app.mongo.clone(), Duration::from_secs(5))
         .get(id)
-    .await
-    .expect("read MongoDB");
+        .await
+        .expect("read MongoDB");
     let mut conn = app.mysql.acquire().await.expect("connection");
     let mysql = backup::load(&mut conn, std::slice::from_ref(id))
         .await
@@ -65,7 +67,12 @@ pub async fn assert_in_sync(app: &TestApp, id: &SaleId, expected: Option<&Sale>,
         "{case}: unexpected content"
     );
     if let (Some(m), Some(e)) = (&mongo, expected) {
-        assert!(m.version >= e.version, "{case}: version went backwards: {} < {}", m.version, e.version);
+        assert!(
+            m.version >= e.version,
+            "{case}: version went backwards: {} < {}",
+            m.version,
+            e.version
+        );
     }
 }
 
@@ -294,7 +301,10 @@ async fn a_drifted_backup_copy_never_becomes_the_before_image() {
     assert_eq!(recover_after_expiry(&writer).await.resolved, 1);
     assert_in_sync(&app, &sale.id, Some(&updated), "content drift, crash").await;
     let restored = both(&app, &sale.id).await.0.unwrap();
-    assert_eq!(restored.version, 4, "restored at a new version, never the old one");
+    assert_eq!(
+        restored.version, 4,
+        "restored at a new version, never the old one"
+    );
 
     // MongoDB moved on behind the backup's back: an edit of the version the backup
     // shows is a conflict, MongoDB keeps its document (FerretDB's write, which matches
@@ -362,14 +372,22 @@ async fn an_abandoned_intent_is_rolled_back_before_the_next_edit() {
         .update(None, &sale.id, 1, source.next().unwrap())
         .await
         .unwrap_err();
-    assert_eq!(failed, AppError::NotSaved { repair_pending: true });
+    assert_eq!(
+        failed,
+        AppError::NotSaved {
+            repair_pending: true
+        }
+    );
     faults.clear();
     // While its lease lasts, nobody else may edit the sale.
     let busy = writer
         .update(None, &sale.id, 1, source.next().unwrap())
         .await
         .unwrap_err();
-    assert!(matches!(busy, AppError::Conflict(ref m) if m == app::server::sales::dual_write::BUSY), "{busy:?}");
+    assert!(
+        matches!(busy, AppError::Conflict(ref m) if m == app::server::sales::dual_write::BUSY),
+        "{busy:?}"
+    );
     tokio::time::sleep(writer.policy().ttl).await;
     // Then the next writer rolls it back first; the sale's content is what the editor
     // saw, at a new version, so the edit (of the version shown) is a conflict.
@@ -377,7 +395,10 @@ async fn an_abandoned_intent_is_rolled_back_before_the_next_edit() {
         .update(None, &sale.id, 1, source.next().unwrap())
         .await
         .unwrap_err();
-    assert!(matches!(conflict, AppError::Conflict(ref m) if m == app::server::sales::dual_write::CONFLICT), "{conflict:?}");
+    assert!(
+        matches!(conflict, AppError::Conflict(ref m) if m == app::server::sales::dual_write::CONFLICT),
+        "{conflict:?}"
+    );
     assert_in_sync(&app, &sale.id, Some(&sale), "rolled back").await;
     assert_eq!(unfinished(&app).await, 0);
 }
@@ -419,7 +440,10 @@ async fn rerunning_a_crashed_import_converges() {
             ..s.clone()
         })
         .collect();
-    assert_eq!(writer.import_batch(&rerun).await.unwrap(), (3, 0));
+    // The instance's own recovery pass at start-up may settle some of the crashed
+    // intents first; those sales then count as already imported.
+    let (imported, duplicates) = writer.import_batch(&rerun).await.unwrap();
+    assert_eq!(imported + duplicates, 3);
     for sale in &crashed {
         assert_in_sync(&app, &sale.id, Some(sale), "after the rerun").await;
     }
@@ -538,7 +562,11 @@ async fn a_submission_that_changed_nothing_can_be_retried_with_its_token() {
     recover_after_expiry(&writer).await;
     let saved = submit().await.expect("the retry after recovery saves");
     assert_eq!(saved.draft, draft);
-    assert!(saved.version > 2, "after the restored version: {}", saved.version);
+    assert!(
+        saved.version > 2,
+        "after the restored version: {}",
+        saved.version
+    );
     assert_in_sync(&app, &sale.id, Some(&saved), "updated on retry").await;
 
     // A stale version stays a conflict on retry, not a vague "not saved".

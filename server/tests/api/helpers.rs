@@ -18,6 +18,107 @@ pub fn mongodb_uri() -> String {
     std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into())
 }
 
+pub fn smtp_port() -> String {
+    std::env::var("PORTAL_SMTP_PORT").unwrap_or_else(|_| "1025".into())
+}
+
+/// A browser-like client of the site at `origin`: its own cookie jar, no redirects
+/// followed, and the `Origin` header browsers send on every POST.
+pub fn browser(origin: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ORIGIN,
+        origin.parse().expect("an origin is a header value"),
+    );
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}
+
+/// One message as Mailpit caught it.
+#[derive(Debug, Clone)]
+pub struct CaughtMail {
+    pub subject: String,
+    pub text: String,
+}
+
+impl CaughtMail {
+    /// The token of the first link in the message to `path` (`/verify-email`…).
+    pub fn token_for(&self, path: &str) -> String {
+        let marker = format!("{path}?token=");
+        let start = self
+            .text
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {path} link in: {}", self.text))
+            + marker.len();
+        self.text[start..]
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect()
+    }
+}
+
+fn mailpit_url() -> String {
+    let port = std::env::var("PORTAL_MAILPIT_PORT").unwrap_or_else(|_| "8025".into());
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Every message Mailpit holds for `address`, oldest first.
+pub async fn mail_to(address: &str) -> Vec<CaughtMail> {
+    let client = reqwest::Client::new();
+    let found: serde_json::Value = client
+        .get(format!("{}/api/v1/search", mailpit_url()))
+        .query(&[("query", format!("to:\"{address}\""))])
+        .send()
+        .await
+        .expect("Mailpit answers (scripts/services.sh start)")
+        .json()
+        .await
+        .expect("Mailpit search JSON");
+    let mut mails = Vec::new();
+    for m in found["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .rev()
+    {
+        let id = m["ID"].as_str().expect("message id");
+        let full: serde_json::Value = client
+            .get(format!("{}/api/v1/message/{id}", mailpit_url()))
+            .send()
+            .await
+            .expect("Mailpit message")
+            .json()
+            .await
+            .expect("Mailpit message JSON");
+        mails.push(CaughtMail {
+            subject: full["Subject"].as_str().unwrap_or_default().to_string(),
+            text: full["Text"].as_str().unwrap_or_default().to_string(),
+        });
+    }
+    mails
+}
+
+/// Waits (up to 15 s) for a message to `address` whose subject contains `subject`.
+pub async fn wait_for_mail(address: &str, subject: &str) -> CaughtMail {
+    for _ in 0..150 {
+        if let Some(m) = mail_to(address)
+            .await
+            .into_iter()
+            .rev()
+            .find(|m| m.subject.contains(subject))
+        {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no mail \"{subject}\" reached {address}");
+}
+
 pub fn unique_name(prefix: &str) -> String {
     use rand::Rng;
     let suffix: u64 = rand::thread_rng().r#gen();
@@ -50,10 +151,17 @@ impl Default for TestOptions {
             serve: ServeConfig {
                 site_addr: "127.0.0.1:0".parse().expect("valid address"),
                 cookie_secure: false,
+                allow_insecure_cookies: false,
+                public_url: None,
+                smtp_url: format!("smtp://127.0.0.1:{}", smtp_port()),
+                mail_from: "Supply Co. tests <portal@localhost>".into(),
                 session_idle_timeout_secs: 30 * 60,
                 session_absolute_timeout_secs: 8 * 60 * 60,
                 login_throttle_max_failures: 5,
                 login_throttle_base_delay_secs: 30,
+                login_throttle_client_max_failures: 50,
+                // Tests log in far more often from one address than a person would.
+                login_rate_per_minute: 100_000,
                 trusted_proxies: Vec::new(),
                 seed_demo: false,
                 sync_interval_secs: 0,
@@ -111,14 +219,11 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         .await
         .expect("mongo client")
         .database(&db_name);
+    let address = format!("http://127.0.0.1:{port}");
     TestApp {
         databases,
-        address: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client"),
+        client: browser(&address),
+        address,
         db_name,
         mysql,
         mongo,
@@ -143,8 +248,14 @@ impl TestApp {
 
     /// Another instance of the app on the same databases, as a second process behind
     /// a load balancer would be; returns its address.
+    /// Another instance on the same databases. Like instances behind one load
+    /// balancer, it answers for the first instance's public address.
     pub async fn spawn_instance(&self, config: &ServeConfig) -> String {
-        format!("http://127.0.0.1:{}", serve(&self.databases, config).await)
+        let mut config = config.clone();
+        config
+            .public_url
+            .get_or_insert_with(|| self.address.clone());
+        format!("http://127.0.0.1:{}", serve(&self.databases, &config).await)
     }
 }
 
@@ -266,11 +377,12 @@ pub const PASSWORD: &str = "Quiet-Marble-Orchard-58";
 impl TestApp {
     /// A separate browser-like client with its own cookie jar.
     pub fn new_client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client")
+        browser(&self.address)
+    }
+
+    /// A unique address for a user of this test (Mailpit keeps every test's mail).
+    pub fn email_for(&self, username: &str) -> String {
+        format!("{}.{}@example.com", username.to_lowercase(), self.db_name)
     }
 
     /// Presses "Run sync" as `client` and polls the replication panel until the run is
@@ -345,7 +457,7 @@ impl TestApp {
         username: &str,
         role: &str,
     ) -> (u16, serde_json::Value) {
-        let email = format!("{username}@example.com");
+        let email = self.email_for(username);
         self.call(
             client,
             "register",
@@ -376,9 +488,20 @@ impl TestApp {
 
     /// Creates an active user the way `server user create` does, and logs in a client as them.
     pub async fn user_with_role(&self, username: &str, role: app::model::Role) -> reqwest::Client {
+        self.user_with_email(username, &self.email_for(username), role)
+            .await
+    }
+
+    /// An active, confirmed account with this address, logged in.
+    pub async fn user_with_email(
+        &self,
+        username: &str,
+        email: &str,
+        role: app::model::Role,
+    ) -> reqwest::Client {
         let input = app::model::RegistrationInput {
             username: username.into(),
-            email: format!("{username}@example.com"),
+            email: email.into(),
             password: PASSWORD.into(),
             confirm_password: PASSWORD.into(),
             role: role.as_str().into(),

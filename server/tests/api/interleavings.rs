@@ -51,7 +51,11 @@ async fn i1_two_instances_never_acknowledge_one_version_twice() {
         gb.release();
         let results = [ta.await.unwrap(), tb.await.unwrap()];
         let acked: Vec<&Sale> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-        assert_eq!(acked.len(), 1, "round {round}: exactly one of two edits of v1 wins: {results:?}");
+        assert_eq!(
+            acked.len(),
+            1,
+            "round {round}: exactly one of two edits of v1 wins: {results:?}"
+        );
         for r in &results {
             if let Err(e) = r {
                 assert!(matches!(e, AppError::Conflict(_)), "round {round}: {e:?}");
@@ -145,7 +149,11 @@ async fn i4_a_writer_cannot_commit_an_edit_recovery_has_claimed() {
 }
 
 /// Both stores, for a test on the in-memory primary.
-async fn atomic_both(app: &TestApp, primary: &AtomicPrimary, id: &SaleId) -> (Option<Sale>, Option<Sale>) {
+async fn atomic_both(
+    app: &TestApp,
+    primary: &AtomicPrimary,
+    id: &SaleId,
+) -> (Option<Sale>, Option<Sale>) {
     let mut conn = app.mysql.acquire().await.unwrap();
     let mysql = backup::load(&mut conn, std::slice::from_ref(id))
         .await
@@ -184,7 +192,12 @@ async fn i5_a_late_undo_never_lands_on_a_newer_edit() {
     written.release();
     undo.reached().await;
     let gave_up = ta.await.unwrap();
-    assert_eq!(gave_up, Err(AppError::NotSaved { repair_pending: true }));
+    assert_eq!(
+        gave_up,
+        Err(AppError::NotSaved {
+            repair_pending: true
+        })
+    );
     let_leases_expire().await;
     assert_eq!(r.writer.recover().await.unwrap().resolved, 1);
     let (rolled_back, _) = atomic_both(&app, &primary, &sale.id).await;
@@ -199,7 +212,11 @@ async fn i5_a_late_undo_never_lands_on_a_newer_edit() {
     undo.finished().await;
     let (mongo, mysql) = atomic_both(&app, &primary, &sale.id).await;
     let strip = |s: Option<Sale>| s.map(|s| (s.version, s.draft));
-    assert_eq!(strip(mongo), strip(Some(newest.clone())), "D's edit stands in MongoDB");
+    assert_eq!(
+        strip(mongo),
+        strip(Some(newest.clone())),
+        "D's edit stands in MongoDB"
+    );
     assert_eq!(strip(mysql), strip(Some(newest)), "and in the backup");
 }
 
@@ -222,8 +239,14 @@ async fn late_writes_are_fenced_where_versions_are_atomic() {
     // The writer times out on its write and fences the document itself.
     let sale = a.writer.create(None, source.next().unwrap()).await.unwrap();
     let late = a.gates.arm("primary.swap");
-    let timed_out = a.writer.update(None, &sale.id, 1, source.next().unwrap()).await;
-    assert_eq!(timed_out, Err(AppError::Unavailable(app::model::Store::MongoDb)));
+    let timed_out = a
+        .writer
+        .update(None, &sale.id, 1, source.next().unwrap())
+        .await;
+    assert_eq!(
+        timed_out,
+        Err(AppError::Unavailable(app::model::Store::MongoDb))
+    );
     late.release();
     late.finished().await;
     let (mongo, mysql) = atomic_both(&app, &primary, &sale.id).await;
@@ -248,7 +271,10 @@ async fn late_writes_are_fenced_where_versions_are_atomic() {
     late.release();
     late.finished().await;
     let (mongo, mysql) = atomic_both(&app, &primary, &sale.id).await;
-    assert_eq!(mongo.as_ref().map(|s| (s.version, &s.draft)), Some((3, &sale.draft)));
+    assert_eq!(
+        mongo.as_ref().map(|s| (s.version, &s.draft)),
+        Some((3, &sale.draft))
+    );
     assert_eq!(strip(mongo), strip(mysql));
     assert_eq!(unfinished(&app).await, 0);
 }
@@ -278,7 +304,10 @@ async fn i6_a_stalled_import_batch_never_reports_sales_recovery_removed() {
     assert_eq!(r.writer.recover().await.unwrap().resolved, 20);
     gi.release();
     let outcome = ti.await.unwrap();
-    assert!(outcome.is_err(), "the batch must not report success: {outcome:?}");
+    assert!(
+        outcome.is_err(),
+        "the batch must not report success: {outcome:?}"
+    );
     for sale in &sales {
         assert_eq!(both(&app, &sale.id).await, (None, None), "{}", sale.id);
     }
@@ -338,14 +367,19 @@ async fn i7_a_sync_repair_never_overwrites_an_edit() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(SOON, claimed).await.expect("the repair reaches the sale");
+    tokio::time::timeout(SOON, claimed)
+        .await
+        .expect("the repair reaches the sale");
     let wb = b.writer.clone();
     let (id, draft) = (sale.id.clone(), source.next().unwrap());
     let edit = spawn(async move { wb.update(None, &id, 1, draft).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     hold.commit().await.unwrap();
     let report = run.await.unwrap().expect("the sync completes");
-    let edited = edit.await.unwrap().expect("the edit applies after the repair");
+    let edited = edit
+        .await
+        .unwrap()
+        .expect("the edit applies after the repair");
     assert_eq!(report.updated, 1, "{report:?}");
     assert_in_sync(&app, &sale.id, Some(&edited), "I7 edit during the repair").await;
 
@@ -415,7 +449,10 @@ async fn i8_concurrent_replacements_keep_the_rollups_exact() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     tx1.commit().await.unwrap();
     other.await.unwrap();
-    assert!(rollups_match(&app).await, "the rollups equal a fresh recompute");
+    assert!(
+        rollups_match(&app).await,
+        "the rollups equal a fresh recompute"
+    );
     rollups::rebuild(&app.mysql).await.unwrap();
     assert!(rollups_match(&app).await);
 }
@@ -460,7 +497,10 @@ async fn a_double_submit_to_two_instances_gets_one_answer() {
         .expect("the second instance saves it");
     assert_eq!(retried.draft, draft);
     ga.release();
-    assert!(ta.await.unwrap().is_err(), "the stalled attempt is not acknowledged");
+    assert!(
+        ta.await.unwrap().is_err(),
+        "the stalled attempt is not acknowledged"
+    );
     assert_in_sync(&app, &sale.id, Some(&retried), "after the takeover").await;
     assert_eq!(unfinished(&app).await, 0);
 }
@@ -473,7 +513,9 @@ async fn counts_follow_an_edit_made_through_another_instance_at_once() {
     use app::model::report::SalesPage;
     let app = quiet_app().await;
     let other = app.spawn_instance(&TestOptions::default().serve).await;
-    let worker = app.user_with_role("counts.worker", Role::TechnicalWorker).await;
+    let worker = app
+        .user_with_role("counts.worker", Role::TechnicalWorker)
+        .await;
     let list = |address: &str| {
         let (worker, url) = (worker.clone(), format!("{address}/api/sales/list"));
         async move {
@@ -497,7 +539,11 @@ async fn counts_follow_an_edit_made_through_another_instance_at_once() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(list(&other).await, 1, "the other instance counts it at once");
+    assert_eq!(
+        list(&other).await,
+        1,
+        "the other instance counts it at once"
+    );
 }
 
 /// One scheduled sync per interval across all instances, however many tick.
@@ -526,8 +572,14 @@ async fn instances_share_one_sync_schedule() {
         "one run per 2 s interval over 7.5 s, not one per instance: {runs:?}"
     );
     for pair in runs.windows(2) {
-        assert!(pair[0].finished_at.is_some_and(|f| f <= pair[1].started_at), "runs never overlap: {runs:?}");
-        assert!(pair[1].started_at - pair[0].started_at >= chrono::Duration::milliseconds(1900), "{runs:?}");
+        assert!(
+            pair[0].finished_at.is_some_and(|f| f <= pair[1].started_at),
+            "runs never overlap: {runs:?}"
+        );
+        assert!(
+            pair[1].started_at - pair[0].started_at >= chrono::Duration::milliseconds(1900),
+            "{runs:?}"
+        );
     }
 }
 
@@ -537,8 +589,13 @@ async fn a_sync_started_through_one_instance_shows_its_progress_on_another() {
     let app = quiet_app().await;
     let second = app.spawn_instance(&TestOptions::default().serve).await;
     crate::sync::seed(&app, 2000, 72).await;
-    sqlx::query("DELETE FROM sales").execute(&app.mysql).await.unwrap();
-    let worker = app.user_with_role("sync.worker", Role::TechnicalWorker).await;
+    sqlx::query("DELETE FROM sales")
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let worker = app
+        .user_with_role("sync.worker", Role::TechnicalWorker)
+        .await;
     let (status, body) = app
         .call(&worker, "replication/sync", &[("dry_run", "false")])
         .await;

@@ -169,7 +169,11 @@ impl<P: Primary + Clone> Primary for TestPrimary<P> {
     }
     async fn swap(&self, sale: &Sale, expected: u64) -> Result<Option<Sale>, AppError> {
         if self.faults.detached_writes.load(Ordering::SeqCst) {
-            let (gate, inner, sale) = (self.gates.take("primary.swap"), self.inner.clone(), sale.clone());
+            let (gate, inner, sale) = (
+                self.gates.take("primary.swap"),
+                self.inner.clone(),
+                sale.clone(),
+            );
             let write = tokio::spawn(async move {
                 if let Some(gate) = &gate {
                     gate.reached.notify_one();
@@ -258,14 +262,24 @@ impl<B: Backup> Backup for TestBackup<B> {
         self.before_intent()?;
         self.inner.copy(id).await
     }
-    async fn record_images(&self, claim: &Claim, before: &Sale, after: Option<&Sale>) -> Result<Held, AppError> {
+    async fn record_images(
+        &self,
+        claim: &Claim,
+        before: &Sale,
+        after: Option<&Sale>,
+    ) -> Result<Held, AppError> {
         self.before_intent()?;
         self.inner.record_images(claim, before, after).await
     }
     async fn renew(&self, claim: &Claim) -> Result<Held, AppError> {
         self.inner.renew(claim).await
     }
-    async fn commit(&self, claim: &Claim, id: &SaleId, after: Option<&Sale>) -> Result<Held, AppError> {
+    async fn commit(
+        &self,
+        claim: &Claim,
+        id: &SaleId,
+        after: Option<&Sale>,
+    ) -> Result<Held, AppError> {
         self.gates.pass("backup.commit").await;
         if self.faults.hang_after_mongo.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
@@ -341,7 +355,12 @@ impl<B: Backup> Backup for TestBackup<B> {
         self.after_intent()?;
         self.inner.commit_batch(lease, claimed, rows, skipped).await
     }
-    async fn close_batch(&self, lease: &Lease, state: IntentState, note: &str) -> Result<u64, AppError> {
+    async fn close_batch(
+        &self,
+        lease: &Lease,
+        state: IntentState,
+        note: &str,
+    ) -> Result<u64, AppError> {
         self.after_intent()?;
         self.inner.close_batch(lease, state, note).await
     }
@@ -363,7 +382,11 @@ pub fn test_policy() -> LeasePolicy {
     LeasePolicy::new(Duration::from_secs(2), Duration::from_millis(700)).expect("valid policy")
 }
 
-pub fn instance_with<P: Primary + Clone>(app: &TestApp, primary: P, policy: LeasePolicy) -> Instance<P> {
+pub fn instance_with<P: Primary + Clone>(
+    app: &TestApp,
+    primary: P,
+    policy: LeasePolicy,
+) -> Instance<P> {
     let faults = Faults::new();
     let gates = Gates::default();
     let writer = DualWriter::new(
@@ -413,7 +436,9 @@ impl Primary for AtomicPrimary {
                 Ok(())
             }
             Some(d) if d.version == sale.version && d.draft == sale.draft => Ok(()),
-            Some(_) => Err(AppError::Conflict("A sale with this id already exists.".into())),
+            Some(_) => Err(AppError::Conflict(
+                "A sale with this id already exists.".into(),
+            )),
         }
     }
     async fn swap(&self, sale: &Sale, expected: u64) -> Result<Option<Sale>, AppError> {

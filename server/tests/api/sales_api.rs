@@ -30,7 +30,9 @@ async fn a_customer_sees_exactly_their_own_purchases() {
         .iter()
         .filter(|s| s.draft.customer.email.as_str() == "shopper@example.com")
         .collect();
-    let customer = app.user_with_role("shopper", Role::Customer).await;
+    let customer = app
+        .user_with_email("shopper", "shopper@example.com", Role::Customer)
+        .await;
 
     let (status, body) = app.call(&customer, "sales/mine", &[("page", "1")]).await;
     assert_eq!(status, 200, "{body}");

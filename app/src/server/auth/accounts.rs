@@ -1,116 +1,398 @@
-//! Registration, login, password changes and resets.
+//! Registration, email verification, login, password changes and resets.
+//!
+//! Answers never tell whether an account exists: registration always says "check your
+//! inbox" (the owner of an address that is taken gets a mail instead of a new account),
+//! a reset request always says the same, and a failed login is "invalid username or
+//! password" whether or not the user exists.
 
 use super::audit::{self, AuditEvent, AuditRecord};
 use super::guard::{CurrentUser, RequestInfo};
-use super::{password, sessions, throttle};
+use super::throttle::{self, Source};
+use super::tokens::{self, Purpose};
+use super::{devices, password, sessions};
 use crate::model::{
-    AccountStatus, AppError, FieldError, NewAccount, NewPassword, Role, SessionUser, Username,
+    AccountStatus, AppError, Email, FieldError, NewAccount, NewPassword, Role, SessionUser,
+    Username,
 };
 use crate::server::AppState;
-use crate::server::db::{is_unique_violation, mysql_error};
-use chrono::Utc;
-use sha2::{Digest, Sha256};
-use sqlx::MySqlPool;
+use crate::server::db::{mysql_error, violated_key};
+use crate::server::limits::{self, Counter, Limit};
+use crate::server::mail::{self, Mail, templates};
+use sqlx::{MySqlConnection, MySqlPool};
+use std::time::Duration;
 
-type UserRow = (u64, String, String, String, Role, AccountStatus);
+const HOUR: Duration = Duration::from_secs(3600);
 
-fn to_session_user((id, username, email, _hash, role, status): UserRow) -> SessionUser {
-    SessionUser {
-        id,
-        username,
-        email,
-        role,
-        status,
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: u64,
+    username: String,
+    email: String,
+    password_hash: String,
+    role: Role,
+    status: AccountStatus,
+    email_verified: bool,
+}
+
+impl From<UserRow> for SessionUser {
+    fn from(r: UserRow) -> Self {
+        SessionUser {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            role: r.role,
+            status: r.status,
+            email_verified: r.email_verified,
+        }
     }
 }
 
-async fn find_by_key(pool: &MySqlPool, username_key: &str) -> Result<Option<UserRow>, AppError> {
-    sqlx::query_as(
-        "SELECT id, username, email, password_hash, role, status FROM users WHERE username_key = ?",
-    )
-    .bind(username_key)
+const USER_COLUMNS: &str = "id, username, email, password_hash, role, status, email_verified_at IS NOT NULL AS email_verified";
+
+async fn find_by(
+    pool: &MySqlPool,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<UserRow>, AppError> {
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE {column} = ?"
+    ))
+    .bind(value)
     .fetch_optional(pool)
     .await
     .map_err(|e| mysql_error("find user", e))
 }
 
-/// The server's part of the password policy: the shared rules plus the common-password check.
-pub fn full_password_check(account: &NewAccount) -> Result<(), AppError> {
-    password::check_strength(
-        account.password.expose(),
-        &[account.username.as_str(), account.email.as_str()],
-    )
-    .map_err(|m| AppError::invalid("password", m))
+/// The server's part of the password policy: the shared rules plus the common-password
+/// check, as a field error of `field`.
+async fn strong_enough(password: &str, inputs: &[&str], field: &str) -> Result<(), AppError> {
+    password::check_strength(password, inputs)
+        .await?
+        .map_err(|m| AppError::invalid(field, m))
 }
 
-/// Inserts a user; duplicate usernames or emails become field errors, not database errors.
-#[tracing::instrument(skip_all, fields(username = account.username.as_str()))]
-pub async fn insert_user(
-    pool: &MySqlPool,
+/// Which unique key an insert of a user ran into.
+enum Taken {
+    Email,
+    Username,
+}
+
+/// Inserts a user on the caller's connection; `Err(Taken)` when the username or email
+/// belongs to someone already.
+async fn insert_user(
+    conn: &mut MySqlConnection,
     account: &NewAccount,
+    hash: &str,
     status: AccountStatus,
-) -> Result<u64, AppError> {
-    let hash = password::hash(account.password.expose().to_string()).await?;
+    verified: bool,
+) -> Result<Result<u64, Taken>, AppError> {
     let result = sqlx::query(
-        "INSERT INTO users (username, username_key, email, password_hash, role, status, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
+        "INSERT INTO users (username, username_key, email, email_verified_at, password_hash, role, status, created_at) \
+         VALUES (?, ?, ?, IF(?, UTC_TIMESTAMP(6), NULL), ?, ?, ?, UTC_TIMESTAMP(6))",
     )
     .bind(account.username.as_str())
     .bind(account.username.key())
     .bind(account.email.as_str())
-    .bind(&hash)
-    .bind(account.role.as_str())
-    .bind(status.as_str())
-    .execute(pool)
+    .bind(verified)
+    .bind(hash)
+    .bind(account.role)
+    .bind(status)
+    .execute(conn)
     .await;
     match result {
-        Ok(done) => Ok(done.last_insert_id()),
-        Err(e) if is_unique_violation(&e) => {
-            let message = e.to_string();
-            Err(if message.contains("uq_users_email") {
-                AppError::invalid("email", "An account with this email already exists")
-            } else {
-                AppError::invalid("username", "This username is taken")
-            })
-        }
-        Err(e) => Err(mysql_error("insert user", e)),
+        Ok(done) => Ok(Ok(done.last_insert_id())),
+        Err(e) => match violated_key(&e).as_deref() {
+            Some("uq_users_email") => Ok(Err(Taken::Email)),
+            Some("uq_users_username_key") => Ok(Err(Taken::Username)),
+            _ => Err(mysql_error("insert user", e)),
+        },
     }
 }
 
-/// Self-service registration: customers are active at once, privileged roles wait
-/// for a senior manager. Either way the new user is logged in.
+async fn begin(pool: &MySqlPool) -> Result<sqlx::Transaction<'static, sqlx::MySql>, AppError> {
+    pool.begin().await.map_err(|e| mysql_error("begin", e))
+}
+
+async fn commit(tx: sqlx::Transaction<'static, sqlx::MySql>) -> Result<(), AppError> {
+    tx.commit().await.map_err(|e| mysql_error("commit", e))
+}
+
+/// Ends a transaction that is given up at once (it may hold row locks).
+async fn rollback(tx: sqlx::Transaction<'static, sqlx::MySql>) {
+    let _ = tx.rollback().await;
+}
+
+/// Self-service registration. The answer is the same whatever happens ("check your
+/// inbox"), and no one is logged in: the address's owner learns the outcome by mail.
+/// A new address gets a verification link; an address that has an account gets a
+/// "someone tried to register with your address" notice; a taken username, a request
+/// to choose another. Customers are active at once (but see no purchases before the
+/// address is verified); technical workers and senior managers wait for approval.
+#[tracing::instrument(skip_all, fields(ip = %info.ip))]
 pub async fn register(
     state: &AppState,
     info: &RequestInfo,
     account: NewAccount,
-) -> Result<SessionUser, AppError> {
-    full_password_check(&account)?;
+) -> Result<(), AppError> {
+    limits::check(
+        &state.mysql,
+        Counter::Register,
+        &info.ip,
+        Limit::per_window(10, HOUR),
+    )
+    .await?;
+    strong_enough(
+        account.password.expose(),
+        &[account.username.as_str(), account.email.as_str()],
+        "password",
+    )
+    .await?;
+    // Every path hashes, so the answer takes as long whether or not the address is taken.
+    let hash = password::hash(account.password.expose().to_string()).await?;
     let status = if account.role.needs_approval() {
         AccountStatus::Pending
     } else {
         AccountStatus::Active
     };
-    let id = insert_user(&state.mysql, &account, status).await?;
-    let user = SessionUser {
-        id,
-        username: account.username.as_str().to_string(),
-        email: account.email.as_str().to_string(),
-        role: account.role,
-        status,
+    let mailer = &state.mailer;
+    let mut tx = begin(&state.mysql).await?;
+    let outcome = insert_user(&mut tx, &account, &hash, status, false).await?;
+    let (mail, user_id) = match outcome {
+        Ok(id) => {
+            let token =
+                tokens::issue(&mut tx, id, Purpose::VerifyEmail, &account.email, None).await?;
+            let link = mailer.link(&format!("/verify-email?token={token}"));
+            let mail = templates::verify_email(&account.email, account.username.as_str(), &link);
+            (mail, Some(id))
+        }
+        Err(Taken::Email) => (
+            templates::already_registered(
+                &account.email,
+                &mailer.link("/login"),
+                &mailer.link("/forgot-password"),
+            ),
+            None,
+        ),
+        Err(Taken::Username) => (
+            templates::username_taken(
+                &account.email,
+                account.username.as_str(),
+                &mailer.link("/register"),
+            ),
+            None,
+        ),
+    };
+    mail::enqueue(&mut tx, &mail).await?;
+    commit(tx).await?;
+    mailer.nudge();
+    let detail = match user_id {
+        Some(_) => format!("role {}", account.role),
+        None => "refused: username or email taken".into(),
     };
     audit::record(
         &state.mysql,
         AuditEvent::Registered,
         AuditRecord {
-            user_id: Some(id),
+            user_id,
+            username: Some(account.username.as_str()),
             ip: Some(&info.ip),
-            detail: Some(format!("role {}", account.role)),
+            detail: Some(detail),
             ..Default::default()
         },
     )
     .await;
-    sessions::start(state, info, &user).await?;
-    Ok(user)
+    Ok(())
+}
+
+/// Confirms an address with the token from a verification link: the address becomes
+/// the account's (for a change of address) and verified.
+pub async fn verify_email(
+    state: &AppState,
+    info: &RequestInfo,
+    token: &str,
+) -> Result<(), AppError> {
+    const INVALID: &str = "This confirmation link is invalid, expired or already used. Log in and ask for a new one on your profile page.";
+    limits::check(
+        &state.mysql,
+        Counter::LinkAttempt,
+        &info.ip,
+        Limit::per_window(30, HOUR),
+    )
+    .await?;
+    let mut tx = begin(&state.mysql).await?;
+    let Some(found) = tokens::redeem(&mut tx, token, Purpose::VerifyEmail).await? else {
+        rollback(tx).await;
+        return Err(AppError::Conflict(INVALID.into()));
+    };
+    let updated = sqlx::query(
+        "UPDATE users SET email = ?, email_verified_at = UTC_TIMESTAMP(6) WHERE id = ?",
+    )
+    .bind(&found.email)
+    .bind(found.user_id)
+    .execute(&mut *tx)
+    .await;
+    if let Err(e) = updated {
+        rollback(tx).await;
+        return Err(match violated_key(&e).as_deref() {
+            Some("uq_users_email") => AppError::Conflict(
+                "This address now belongs to another account, so it cannot be confirmed for yours."
+                    .into(),
+            ),
+            _ => mysql_error("verify email", e),
+        });
+    }
+    tokens::invalidate(&mut tx, found.user_id, Purpose::VerifyEmail).await?;
+    commit(tx).await?;
+    audit::record(
+        &state.mysql,
+        AuditEvent::EmailVerified,
+        AuditRecord {
+            user_id: Some(found.user_id),
+            ip: Some(&info.ip),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// Sends a new verification link for the signed-in user's address.
+pub async fn resend_verification(state: &AppState, current: &CurrentUser) -> Result<(), AppError> {
+    if current.user.email_verified {
+        return Err(AppError::Conflict(
+            "Your email address is confirmed already.".into(),
+        ));
+    }
+    limits::check(
+        &state.mysql,
+        Counter::VerifyRequest,
+        &current.user.id.to_string(),
+        Limit::per_window(5, HOUR),
+    )
+    .await?;
+    let email = Email::parse(&current.user.email).map_err(|_| AppError::Internal)?;
+    let mut tx = begin(&state.mysql).await?;
+    let token = tokens::issue(&mut tx, current.user.id, Purpose::VerifyEmail, &email, None).await?;
+    let link = state.mailer.link(&format!("/verify-email?token={token}"));
+    mail::enqueue(
+        &mut tx,
+        &templates::verify_email(&email, &current.user.username, &link),
+    )
+    .await?;
+    commit(tx).await?;
+    state.mailer.nudge();
+    Ok(())
+}
+
+/// Checks the signed-in user's current password, throttled like a login (a stolen
+/// session must not become an unlimited password oracle). A wrong one is audited.
+async fn check_current_password(
+    state: &AppState,
+    info: &RequestInfo,
+    current: &CurrentUser,
+    candidate: String,
+) -> Result<(), AppError> {
+    let limit = Limit {
+        max: state.auth.throttle.max_failures,
+        window: state.auth.throttle.window,
+        base_delay: state.auth.throttle.base_delay,
+    };
+    let reserved = limits::check(
+        &state.mysql,
+        Counter::PasswordChange,
+        &current.user.id.to_string(),
+        limit,
+    )
+    .await?;
+    let stored = find_by(&state.mysql, "id", &current.user.id.to_string())
+        .await?
+        .map(|u| u.password_hash);
+    if candidate.chars().count() <= crate::model::account::PASSWORD_MAX
+        && password::verify(stored, candidate).await?
+    {
+        limits::release(&state.mysql, &reserved).await?;
+        return Ok(());
+    }
+    audit::record(
+        &state.mysql,
+        AuditEvent::PasswordCheckFailed,
+        AuditRecord {
+            user_id: Some(current.user.id),
+            ip: Some(&info.ip),
+            ..Default::default()
+        },
+    )
+    .await;
+    Err(AppError::invalid(
+        "current_password",
+        "Current password is not correct",
+    ))
+}
+
+/// Changes the signed-in user's address: the new one receives a confirmation link and
+/// becomes the account's once confirmed; the old one is told. An address that belongs
+/// to another account gets a notice instead, and the answer is the same.
+pub async fn change_email(
+    state: &AppState,
+    info: &RequestInfo,
+    current: &CurrentUser,
+    current_password: String,
+    new_email: &str,
+) -> Result<(), AppError> {
+    let new = Email::parse(new_email).map_err(|m| AppError::invalid("email", m))?;
+    if new.as_str() == current.user.email {
+        return Err(AppError::invalid("email", "This is your address already"));
+    }
+    check_current_password(state, info, current, current_password).await?;
+    limits::check(
+        &state.mysql,
+        Counter::VerifyRequest,
+        &current.user.id.to_string(),
+        Limit::per_window(5, HOUR),
+    )
+    .await?;
+    let old = Email::parse(&current.user.email).map_err(|_| AppError::Internal)?;
+    let in_use = find_by(&state.mysql, "email", new.as_str())
+        .await?
+        .is_some();
+    let mut tx = begin(&state.mysql).await?;
+    if in_use {
+        mail::enqueue(&mut tx, &templates::address_in_use(&new)).await?;
+    } else {
+        let token =
+            tokens::issue(&mut tx, current.user.id, Purpose::VerifyEmail, &new, None).await?;
+        let link = state.mailer.link(&format!("/verify-email?token={token}"));
+        mail::enqueue(
+            &mut tx,
+            &templates::verify_email(&new, &current.user.username, &link),
+        )
+        .await?;
+        mail::enqueue(
+            &mut tx,
+            &templates::email_change_requested(&old, &current.user.username, &new),
+        )
+        .await?;
+    }
+    commit(tx).await?;
+    state.mailer.nudge();
+    audit::record(
+        &state.mysql,
+        AuditEvent::EmailChangeRequested,
+        AuditRecord {
+            user_id: Some(current.user.id),
+            ip: Some(&info.ip),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// What a login answers with, besides the user: the cookie that trusts this browser
+/// for the account from now on.
+pub struct LoggedIn {
+    pub user: SessionUser,
+    pub device_cookie: String,
 }
 
 #[tracing::instrument(skip(state, info, password), fields(ip = %info.ip))]
@@ -119,72 +401,94 @@ pub async fn login(
     info: &RequestInfo,
     username: &str,
     password: String,
-) -> Result<SessionUser, AppError> {
+) -> Result<LoggedIn, AppError> {
+    // The attacker knows the length they sent: refusing at once reveals nothing, and
+    // no work is spent hashing a megabyte.
+    if password.chars().count() > crate::model::account::PASSWORD_MAX {
+        return Err(AppError::InvalidCredentials);
+    }
+    limits::check(
+        &state.mysql,
+        Counter::LoginRequest,
+        &info.ip,
+        Limit::per_window(
+            state.auth.throttle.requests_per_minute,
+            Duration::from_secs(60),
+        ),
+    )
+    .await?;
     let key = Username::parse(username)
         .map(|u| u.key())
         .unwrap_or_else(|_| username.trim().to_lowercase());
     let key: String = key.chars().take(64).collect();
     let policy = &state.auth.throttle;
+    let device = devices::trusted_for(&state.mysql, info.device.as_deref(), &key).await?;
+    let source = match &device {
+        Some(device) => Source::Trusted { device },
+        None => Source::Untrusted {
+            account: &key,
+            client: &info.ip,
+        },
+    };
+    let reservations = match throttle::reserve(&state.mysql, policy, source).await? {
+        Ok(reservations) => reservations,
+        Err(throttled) => {
+            // One audit row per throttled key and throttle period, however many tries.
+            if throttled.refused.first {
+                audit::record(
+                    &state.mysql,
+                    AuditEvent::LoginThrottled,
+                    AuditRecord {
+                        username: Some(&key),
+                        ip: Some(&info.ip),
+                        detail: Some(throttled.key),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            }
+            return Err(AppError::Throttled(throttled.refused.retry_after));
+        }
+    };
 
-    if let Some(wait) = throttle::retry_after(&state.mysql, policy, &key, &info.ip).await? {
-        audit::record(
-            &state.mysql,
-            AuditEvent::LoginThrottled,
-            AuditRecord {
-                username: Some(&key),
-                ip: Some(&info.ip),
-                detail: Some(format!("retry in {wait} s")),
-                ..Default::default()
-            },
-        )
-        .await;
-        return Err(AppError::Throttled(wait));
-    }
-
-    let row = find_by_key(&state.mysql, &key).await?;
-    let too_long = password.chars().count() > crate::model::account::PASSWORD_MAX;
-    let stored = row.as_ref().map(|r| r.3.clone());
-    let verified = password::verify(stored, password).await? && !too_long;
-
+    let row = find_by(&state.mysql, "username_key", &key).await?;
+    let stored = row.as_ref().map(|r| r.password_hash.clone());
+    let verified = password::verify(stored, password).await?;
     let Some(row) = row.filter(|_| verified) else {
-        let failures = throttle::record_failure(&state.mysql, policy, &key, &info.ip).await?;
-        let user_id = find_by_key(&state.mysql, &key).await?.map(|r| r.0);
-        audit::record(
-            &state.mysql,
-            AuditEvent::LoginFailed,
-            AuditRecord {
-                user_id,
-                username: Some(&key),
-                ip: Some(&info.ip),
-                ..Default::default()
-            },
-        )
-        .await;
-        if failures == policy.max_failures {
+        let user_id = find_by(&state.mysql, "username_key", &key)
+            .await?
+            .map(|r| r.id);
+        let record = || AuditRecord {
+            user_id,
+            username: Some(&key),
+            ip: Some(&info.ip),
+            ..Default::default()
+        };
+        audit::record(&state.mysql, AuditEvent::LoginFailed, record()).await;
+        if reservations
+            .first()
+            .is_some_and(|r| r.hits == policy.max_failures)
+        {
+            let detail = Some(format!("{} failures", policy.max_failures));
             audit::record(
                 &state.mysql,
                 AuditEvent::Lockout,
-                AuditRecord {
-                    user_id,
-                    username: Some(&key),
-                    ip: Some(&info.ip),
-                    detail: Some(format!("{failures} failures")),
-                    ..Default::default()
-                },
+                AuditRecord { detail, ..record() },
             )
             .await;
         }
         return Err(AppError::InvalidCredentials);
     };
+    throttle::release(&state.mysql, &reservations).await?;
 
-    let user = to_session_user(row);
+    let user = SessionUser::from(row);
     if user.status == AccountStatus::Disabled {
         return Err(AppError::Conflict(
             "This account is disabled. Please contact a senior manager.".into(),
         ));
     }
-    throttle::clear(&state.mysql, &key).await?;
     sessions::start(state, info, &user).await?;
+    let device = devices::remember(&state.mysql, user.id, info.device.as_deref()).await?;
     sqlx::query("UPDATE users SET last_login_at = UTC_TIMESTAMP(6) WHERE id = ?")
         .bind(user.id)
         .execute(&state.mysql)
@@ -200,7 +504,10 @@ pub async fn login(
         },
     )
     .await;
-    Ok(user)
+    Ok(LoggedIn {
+        user,
+        device_cookie: devices::set_cookie(&device, state.auth.cookie_secure),
+    })
 }
 
 pub async fn logout(
@@ -245,7 +552,7 @@ pub async fn logout_everywhere(
 }
 
 /// The full policy for a replacement password, as field errors of the password forms.
-fn parse_new_password(
+async fn parse_new_password(
     new: &str,
     confirm: &str,
     username: &str,
@@ -253,15 +560,31 @@ fn parse_new_password(
 ) -> Result<NewPassword, AppError> {
     let parsed = NewPassword::parse(new, Some(username), Some(email))
         .map_err(|m| AppError::invalid("new_password", m))?;
-    password::check_strength(parsed.expose(), &[username, email])
-        .map_err(|m| AppError::invalid("new_password", m))?;
     if new != confirm {
         return Err(AppError::invalid(
             "confirm_password",
             "Passwords do not match",
         ));
     }
+    strong_enough(parsed.expose(), &[username, email], "new_password").await?;
     Ok(parsed)
+}
+
+/// After a password changed: reset links are void, and the user is told by mail.
+async fn password_replaced(
+    state: &AppState,
+    conn: &mut MySqlConnection,
+    user_id: u64,
+    username: &str,
+    email: &str,
+) -> Result<(), AppError> {
+    tokens::invalidate(conn, user_id, Purpose::ResetPassword).await?;
+    if let Ok(to) = Email::parse(email) {
+        let notice =
+            templates::password_changed(&to, username, &state.mailer.link("/forgot-password"));
+        mail::enqueue(conn, &notice).await?;
+    }
+    Ok(())
 }
 
 /// Needs the current password; ends every other session of the user.
@@ -278,25 +601,27 @@ pub async fn change_password(
         confirm,
         &current.user.username,
         &current.user.email,
-    )?;
-    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
-        .bind(current.user.id)
-        .fetch_one(&state.mysql)
-        .await
-        .map_err(|e| mysql_error("load password", e))?;
-    if !password::verify(Some(stored), current_password).await? {
-        return Err(AppError::invalid(
-            "current_password",
-            "Current password is not correct",
-        ));
-    }
+    )
+    .await?;
+    check_current_password(state, info, current, current_password).await?;
     let hash = password::hash(new.expose().to_string()).await?;
+    let mut tx = begin(&state.mysql).await?;
     sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
         .bind(hash)
         .bind(current.user.id)
-        .execute(&state.mysql)
+        .execute(&mut *tx)
         .await
         .map_err(|e| mysql_error("update password", e))?;
+    password_replaced(
+        state,
+        &mut tx,
+        current.user.id,
+        &current.user.username,
+        &current.user.email,
+    )
+    .await?;
+    commit(tx).await?;
+    state.mailer.nudge();
     let ended =
         sessions::delete_all(&state.mysql, current.user.id, Some(&current.session_key)).await?;
     audit::record(
@@ -313,8 +638,106 @@ pub async fn change_password(
     Ok(())
 }
 
-pub fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+/// "Forgot password?": a reset link to the address, if an account has it. The answer
+/// is the same either way, and requests are limited per client and per address.
+pub async fn forgot_password(
+    state: &AppState,
+    info: &RequestInfo,
+    email: &str,
+) -> Result<(), AppError> {
+    let email = Email::parse(email).map_err(|m| AppError::invalid("email", m))?;
+    limits::check(
+        &state.mysql,
+        Counter::ResetRequest,
+        &info.ip,
+        Limit::per_window(10, HOUR),
+    )
+    .await?;
+    limits::check(
+        &state.mysql,
+        Counter::ResetAddress,
+        email.as_str(),
+        Limit::per_window(3, HOUR),
+    )
+    .await?;
+    let Some(user) = find_by(&state.mysql, "email", email.as_str()).await? else {
+        return Ok(());
+    };
+    if user.status == AccountStatus::Disabled {
+        return Ok(());
+    }
+    send_reset_link(state, info, user.id, &user.username, &email, None).await
+}
+
+/// Issues a reset link (voiding older ones) and mails it to the user's address.
+async fn send_reset_link(
+    state: &AppState,
+    info: &RequestInfo,
+    user_id: u64,
+    username: &str,
+    email: &Email,
+    by: Option<u64>,
+) -> Result<(), AppError> {
+    let mut tx = begin(&state.mysql).await?;
+    let token = tokens::issue(&mut tx, user_id, Purpose::ResetPassword, email, by).await?;
+    let link = state.mailer.link(&format!("/reset-password?token={token}"));
+    let mail: Mail = templates::password_reset(email, username, &link, by.is_some());
+    mail::enqueue(&mut tx, &mail).await?;
+    commit(tx).await?;
+    state.mailer.nudge();
+    audit::record(
+        &state.mysql,
+        AuditEvent::ResetIssued,
+        AuditRecord {
+            user_id: Some(user_id),
+            actor_id: by,
+            ip: Some(&info.ip),
+            detail: Some(
+                if by.is_some() {
+                    "by a manager"
+                } else {
+                    "requested by mail"
+                }
+                .into(),
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// A senior manager sends a reset link to a user's address (never to themselves, and
+/// not for another senior manager: a stolen manager session must not take over accounts).
+pub async fn send_reset_link_for(
+    state: &AppState,
+    info: &RequestInfo,
+    actor: &CurrentUser,
+    user_id: u64,
+) -> Result<(), AppError> {
+    if actor.user.id == user_id {
+        return Err(AppError::Conflict(
+            "Change your own password on your profile page.".into(),
+        ));
+    }
+    let user = find_by(&state.mysql, "id", &user_id.to_string())
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if user.role == Role::SeniorManagement {
+        return Err(AppError::Conflict(
+            "Senior managers reset their own passwords from the login page.".into(),
+        ));
+    }
+    let email = Email::parse(&user.email).map_err(|_| AppError::Internal)?;
+    send_reset_link(
+        state,
+        info,
+        user.id,
+        &user.username,
+        &email,
+        Some(actor.user.id),
+    )
+    .await
 }
 
 /// Sets a new password through a one-time reset link; ends all the user's sessions.
@@ -325,51 +748,56 @@ pub async fn reset_password(
     new_password: &str,
     confirm: &str,
 ) -> Result<(), AppError> {
-    const INVALID_LINK: &str =
-        "This reset link is invalid, expired or already used. Ask a senior manager for a new one.";
-    let mut tx = state
-        .mysql
-        .begin()
-        .await
-        .map_err(|e| mysql_error("begin reset", e))?;
-    // FOR UPDATE: two simultaneous uses of one link cannot both pass the check.
-    let found: Option<(u64, String, String)> = sqlx::query_as(
-        "SELECT r.user_id, u.username, u.email FROM password_resets r JOIN users u ON u.id = r.user_id \
-         WHERE r.token_hash = ? AND r.used_at IS NULL AND r.expires_at > UTC_TIMESTAMP(6) FOR UPDATE",
+    const INVALID_LINK: &str = "This reset link is invalid, expired or already used. Ask for a new one from the login page.";
+    limits::check(
+        &state.mysql,
+        Counter::LinkAttempt,
+        &info.ip,
+        Limit::per_window(30, HOUR),
     )
-    .bind(token_hash(token.trim()))
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(|e| mysql_error("find reset", e))?;
-    let Some((user_id, username, email)) = found else {
+    .await?;
+    let mut tx = begin(&state.mysql).await?;
+    let Some(found) = tokens::redeem(&mut tx, token, Purpose::ResetPassword).await? else {
+        rollback(tx).await;
+        audit::record(
+            &state.mysql,
+            AuditEvent::ResetFailed,
+            AuditRecord {
+                ip: Some(&info.ip),
+                ..Default::default()
+            },
+        )
+        .await;
         return Err(AppError::Conflict(INVALID_LINK.into()));
     };
-    let new = parse_new_password(new_password, confirm, &username, &email)?;
+    let new = match parse_new_password(new_password, confirm, &found.username, &found.email).await {
+        Ok(new) => new,
+        // The link stays usable for a better password.
+        Err(e) => {
+            rollback(tx).await;
+            return Err(e);
+        }
+    };
     let hash = password::hash(new.expose().to_string()).await?;
     sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
         .bind(hash)
-        .bind(user_id)
+        .bind(found.user_id)
         .execute(&mut *tx)
         .await
         .map_err(|e| mysql_error("reset password", e))?;
-    sqlx::query("UPDATE password_resets SET used_at = UTC_TIMESTAMP(6) WHERE token_hash = ?")
-        .bind(token_hash(token.trim()))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| mysql_error("use reset", e))?;
+    password_replaced(state, &mut tx, found.user_id, &found.username, &found.email).await?;
     sqlx::query("DELETE FROM user_sessions WHERE user_id = ?")
-        .bind(user_id)
+        .bind(found.user_id)
         .execute(&mut *tx)
         .await
         .map_err(|e| mysql_error("end sessions", e))?;
-    tx.commit()
-        .await
-        .map_err(|e| mysql_error("commit reset", e))?;
+    commit(tx).await?;
+    state.mailer.nudge();
     audit::record(
         &state.mysql,
         AuditEvent::ResetUsed,
         AuditRecord {
-            user_id: Some(user_id),
+            user_id: Some(found.user_id),
             ip: Some(&info.ip),
             ..Default::default()
         },
@@ -378,15 +806,36 @@ pub async fn reset_password(
     Ok(())
 }
 
-/// `server user create` and the demo seed: an active user of any role. `via` says which,
-/// for the audit log.
+/// `server user create` and the demo seed: an active, verified user of any role. `via`
+/// says which, for the audit log.
 pub async fn create_active_user(
     pool: &MySqlPool,
     account: &NewAccount,
     via: &str,
 ) -> Result<u64, AppError> {
-    full_password_check(account)?;
-    let id = insert_user(pool, account, AccountStatus::Active).await?;
+    strong_enough(
+        account.password.expose(),
+        &[account.username.as_str(), account.email.as_str()],
+        "password",
+    )
+    .await?;
+    let hash = password::hash(account.password.expose().to_string()).await?;
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| mysql_error("create user", e))?;
+    let id = match insert_user(&mut conn, account, &hash, AccountStatus::Active, true).await? {
+        Ok(id) => id,
+        Err(Taken::Email) => {
+            return Err(AppError::invalid(
+                "email",
+                "An account with this email already exists",
+            ));
+        }
+        Err(Taken::Username) => {
+            return Err(AppError::invalid("username", "This username is taken"));
+        }
+    };
     audit::record(
         pool,
         AuditEvent::UserCreated,
@@ -434,7 +883,10 @@ pub async fn seed_demo_accounts(pool: &MySqlPool) -> Result<usize, AppError> {
             role: role.as_str().into(),
         };
         let account = input.parse().map_err(AppError::Invalid)?;
-        if find_by_key(pool, &account.username.key()).await?.is_some() {
+        if find_by(pool, "username_key", &account.username.key())
+            .await?
+            .is_some()
+        {
             continue;
         }
         match create_active_user(pool, &account, "demo seed").await {
@@ -445,8 +897,4 @@ pub async fn seed_demo_accounts(pool: &MySqlPool) -> Result<usize, AppError> {
         }
     }
     Ok(created)
-}
-
-pub fn now_naive() -> chrono::NaiveDateTime {
-    Utc::now().naive_utc()
 }

@@ -7,34 +7,37 @@ use crate::model::{AccountStatus, AppError, Role, UserSummary};
 use crate::server::AppState;
 use crate::server::db::mysql_error;
 use chrono::NaiveDateTime;
-use rand::RngCore;
 use sqlx::MySqlPool;
 
-pub const RESET_LINK_TTL_MINUTES: i64 = 60;
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: u64,
+    username: String,
+    email: String,
+    role: Role,
+    status: AccountStatus,
+    email_verified: bool,
+    created_at: NaiveDateTime,
+    last_login_at: Option<NaiveDateTime>,
+}
 
-type SummaryRow = (
-    u64,
-    String,
-    String,
-    Role,
-    AccountStatus,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-);
-
-fn to_summary(
-    (id, username, email, role, status, created_at, last_login_at): SummaryRow,
-) -> UserSummary {
-    UserSummary {
-        id,
-        username,
-        email,
-        role,
-        status,
-        created_at: created_at.and_utc(),
-        last_login_at: last_login_at.map(|t| t.and_utc()),
+impl From<SummaryRow> for UserSummary {
+    fn from(r: SummaryRow) -> Self {
+        UserSummary {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            role: r.role,
+            status: r.status,
+            email_verified: r.email_verified,
+            created_at: r.created_at.and_utc(),
+            last_login_at: r.last_login_at.map(|t| t.and_utc()),
+        }
     }
 }
+
+const SUMMARY_COLUMNS: &str = "id, username, email, role, status, email_verified_at IS NOT NULL AS email_verified, \
+     created_at, last_login_at";
 
 /// Users matching `query` (username or email, substring), pending ones first.
 #[tracing::instrument(skip(pool))]
@@ -52,11 +55,11 @@ pub async fn list(
             .replace('%', "\\%")
             .replace('_', "\\_")
     );
-    let rows: Vec<SummaryRow> = sqlx::query_as(
-        "SELECT id, username, email, role, status, created_at, last_login_at FROM users \
+    let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM users \
          WHERE (username_key LIKE ? OR email LIKE ?) AND (? IS NULL OR status = ?) \
-         ORDER BY status = 'pending' DESC, created_at DESC LIMIT 200",
-    )
+         ORDER BY status = 'pending' DESC, created_at DESC LIMIT 200"
+    ))
     .bind(&pattern)
     .bind(&pattern)
     .bind(status.map(|s| s.as_str()))
@@ -64,18 +67,17 @@ pub async fn list(
     .fetch_all(pool)
     .await
     .map_err(|e| mysql_error("list users", e))?;
-    Ok(rows.into_iter().map(to_summary).collect())
+    Ok(rows.into_iter().map(UserSummary::from).collect())
 }
 
 async fn load(pool: &MySqlPool, id: u64) -> Result<UserSummary, AppError> {
-    let row: Option<SummaryRow> = sqlx::query_as(
-        "SELECT id, username, email, role, status, created_at, last_login_at FROM users WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| mysql_error("load user", e))?;
-    row.map(to_summary).ok_or(AppError::NotFound)
+    let row: Option<SummaryRow> =
+        sqlx::query_as(&format!("SELECT {SUMMARY_COLUMNS} FROM users WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| mysql_error("load user", e))?;
+    row.map(UserSummary::from).ok_or(AppError::NotFound)
 }
 
 /// Records a manager's action on a user.
@@ -133,6 +135,12 @@ pub async fn decide(
             user.username
         )));
     }
+    if approve && !user.email_verified {
+        return Err(AppError::Conflict(format!(
+            "{} has not confirmed their email address yet; approve once they have.",
+            user.username
+        )));
+    }
     let (status, event) = if approve {
         (AccountStatus::Active, AuditEvent::Approved)
     } else {
@@ -185,7 +193,13 @@ pub async fn set_enabled(
     enabled: bool,
 ) -> Result<UserSummary, AppError> {
     not_self(actor, id)?;
-    load(&state.mysql, id).await?;
+    let user = load(&state.mysql, id).await?;
+    if user.status == AccountStatus::Pending {
+        return Err(AppError::Conflict(format!(
+            "{} is awaiting approval: approve or reject the account instead.",
+            user.username
+        )));
+    }
     let (status, event) = if enabled {
         (AccountStatus::Active, AuditEvent::Enabled)
     } else {
@@ -209,28 +223,12 @@ pub async fn set_enabled(
     load(&state.mysql, id).await
 }
 
-/// Creates a single-use reset link valid for an hour and returns its path. Only the
-/// token's hash is stored.
-pub async fn issue_reset_link(
+/// Sends a single-use reset link to the user's own address; the manager never sees it.
+pub async fn send_reset_link(
     state: &AppState,
     info: &RequestInfo,
     actor: &CurrentUser,
     id: u64,
-) -> Result<String, AppError> {
-    load(&state.mysql, id).await?;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = hex::encode(bytes);
-    let now = accounts::now_naive();
-    sqlx::query("INSERT INTO password_resets (token_hash, user_id, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(accounts::token_hash(&token))
-        .bind(id)
-        .bind(actor.user.id)
-        .bind(now)
-        .bind(now + chrono::Duration::minutes(RESET_LINK_TTL_MINUTES))
-        .execute(&state.mysql)
-        .await
-        .map_err(|e| mysql_error("create reset", e))?;
-    audit_action(state, info, actor, AuditEvent::ResetIssued, id, None).await;
-    Ok(format!("/reset-password?token={token}"))
+) -> Result<(), AppError> {
+    accounts::send_reset_link_for(state, info, actor, id).await
 }

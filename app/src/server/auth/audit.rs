@@ -8,8 +8,11 @@ use sqlx::MySqlPool;
 pub enum AuditEvent {
     Registered,
     UserCreated,
+    EmailVerified,
+    EmailChangeRequested,
     LoginSucceeded,
     LoginFailed,
+    /// Written once per throttled key and throttle period, however many attempts.
     LoginThrottled,
     Lockout,
     Logout,
@@ -20,32 +23,36 @@ pub enum AuditEvent {
     Disabled,
     Enabled,
     PasswordChanged,
+    /// A wrong current password given to change the password or the address.
+    PasswordCheckFailed,
     ResetIssued,
     ResetUsed,
+    /// A reset link that was invalid, expired or already used.
+    ResetFailed,
 }
 
-impl AuditEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditEvent::Registered => "registered",
-            AuditEvent::UserCreated => "user_created",
-            AuditEvent::LoginSucceeded => "login_succeeded",
-            AuditEvent::LoginFailed => "login_failed",
-            AuditEvent::LoginThrottled => "login_throttled",
-            AuditEvent::Lockout => "lockout",
-            AuditEvent::Logout => "logout",
-            AuditEvent::SessionRevoked => "session_revoked",
-            AuditEvent::Approved => "approved",
-            AuditEvent::Rejected => "rejected",
-            AuditEvent::RoleChanged => "role_changed",
-            AuditEvent::Disabled => "disabled",
-            AuditEvent::Enabled => "enabled",
-            AuditEvent::PasswordChanged => "password_changed",
-            AuditEvent::ResetIssued => "reset_issued",
-            AuditEvent::ResetUsed => "reset_used",
-        }
-    }
-}
+crate::model::role::string_enum!(AuditEvent {
+    Registered => "registered",
+    UserCreated => "user_created",
+    EmailVerified => "email_verified",
+    EmailChangeRequested => "email_change_requested",
+    LoginSucceeded => "login_succeeded",
+    LoginFailed => "login_failed",
+    LoginThrottled => "login_throttled",
+    Lockout => "lockout",
+    Logout => "logout",
+    SessionRevoked => "session_revoked",
+    Approved => "approved",
+    Rejected => "rejected",
+    RoleChanged => "role_changed",
+    Disabled => "disabled",
+    Enabled => "enabled",
+    PasswordChanged => "password_changed",
+    PasswordCheckFailed => "password_check_failed",
+    ResetIssued => "reset_issued",
+    ResetUsed => "reset_used",
+    ResetFailed => "reset_failed",
+});
 
 #[derive(Debug, Default)]
 pub struct AuditRecord<'a> {
@@ -66,11 +73,14 @@ pub async fn record(pool: &MySqlPool, event: AuditEvent, record: AuditRecord<'_>
     )
     .bind(event.as_str())
     .bind(record.user_id)
-    .bind(
-        record
-            .username
-            .map(|u| u.chars().take(64).collect::<String>()),
-    )
+    // What was typed as a username reaches managers' screens: without control or
+    // invisible formatting characters, which could make it read as something else.
+    .bind(record.username.map(|u| {
+        u.chars()
+            .filter(|c| !c.is_control() && !crate::model::sale::is_hidden_format(*c))
+            .take(64)
+            .collect::<String>()
+    }))
     .bind(record.actor_id)
     .bind(record.ip)
     .bind(

@@ -50,10 +50,12 @@ pub struct RequestInfo {
     pub session: Session,
     pub ip: String,
     pub user_agent: Option<String>,
+    /// The browser's device cookie (`auth::devices`), if it sent one.
+    pub device: Option<String>,
 }
 
 /// Read from the request synchronously (see `crate::server::respond`).
-pub fn request_info() -> Result<RequestInfo, AppError> {
+pub fn request_info(secure_cookies: bool) -> Result<RequestInfo, AppError> {
     let parts = use_context::<http::request::Parts>().ok_or_else(|| {
         tracing::error!("request parts missing from the context");
         AppError::Internal
@@ -76,6 +78,7 @@ pub fn request_info() -> Result<RequestInfo, AppError> {
         session,
         ip,
         user_agent,
+        device: super::devices::read(&parts.headers, secure_cookies),
     })
 }
 
@@ -122,24 +125,37 @@ pub async fn authenticate(
     else {
         return Ok(None);
     };
-    let row: Option<(
-        u64,
-        String,
-        String,
-        Role,
-        AccountStatus,
-        NaiveDateTime,
-        NaiveDateTime,
-    )> = sqlx::query_as(
-        "SELECT u.id, u.username, u.email, u.role, u.status, s.created_at, s.last_seen_at \
-         FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: u64,
+        username: String,
+        email: String,
+        role: Role,
+        status: AccountStatus,
+        email_verified: bool,
+        created_at: NaiveDateTime,
+        last_seen_at: NaiveDateTime,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT u.id, u.username, u.email, u.role, u.status, u.email_verified_at IS NOT NULL AS email_verified, \
+         s.created_at, s.last_seen_at FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
     )
     .bind(&auth.key)
     .fetch_optional(&state.mysql)
     .await
     .map_err(|e| mysql_error("load session", e))?;
 
-    let Some((id, username, email, role, status, created_at, last_seen_at)) = row else {
+    let Some(Row {
+        id,
+        username,
+        email,
+        role,
+        status,
+        email_verified,
+        created_at,
+        last_seen_at,
+    }) = row
+    else {
         // Revoked elsewhere (log out everywhere, disabled account, password change).
         session.flush().await.map_err(session_error)?;
         return Ok(None);
@@ -191,6 +207,7 @@ pub async fn authenticate(
             email,
             role,
             status,
+            email_verified,
         },
         session_key: auth.key,
     }))

@@ -3,9 +3,11 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod devices;
 pub mod guard;
 pub mod password;
 pub mod sessions;
 pub mod throttle;
+pub mod tokens;
 
 pub use guard::{Access, CurrentUser};

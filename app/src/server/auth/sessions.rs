@@ -5,14 +5,11 @@ use crate::model::{AppError, SessionSummary, SessionUser};
 use crate::server::AppState;
 use crate::server::db::mysql_error;
 use chrono::{NaiveDateTime, Utc};
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
 
 fn random_key() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)[..43].to_string()
+    super::tokens::random_hex(32)[..43].to_string()
 }
 
 /// Starts a login on this request's session: a fresh session id (no fixation), the
@@ -44,12 +41,10 @@ pub async fn start(
         delete_key(&state.mysql, &old.key).await?;
     }
     info.session.cycle_id().await.map_err(session_error)?;
-    let absolute =
-        time::Duration::try_from(state.auth.absolute_timeout).unwrap_or(time::Duration::hours(8));
+    // A session cookie (no Expires or Max-Age): closing the browser ends it.
+    // `user_sessions` enforces the idle and absolute timeouts on the server.
     info.session
-        .set_expiry(Some(tower_sessions::Expiry::AtDateTime(
-            time::OffsetDateTime::now_utc() + absolute,
-        )));
+        .set_expiry(Some(tower_sessions::Expiry::OnSessionEnd));
     info.session
         .insert(
             AUTH_KEY,
@@ -137,18 +132,33 @@ pub async fn list(
         .collect())
 }
 
-/// Revokes one of the user's own sessions by its handle; false when none matched.
-pub async fn revoke(pool: &MySqlPool, user_id: u64, target: &str) -> Result<bool, AppError> {
+/// Revokes one of the user's own sessions by its handle, and audits it.
+pub async fn revoke(
+    state: &AppState,
+    info: &RequestInfo,
+    current: &super::CurrentUser,
+    target: &str,
+) -> Result<(), AppError> {
     let keys: Vec<String> = sqlx::query_scalar("SELECT id FROM user_sessions WHERE user_id = ?")
-        .bind(user_id)
-        .fetch_all(pool)
+        .bind(current.user.id)
+        .fetch_all(&state.mysql)
         .await
         .map_err(|e| mysql_error("list session keys", e))?;
-    match keys.into_iter().find(|k| handle(k) == target) {
-        Some(key) => {
-            delete_key(pool, &key).await?;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+    let key = keys
+        .into_iter()
+        .find(|k| handle(k) == target)
+        .ok_or(AppError::NotFound)?;
+    delete_key(&state.mysql, &key).await?;
+    super::audit::record(
+        &state.mysql,
+        super::audit::AuditEvent::SessionRevoked,
+        super::audit::AuditRecord {
+            user_id: Some(current.user.id),
+            ip: Some(&info.ip),
+            detail: Some(format!("session {target}")),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(())
 }

@@ -1,16 +1,34 @@
-//! Login throttling per account and per client address: after `max_failures` failed
-//! logins within the window, each further attempt must wait an exponentially growing
-//! delay after the latest failure. A throttled attempt never reaches the password check.
+//! Login throttling that holds under parallel requests and cannot be turned against an
+//! account's owner.
+//!
+//! Every attempt reserves its failure *before* the password is checked: a hit on a
+//! counter, decided under the counter's row lock (`limits::hit`), so 40 parallel wrong
+//! guesses count as 40 and at most `max_failures` of them reach the password check.
+//! A login that succeeds gives its reservation back. After `max_failures`, each further
+//! attempt waits an exponentially growing delay after the latest one.
+//!
+//! Whose counter an attempt uses depends on the browser (OWASP's device cookies):
+//! - a browser that logged in to this account before counts on its own;
+//! - any other browser counts on the account's counter for strangers, and on its client
+//!   address's counter, which allows many more failures, so one person's mistakes or
+//!   one attacker's guesses do not lock out everyone behind the same office or NAT.
+//!
+//! So a stranger who keeps guessing throttles strangers only; the owner's browser goes on.
 
 use crate::model::AppError;
-use crate::server::db::mysql_error;
-use chrono::{NaiveDateTime, Utc};
+use crate::server::limits::{self, Counter, Limit, Refused, Reserved};
 use sqlx::MySqlPool;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottlePolicy {
+    /// Failures per account (for strangers) and per trusted browser.
     pub max_failures: u32,
+    /// Failures per client address (untrusted browsers).
+    pub client_max_failures: u32,
+    /// Login requests per client address and minute, failed or not: each costs a
+    /// password hash.
+    pub requests_per_minute: u32,
     pub window: Duration,
     pub base_delay: Duration,
 }
@@ -19,6 +37,8 @@ impl Default for ThrottlePolicy {
     fn default() -> Self {
         Self {
             max_failures: 5,
+            client_max_failures: 50,
+            requests_per_minute: 60,
             window: Duration::from_secs(15 * 60),
             base_delay: Duration::from_secs(30),
         }
@@ -26,117 +46,78 @@ impl Default for ThrottlePolicy {
 }
 
 impl ThrottlePolicy {
-    /// The wait after the latest failure, given the failures inside the window.
-    pub fn delay(&self, failures: u32) -> Duration {
-        if failures < self.max_failures {
-            return Duration::ZERO;
+    fn limit(&self, max: u32) -> Limit {
+        Limit {
+            max,
+            window: self.window,
+            base_delay: self.base_delay,
         }
-        let doublings = (failures - self.max_failures).min(20);
-        self.base_delay
-            .saturating_mul(1 << doublings)
-            .min(self.window)
     }
 }
 
-/// Seconds until the next attempt is allowed, if it is throttled now.
-#[tracing::instrument(skip(pool, policy))]
-pub async fn retry_after(
-    pool: &MySqlPool,
-    policy: &ThrottlePolicy,
-    username_key: &str,
-    ip: &str,
-) -> Result<Option<u64>, AppError> {
-    let since = (Utc::now() - policy.window).naive_utc();
-    let (user_n, user_last, ip_n, ip_last): (
-        i64,
-        Option<NaiveDateTime>,
-        i64,
-        Option<NaiveDateTime>,
-    ) = sqlx::query_as(
-        "SELECT \
-           (SELECT COUNT(*) FROM login_failures WHERE username_key = ? AND at > ?), \
-           (SELECT MAX(at) FROM login_failures WHERE username_key = ? AND at > ?), \
-           (SELECT COUNT(*) FROM login_failures WHERE ip = ? AND at > ?), \
-           (SELECT MAX(at) FROM login_failures WHERE ip = ? AND at > ?)",
-    )
-    .bind(username_key)
-    .bind(since)
-    .bind(username_key)
-    .bind(since)
-    .bind(ip)
-    .bind(since)
-    .bind(ip)
-    .bind(since)
-    .fetch_one(pool)
-    .await
-    .map_err(|e| mysql_error("read login failures", e))?;
-
-    let now = Utc::now().naive_utc();
-    let wait = [(user_n, user_last), (ip_n, ip_last)]
-        .into_iter()
-        .filter_map(|(n, last)| {
-            let until = last? + policy.delay(u32::try_from(n).unwrap_or(u32::MAX));
-            (until > now).then(|| (until - now).num_milliseconds())
-        })
-        .max();
-    Ok(wait.map(|ms| (ms as u64).div_ceil(1000).max(1)))
+/// Who is trying, as far as throttling is concerned.
+pub enum Source<'a> {
+    /// A browser whose device cookie belongs to the account.
+    Trusted {
+        device: &'a str,
+    },
+    Untrusted {
+        account: &'a str,
+        client: &'a str,
+    },
 }
 
-/// Records a failure and returns how many the account now has inside the window.
-#[tracing::instrument(skip(pool, policy))]
-pub async fn record_failure(
-    pool: &MySqlPool,
-    policy: &ThrottlePolicy,
-    username_key: &str,
-    ip: &str,
-) -> Result<u32, AppError> {
-    let now = Utc::now().naive_utc();
-    let since = (Utc::now() - policy.window).naive_utc();
-    sqlx::query("DELETE FROM login_failures WHERE at < ?")
-        .bind(since)
-        .execute(pool)
-        .await
-        .map_err(|e| mysql_error("prune login failures", e))?;
-    sqlx::query("INSERT INTO login_failures (at, username_key, ip) VALUES (?, ?, ?)")
-        .bind(now)
-        .bind(username_key)
-        .bind(ip)
-        .execute(pool)
-        .await
-        .map_err(|e| mysql_error("record login failure", e))?;
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE username_key = ? AND at > ?")
-            .bind(username_key)
-            .bind(since)
-            .fetch_one(pool)
-            .await
-            .map_err(|e| mysql_error("count login failures", e))?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+/// What refused an attempt, for the audit log.
+pub struct Throttled {
+    pub refused: Refused,
+    pub key: String,
 }
 
-/// A successful login clears the account's failures (not the address's: one valid
-/// account must not reset a password-spraying address).
-pub async fn clear(pool: &MySqlPool, username_key: &str) -> Result<(), AppError> {
-    sqlx::query("DELETE FROM login_failures WHERE username_key = ?")
-        .bind(username_key)
-        .execute(pool)
-        .await
-        .map_err(|e| mysql_error("clear login failures", e))?;
+/// Reserves one attempt's failure: the reservations to hand back if the password is
+/// right, or how long to wait.
+pub async fn reserve(
+    pool: &MySqlPool,
+    policy: &ThrottlePolicy,
+    source: Source<'_>,
+) -> Result<Result<Vec<Reserved>, Throttled>, AppError> {
+    let limit = policy.limit(policy.max_failures);
+    match source {
+        Source::Trusted { device } => Ok(limits::hit(pool, Counter::LoginDevice, device, limit)
+            .await?
+            .map(|r| vec![r])
+            .map_err(|refused| Throttled {
+                refused,
+                key: format!("browser {}", &device[..12.min(device.len())]),
+            })),
+        Source::Untrusted { account, client } => {
+            let by_account = match limits::hit(pool, Counter::LoginAccount, account, limit).await? {
+                Ok(r) => r,
+                Err(refused) => {
+                    return Ok(Err(Throttled {
+                        refused,
+                        key: format!("account {account}"),
+                    }));
+                }
+            };
+            let client_limit = policy.limit(policy.client_max_failures);
+            match limits::hit(pool, Counter::LoginClient, client, client_limit).await? {
+                Ok(by_client) => Ok(Ok(vec![by_account, by_client])),
+                Err(refused) => {
+                    limits::release(pool, &by_account).await?;
+                    Ok(Err(Throttled {
+                        refused,
+                        key: format!("address {client}"),
+                    }))
+                }
+            }
+        }
+    }
+}
+
+/// The attempt succeeded: its reservations were not failures.
+pub async fn release(pool: &MySqlPool, reservations: &[Reserved]) -> Result<(), AppError> {
+    for r in reservations {
+        limits::release(pool, r).await?;
+    }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_after_the_threshold_and_is_capped() {
-        let p = ThrottlePolicy::default();
-        assert_eq!(p.delay(4), Duration::ZERO);
-        assert_eq!(p.delay(5), Duration::from_secs(30));
-        assert_eq!(p.delay(6), Duration::from_secs(60));
-        assert_eq!(p.delay(7), Duration::from_secs(120));
-        assert_eq!(p.delay(12), Duration::from_secs(15 * 60));
-        assert_eq!(p.delay(u32::MAX), Duration::from_secs(15 * 60));
-    }
 }

@@ -60,6 +60,8 @@ pub fn parse_value(value: serde_json::Value, now: DateTime<Utc>) -> Result<Sale,
         return Err("a sale must be a JSON object".into());
     };
     let draft = document_to_draft(&doc).map_err(|e| e.to_string())?;
+    crate::model::sale::check_sale_date(draft.sale_date, Some(now))
+        .map_err(|m| format!("saleDate: {m}"))?;
     let id = match doc.get("_id") {
         Some(Bson::ObjectId(oid)) => sale_id(oid),
         Some(_) => {

@@ -58,14 +58,20 @@ pub struct Deployment {
 pub enum Product {
     /// Any FerretDB (its `buildInfo` carries `ferretdbVersion`). Version 2 is a
     /// different engine; it is treated like 1.x until verified.
-    FerretDb { version: String },
-    MongoDb { version: String },
+    FerretDb {
+        version: String,
+    },
+    MongoDb {
+        version: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Topology {
     Standalone,
-    ReplicaSet { name: String },
+    ReplicaSet {
+        name: String,
+    },
     /// Reached through `mongos`.
     Sharded,
 }

@@ -97,8 +97,7 @@ fn job_ttl(writer: &Writer) -> Duration {
 pub async fn begin(writer: &Writer, options: SyncOptions) -> Result<Run, AppError> {
     let pool = &writer.backup().pool;
     let owner = writer.lease().owner;
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(u64::from(options.wait_secs));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(options.wait_secs));
     let lease = loop {
         if let Some(lease) = jobs::acquire(pool, SALES_SYNC, &owner, job_ttl(writer)).await? {
             break lease;
@@ -414,6 +413,7 @@ async fn repair(
         .await
         .map_err(|e| mysql_error("sync: begin repair", e))?;
     if !lease.still_held(&mut tx).await? {
+        let _ = tx.rollback().await;
         return Err(AppError::Conflict(LEASE_LOST.into()));
     }
     let held = claim_sales(&mut tx, &ids, &claim).await?;
@@ -492,7 +492,9 @@ async fn claim_sales(
         return Ok(HashSet::new());
     }
     for attempt in 0.. {
-        let mut q = QueryBuilder::<MySql>::new("SELECT open_sale_id FROM sale_intents WHERE open_sale_id IN (");
+        let mut q = QueryBuilder::<MySql>::new(
+            "SELECT open_sale_id FROM sale_intents WHERE open_sale_id IN (",
+        );
         finish_in_list(&mut q, ids);
         let busy: HashSet<String> = q
             .build_query_scalar()
@@ -501,7 +503,10 @@ async fn claim_sales(
             .map_err(|e| mysql_error("sync: hold sales", e))?
             .into_iter()
             .collect();
-        let free: Vec<&SaleId> = ids.iter().filter(|id| !busy.contains(id.as_str())).collect();
+        let free: Vec<&SaleId> = ids
+            .iter()
+            .filter(|id| !busy.contains(id.as_str()))
+            .collect();
         if free.is_empty() {
             break;
         }

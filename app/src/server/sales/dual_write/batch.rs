@@ -149,7 +149,10 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
     /// Deletes what this batch inserted from MongoDB and closes its intents. Best
     /// effort: whatever is left open, recovery settles.
     async fn compensate_batch(&self, claim: &mut BatchClaim, inserted: &[Sale]) {
-        tracing::warn!(sales = inserted.len(), "import batch: backup write failed; removing it from MongoDB");
+        tracing::warn!(
+            sales = inserted.len(),
+            "import batch: backup write failed; removing it from MongoDB"
+        );
         if !matches!(self.keep_batch(claim).await, Ok(true)) {
             return;
         }
@@ -158,7 +161,10 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             Ok(_) => (IntentState::Failed, "backup write failed; compensated"),
             Err(undo) => {
                 tracing::error!(error = %undo, "import batch: compensation failed; recovery will roll these sales back");
-                (IntentState::NeedsRepair, "backup write and compensation failed")
+                (
+                    IntentState::NeedsRepair,
+                    "backup write and compensation failed",
+                )
             }
         };
         if let Err(e) = self.backup.close_batch(&claim.lease, state, note).await {

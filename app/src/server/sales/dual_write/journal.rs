@@ -83,7 +83,6 @@ const INTENT_COLUMNS: &str = "id, op, sale_id, before_image, after_image, state,
 
 const OPEN: &str = "state IN ('pending', 'needs_repair')";
 
-
 /// The intent whose `column` equals `value`.
 async fn load_where(
     conn: &mut MySqlConnection,
@@ -109,19 +108,26 @@ async fn load_id(conn: &mut MySqlConnection, id: u64) -> Result<Option<Intent>, 
     row.map(Intent::try_from).transpose()
 }
 
+/// Ends a transaction that wrote nothing at once, rather than when its connection is
+/// next used: until then it would hold its row locks.
+async fn rollback(tx: sqlx::Transaction<'_, MySql>) {
+    if let Err(e) = tx.rollback().await {
+        tracing::warn!(error = %e, "rollback failed; the connection is discarded");
+    }
+}
+
 fn held(rows: u64) -> Held {
     if rows == 1 { Held::Yes } else { Held::Lost }
 }
 
 /// Locks the intent row and checks that `claim` still holds it, open.
 async fn lock_claim(conn: &mut MySqlConnection, claim: &Claim) -> Result<Held, AppError> {
-    let row: Option<(IntentState, Option<String>)> = sqlx::query_as(
-        "SELECT state, lease_owner FROM sale_intents WHERE id = ? FOR UPDATE",
-    )
-    .bind(claim.intent)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| mysql_error("check intent lease", e))?;
+    let row: Option<(IntentState, Option<String>)> =
+        sqlx::query_as("SELECT state, lease_owner FROM sale_intents WHERE id = ? FOR UPDATE")
+            .bind(claim.intent)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("check intent lease", e))?;
     Ok(match row {
         Some((state, Some(owner))) if state.is_open() && owner == claim.owner() => Held::Yes,
         _ => Held::Lost,
@@ -145,6 +151,7 @@ impl MySqlBackup {
             .await
             .map_err(|e| mysql_error("begin backup write", e))?;
         if lock_claim(&mut tx, claim).await? == Held::Lost {
+            rollback(tx).await;
             return Ok(Held::Lost);
         }
         match sale {
@@ -167,7 +174,6 @@ impl MySqlBackup {
             .map_err(|e| mysql_error("commit backup write", e))?;
         Ok(Held::Yes)
     }
-
 }
 
 /// Sets a new lease on the intent if it is open and its lease has run out.
@@ -284,7 +290,12 @@ impl Backup for MySqlBackup {
         Ok(held(rows))
     }
 
-    async fn commit(&self, claim: &Claim, id: &SaleId, after: Option<&Sale>) -> Result<Held, AppError> {
+    async fn commit(
+        &self,
+        claim: &Claim,
+        id: &SaleId,
+        after: Option<&Sale>,
+    ) -> Result<Held, AppError> {
         self.apply_and_close(claim, id, after, IntentState::Done, None)
             .await
     }
@@ -382,6 +393,7 @@ impl Backup for MySqlBackup {
         .await
         .map_err(|e| mysql_error("claim intent", e))?;
         let Some(id) = candidate else {
+            rollback(tx).await;
             return Ok(None);
         };
         let claimed = take_over_query(lease, id)
@@ -521,7 +533,11 @@ impl Backup for MySqlBackup {
         .await
         .map_err(|e| mysql_error("renew import leases", e))?
         .rows_affected();
-        Ok(if rows == claimed as u64 { Held::Yes } else { Held::Lost })
+        Ok(if rows == claimed as u64 {
+            Held::Yes
+        } else {
+            Held::Lost
+        })
     }
 
     async fn present(&self, ids: &[SaleId]) -> Result<Vec<SaleId>, AppError> {
@@ -553,6 +569,7 @@ impl Backup for MySqlBackup {
         .await
         .map_err(|e| mysql_error("check import leases", e))?;
         if still.len() != claimed {
+            rollback(tx).await;
             return Ok(Held::Lost);
         }
         backup::replace(&mut tx, rows).await?;
@@ -582,7 +599,12 @@ impl Backup for MySqlBackup {
         Ok(Held::Yes)
     }
 
-    async fn close_batch(&self, lease: &Lease, state: IntentState, note: &str) -> Result<u64, AppError> {
+    async fn close_batch(
+        &self,
+        lease: &Lease,
+        state: IntentState,
+        note: &str,
+    ) -> Result<u64, AppError> {
         Ok(retry_deadlocks(|| {
             sqlx::query(
                 "UPDATE sale_intents SET state = ?, error = ?, updated_at = UTC_TIMESTAMP(6) \

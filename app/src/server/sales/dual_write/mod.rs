@@ -63,8 +63,7 @@ impl<P: Clone, B: Clone> Clone for DualWriter<P, B> {
 
 pub const CONFLICT: &str =
     "This sale was changed by someone else. Reload it to see the latest version.";
-pub const BUSY: &str =
-    "This sale is being saved by someone else right now. Reload it in a moment to see their change.";
+pub const BUSY: &str = "This sale is being saved by someone else right now. Reload it in a moment to see their change.";
 pub const STILL_SAVING: &str = "This form was already submitted and is still being saved. Reload in a moment to see the result.";
 
 fn not_saved(repair_pending: bool) -> AppError {
@@ -173,7 +172,10 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         match self.backup.close(claim, state, note).await {
             Ok(Held::Yes) => {}
             Ok(Held::Lost) => {
-                tracing::warn!(intent = claim.intent, "intent taken over before it was closed")
+                tracing::warn!(
+                    intent = claim.intent,
+                    "intent taken over before it was closed"
+                )
             }
             Err(e) => {
                 tracing::warn!(intent = claim.intent, error = %e, "could not record intent state; recovery will settle it")
@@ -279,10 +281,9 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         }
         let issued = Instant::now();
         let written = match (op, after.as_ref()) {
-            (Op::Create, Some(sale)) => self
-                .bounded(self.primary.insert(sale))
-                .await
-                .map(|()| None),
+            (Op::Create, Some(sale)) => {
+                self.bounded(self.primary.insert(sale)).await.map(|()| None)
+            }
             (Op::Update, Some(sale)) => self.bounded(self.primary.swap(sale, expected)).await,
             (Op::Delete, None) => self.bounded(self.primary.take(id, expected)).await,
             _ => Err(AppError::Internal),
@@ -494,8 +495,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 Some(Ok(None)) => {}
                 Some(Err(e)) => return Err(left_open(edit, error, e)),
                 None => {
-                    tokio::time::sleep_until((edit.issued + self.policy.write_budget).into())
-                        .await
+                    tokio::time::sleep_until((edit.issued + self.policy.write_budget).into()).await
                 }
             }
             match self.primary.get(edit.id).await {

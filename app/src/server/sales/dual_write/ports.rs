@@ -159,10 +159,7 @@ pub trait Primary: Send + Sync + 'static {
     ) -> impl Future<Output = Result<HashSet<SaleId>, AppError>> + Send;
     fn find(&self, ids: &[SaleId]) -> impl Future<Output = Result<Vec<Sale>, AppError>> + Send;
     /// Deletes these sales where they still hold version 1 (created, never edited).
-    fn remove_created(
-        &self,
-        ids: &[SaleId],
-    ) -> impl Future<Output = Result<u64, AppError>> + Send;
+    fn remove_created(&self, ids: &[SaleId]) -> impl Future<Output = Result<u64, AppError>> + Send;
 }
 
 /// A new intent, as step 1 records it.
@@ -222,8 +219,7 @@ pub trait Backup: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Held, AppError>> + Send;
     /// A locking read of the intent's state: it waits for a transaction that is still
     /// closing it on the server.
-    fn holder(&self, intent: u64)
-    -> impl Future<Output = Result<Option<Holder>, AppError>> + Send;
+    fn holder(&self, intent: u64) -> impl Future<Output = Result<Option<Holder>, AppError>> + Send;
     /// Gives up the submission key of a failed intent (it changed nothing), so the same
     /// submission may run again.
     fn release_key(&self, intent: u64) -> impl Future<Output = Result<(), AppError>> + Send;
@@ -235,8 +231,10 @@ pub trait Backup: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Intent>, AppError>> + Send;
     /// Takes over the oldest open intent whose lease has expired and whose retry is due,
     /// skipping rows another instance is claiming at this moment.
-    fn claim_due(&self, lease: &Lease)
-    -> impl Future<Output = Result<Option<Intent>, AppError>> + Send;
+    fn claim_due(
+        &self,
+        lease: &Lease,
+    ) -> impl Future<Output = Result<Option<Intent>, AppError>> + Send;
     /// The open intents of these sales.
     fn open_on(&self, ids: &[SaleId])
     -> impl Future<Output = Result<Vec<Intent>, AppError>> + Send;

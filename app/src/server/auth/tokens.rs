@@ -1,0 +1,124 @@
+//! One-time links sent by mail: confirming an email address and resetting a password.
+//!
+//! A token is 256 random bits; only its SHA-256 is stored, so a copy of the table
+//! cannot be turned into working links. A link works once, until it expires, and
+//! issuing a new one for the same purpose invalidates the older ones.
+
+use crate::model::{AppError, Email};
+use crate::server::db::mysql_error;
+use sha2::{Digest, Sha256};
+use sqlx::MySqlConnection;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+crate::model::role::string_enum!(Purpose {
+    VerifyEmail => "verify_email",
+    ResetPassword => "reset_password",
+});
+
+impl Purpose {
+    pub fn lifetime(self) -> Duration {
+        match self {
+            Purpose::VerifyEmail => Duration::from_secs(24 * 3600),
+            Purpose::ResetPassword => Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A random secret of `bytes` bytes, hex-encoded: submission tokens, session keys,
+/// link and device tokens all come from here.
+pub fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+pub fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.trim().as_bytes()).to_vec()
+}
+
+/// Creates a link token for the user (sent to `email`), invalidating their older
+/// unused tokens of the same purpose. Returns the token, for the link.
+pub async fn issue(
+    conn: &mut MySqlConnection,
+    user_id: u64,
+    purpose: Purpose,
+    email: &Email,
+    created_by: Option<u64>,
+) -> Result<String, AppError> {
+    invalidate(conn, user_id, purpose).await?;
+    let token = random_hex(32);
+    sqlx::query(
+        "INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_by, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
+    )
+    .bind(digest(&token))
+    .bind(user_id)
+    .bind(purpose)
+    .bind(email.as_str())
+    .bind(created_by)
+    .bind(purpose.lifetime().as_secs())
+    .execute(conn)
+    .await
+    .map_err(|e| mysql_error("create link token", e))?;
+    Ok(token)
+}
+
+/// Marks every unused token of this purpose used (a newer link, a password change).
+pub async fn invalidate(
+    conn: &mut MySqlConnection,
+    user_id: u64,
+    purpose: Purpose,
+) -> Result<(), AppError> {
+    sqlx::query(
+        "UPDATE email_tokens SET used_at = UTC_TIMESTAMP(6) \
+         WHERE user_id = ? AND purpose = ? AND used_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(purpose)
+    .execute(conn)
+    .await
+    .map_err(|e| mysql_error("invalidate link tokens", e))?;
+    Ok(())
+}
+
+/// A token that was valid, now spent.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Redeemed {
+    pub user_id: u64,
+    pub email: String,
+    pub username: String,
+}
+
+/// Spends a valid token, inside the caller's transaction: the row is locked, so two
+/// uses of one link cannot both pass. `None` for an unknown, used or expired token.
+pub async fn redeem(
+    conn: &mut MySqlConnection,
+    token: &str,
+    purpose: Purpose,
+) -> Result<Option<Redeemed>, AppError> {
+    let found: Option<Redeemed> = sqlx::query_as(
+        "SELECT t.user_id, t.email, u.username FROM email_tokens t JOIN users u ON u.id = t.user_id \
+         WHERE t.token_hash = ? AND t.purpose = ? AND t.used_at IS NULL AND t.expires_at > UTC_TIMESTAMP(6) \
+         FOR UPDATE",
+    )
+    .bind(digest(token))
+    .bind(purpose)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| mysql_error("find link token", e))?;
+    if found.is_some() {
+        sqlx::query("UPDATE email_tokens SET used_at = UTC_TIMESTAMP(6) WHERE token_hash = ?")
+            .bind(digest(token))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| mysql_error("use link token", e))?;
+    }
+    Ok(found)
+}
