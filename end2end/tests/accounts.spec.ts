@@ -148,6 +148,7 @@ test('a reset link a manager issues arrives in the user\'s inbox, not on the man
   await confirmEmail(page, username);
 
   await login(page, DEMO.manager.username, DEMO.manager.password);
+  await expect(page).toHaveURL(/\/management$/);
   await page.goto('/management/users');
   await hydrated(page);
   await page.getByLabel('Search').fill(username);

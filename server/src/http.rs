@@ -56,7 +56,11 @@ pub async fn security_headers(
         h.entry(name).or_insert(HeaderValue::from_static(value));
     };
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // Pages whose URL carries a token (reset and confirmation links) must not hand it to
+    // another site. `same-origin` sends nothing to other sites, and keeps the Referer on
+    // the site's own requests, which forms posted without JavaScript need: their errors
+    // are shown by redirecting back to the page they came from.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(
         h,

@@ -269,7 +269,7 @@ async fn every_response_carries_the_security_headers() {
         .to_string();
     for (name, value) in [
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("x-frame-options", "DENY"),
         ("cache-control", "no-store"),
     ] {
