@@ -2,7 +2,8 @@
 //! The guards only shape what is shown; every server function checks again.
 
 use crate::api::auth::{Login, Logout, me};
-use crate::model::{AccountStatus, AppError, Role, SessionUser};
+use crate::model::account::{SECOND_STEP_PAGE, TWO_FACTOR_PAGE};
+use crate::model::{AccountStatus, AppError, Role, SecondFactor, SessionUser};
 use leptos::prelude::*;
 use leptos_router::{components::Redirect, hooks::use_location};
 
@@ -85,18 +86,22 @@ pub fn use_auth() -> Auth {
 
 /// `/login?next=<current path>`, so the user comes back after logging in.
 pub fn login_url_for_current_page() -> String {
+    format!("/login?next={}", urlencode(&current_page()))
+}
+
+/// The page being shown, path and query.
+fn current_page() -> String {
     let location = use_location();
     let here = format!(
         "{}{}",
         location.pathname.get_untracked(),
         location.search.get_untracked()
     );
-    let here = if here.is_empty() {
+    if here.is_empty() {
         "/".to_string()
     } else {
         here
-    };
-    format!("/login?next={}", urlencode(&here))
+    }
 }
 
 pub fn urlencode(s: &str) -> String {
@@ -123,7 +128,9 @@ pub fn RequireLogin(children: ChildrenFn) -> impl IntoView {
     guarded(None, children)
 }
 
-/// `roles: None` admits any signed-in user, as the server's `Access::AnyUser` does.
+/// `roles: None` admits any signed-in user, as the server's `Access::AnyUser` does. A
+/// login still owing its second step goes there first; staff without a second factor
+/// are sent to set one up before their role's pages.
 fn guarded(roles: Option<&'static [Role]>, children: ChildrenFn) -> impl IntoView {
     let auth = use_auth();
     let children = StoredValue::new(children);
@@ -131,9 +138,17 @@ fn guarded(roles: Option<&'static [Role]>, children: ChildrenFn) -> impl IntoVie
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || {
                 auth.user().map(|result| match (result, roles) {
+                    (Ok(Some(user)), _) if user.second_factor == SecondFactor::Pending => {
+                        let path = format!("{SECOND_STEP_PAGE}?next={}", urlencode(&current_page()));
+                        view! { <Redirect path/> }.into_any()
+                    }
                     (Ok(Some(_)), None) => children.with_value(|c| c()).into_any(),
                     (Ok(Some(user)), Some(roles)) if user.status == AccountStatus::Active && roles.contains(&user.role) => {
-                        children.with_value(|c| c()).into_any()
+                        if user.second_factor == SecondFactor::Missing {
+                            view! { <Redirect path=TWO_FACTOR_PAGE/> }.into_any()
+                        } else {
+                            children.with_value(|c| c()).into_any()
+                        }
                     }
                     (Ok(Some(user)), Some(_)) if user.status == AccountStatus::Pending => {
                         view! { <Redirect path="/awaiting-approval"/> }.into_any()

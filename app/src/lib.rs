@@ -88,6 +88,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("") view=pages::HomePage/>
                     <Route path=path!("login") view=pages::LoginPage/>
+                    <Route path=path!("login/second-step") view=pages::SecondStepPage ssr=guarded.clone()/>
                     <Route path=path!("register") view=pages::RegisterPage/>
                     <Route path=path!("reset-password") view=pages::ResetPasswordPage/>
                     <Route path=path!("forgot-password") view=pages::ForgotPasswordPage/>
@@ -95,12 +96,14 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("dashboard") view=pages::DashboardRedirect ssr=guarded.clone()/>
                     <Route path=path!("awaiting-approval") view=pages::AwaitingApproval ssr=guarded.clone()/>
                     <Route path=path!("profile") view=pages::ProfilePage ssr=guarded.clone()/>
+                    <Route path=path!("profile/two-factor") view=pages::TwoFactorPage ssr=guarded.clone()/>
                     <Route path=path!("customer") view=pages::CustomerDashboard ssr=guarded.clone()/>
                     <Route path=path!("worker") view=pages::WorkerDashboard ssr=guarded.clone()/>
                     <Route path=path!("worker/sales/new") view=pages::NewSalePage ssr=guarded.clone()/>
                     <Route path=path!("worker/sales/:id") view=pages::EditSalePage ssr=guarded.clone()/>
                     <Route path=path!("management") view=pages::ManagementDashboard ssr=guarded.clone()/>
-                    <Route path=path!("management/users") view=pages::UsersAdminPage ssr=guarded/>
+                    <Route path=path!("management/users") view=pages::UsersAdminPage ssr=guarded.clone()/>
+                    <Route path=path!("sales/:id/history") view=pages::SaleHistoryPage ssr=guarded/>
                 </Routes>
             </main>
         </Router>

@@ -1,17 +1,13 @@
 import { APIRequestContext } from '@playwright/test';
 import {
-  DEMO, PASSWORD, confirmEmail, emailOf, expect, hydrated, linkIn, login, loginReturnsToGuardedPage,
+  DEMO, PASSWORD, apiLogin, confirmEmail, emailOf, expect, hydrated, linkIn, login, loginReturnsToGuardedPage,
   logout, mailTo, register, test, unique,
 } from './helpers';
 
 /** A sale bought by `email`, recorded by the demo worker through the API. */
 async function recordPurchase(request: APIRequestContext, baseURL: string, email: string) {
   const headers = { Origin: baseURL };
-  const login = await request.post('/api/login', {
-    form: { username: DEMO.worker.username, password: DEMO.worker.password },
-    headers,
-  });
-  expect(login.status()).toBe(200);
+  await apiLogin(request, DEMO.worker.username, DEMO.worker.password, baseURL);
   const token = await (await request.post('/api/sales/token', { headers })).json();
   const created = await request.post('/api/sales/create', {
     headers,
@@ -122,9 +118,12 @@ test('a technical worker confirms their address, then waits for a senior manager
   await expect(manager.getByTestId('audit')).toContainText('approved');
   await manager.screenshot({ path: 'output/user-admin.png', fullPage: true });
 
+  // Approved staff set up a second factor before their dashboard opens (staff.spec.ts).
   await worker.goto('/dashboard');
-  await expect(worker).toHaveURL(/\/worker$/);
-  await expect(worker.getByRole('heading', { name: 'Sales', exact: true })).toBeVisible();
+  await expect(worker).toHaveURL(/\/profile\/two-factor$/);
+  await expect(worker.getByTestId('two-factor-required')).toBeVisible();
+  await worker.goto('/worker');
+  await expect(worker).toHaveURL(/\/profile\/two-factor$/);
 });
 
 test('a customer who tries /management is refused', async ({ page }) => {

@@ -1,4 +1,5 @@
-import { Page, expect, test as base } from '@playwright/test';
+import { APIRequestContext, Page, expect, test as base } from '@playwright/test';
+import { createHmac } from 'node:crypto';
 import mysql from 'mysql2/promise';
 
 /**
@@ -41,11 +42,50 @@ export async function query<T = any>(sql: string, params: unknown[] = []): Promi
   }
 }
 
+/** The demo accounts, with the published TOTP secrets of the staff ones. */
 export const DEMO = {
-  customer: { username: 'demo.customer', password: 'Paperclip-Harbor-42' },
-  worker: { username: 'demo.worker', password: 'Stapler-Lantern-77' },
-  manager: { username: 'demo.manager', password: 'Ledger-Orchard-19' },
+  customer: { username: 'demo.customer', password: 'Paperclip-Harbor-42', secret: undefined as string | undefined },
+  worker: { username: 'demo.worker', password: 'Stapler-Lantern-77', secret: 'STAPLERLANTERNDEMOWORKERSECRETAA' },
+  manager: { username: 'demo.manager', password: 'Ledger-Orchard-19', secret: 'LEDGERORCHARDDEMOMANAGERSECRETAA' },
 };
+
+function base32(secret: string): Buffer {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) {
+    bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  }
+  const bytes = bits.match(/.{8}/g) ?? [];
+  return Buffer.from(bytes.map((b) => parseInt(b, 2)));
+}
+
+/** The RFC 6238 code (SHA-1, 6 digits, 30 s steps) for `step`, as an authenticator app shows it. */
+export function totp(secret: string, step: number): string {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', base32(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 15;
+  return ((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).toString().padStart(6, '0');
+}
+
+/**
+ * A code the server has not accepted yet for `username`: each code works once, for its
+ * 30 s step and the neighbouring ones, so this waits for the next step when needed.
+ */
+export async function nextCode(username: string, secret: string): Promise<string> {
+  const [row] = await query('SELECT f.last_step FROM second_factors f JOIN users u ON u.id = f.user_id WHERE u.username = ?', [
+    username,
+  ]);
+  const now = () => Math.floor(Date.now() / 30_000);
+  const step = Math.max(now() - 1, row?.last_step == null ? 0 : Number(row.last_step) + 1);
+  while (now() + 1 < step) await new Promise((r) => setTimeout(r, 500));
+  return totp(secret, step);
+}
+
+/** The TOTP secret of a demo account, if it has one. */
+function demoSecret(username: string): string | undefined {
+  return Object.values(DEMO).find((d) => d.username === username)?.secret;
+}
 
 export const PASSWORD = 'Quiet-Marble-Orchard-58';
 
@@ -59,11 +99,38 @@ export async function hydrated(page: Page) {
   await page.waitForFunction(() => document.body.dataset.hydrated === 'true', null, { timeout: 30_000 });
 }
 
-export async function login(page: Page, username: string, password: string) {
+/** Logs in, answering the second step with a computed code when the account has a secret. */
+export async function login(page: Page, username: string, password: string, secret = demoSecret(username)) {
   await page.goto('/login');
   // Typing before hydration would be undone by it (inputs are bound to signals).
   await hydrated(page);
   await submitLogin(page, username, password);
+  if (secret) await secondStep(page, username, secret);
+}
+
+/** Answers the second step the login is waiting at. */
+export async function secondStep(page: Page, username: string, secret: string) {
+  // The code field is not bound to a signal, so hydration keeps what is typed; a click
+  // before hydration posts the plain form, which ends in the same place.
+  await expect(page).toHaveURL(/\/login\/second-step/);
+  await page.getByLabel('Code').fill(await nextCode(username, secret));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await expect(page).not.toHaveURL(/\/login/);
+}
+
+/** Logs an API context in (both steps), as a browser would: with the site's Origin. */
+export async function apiLogin(request: APIRequestContext, username: string, password: string, origin: string) {
+  const headers = { Origin: origin };
+  const first = await request.post('/api/login', { form: { username, password }, headers });
+  expect(first.status(), await first.text()).toBe(200);
+  const secret = demoSecret(username);
+  if (secret) {
+    const second = await request.post('/api/login/second-step', {
+      form: { code: await nextCode(username, secret) },
+      headers,
+    });
+    expect(second.status(), await second.text()).toBe(200);
+  }
 }
 
 /** Fills in and sends the login form already on the page. */
@@ -78,6 +145,7 @@ export async function loginReturnsToGuardedPage(page: Page) {
   await page.goto('/management/users');
   await expect(page).toHaveURL(/\/login\?next=/);
   await submitLogin(page, DEMO.manager.username, DEMO.manager.password);
+  await secondStep(page, DEMO.manager.username, DEMO.manager.secret);
   await expect(page).toHaveURL(/\/management\/users$/);
 }
 

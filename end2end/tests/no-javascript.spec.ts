@@ -1,5 +1,6 @@
 import {
-  DEMO, PASSWORD, emailOf, expect, linkIn, loginReturnsToGuardedPage, mailTo, query, submitLogin, test, unique,
+  DEMO, PASSWORD, apiLogin, emailOf, expect, linkIn, loginReturnsToGuardedPage, mailTo, query, secondStep,
+  submitLogin, test, unique,
 } from './helpers';
 
 // The server renders every page and the forms post to the server functions directly,
@@ -40,6 +41,7 @@ test('without JavaScript, a login sends the visitor back to the page they asked 
 test('without JavaScript, the sales filters still apply and stay filled in', async ({ page }) => {
   await page.goto('/login');
   await submitLogin(page, DEMO.worker.username, DEMO.worker.password);
+  await secondStep(page, DEMO.worker.username, DEMO.worker.secret);
   await expect(page).toHaveURL(/\/worker$/);
   await page.getByLabel('Store').selectOption('Denver');
   await page.getByLabel('From').fill('2016-01-01');
@@ -78,7 +80,7 @@ test('without JavaScript, a mailed reset link sets a new password', async ({ pag
   expect(registered.status()).toBe(200);
   const [{ id }] = await query('SELECT id FROM users WHERE username = ?', [username]);
   const manager = await playwright.request.newContext({ baseURL, extraHTTPHeaders });
-  expect((await manager.post('/api/login', { form: { username: DEMO.manager.username, password: DEMO.manager.password } })).status()).toBe(200);
+  await apiLogin(manager, DEMO.manager.username, DEMO.manager.password, baseURL!);
   const issued = await manager.post('/api/admin/users/reset-link', { form: { id: String(id) } });
   expect(issued.status()).toBe(200);
   expect(await issued.text()).not.toContain('token');

@@ -67,6 +67,16 @@ pub async fn send_reset_link(id: u64) -> Result<(), AppError> {
     .await
 }
 
+/// Removes a user's second factor (a lost device); they set a new one up.
+#[server(prefix = "/api", endpoint = "admin/users/reset-two-factor")]
+pub async fn reset_two_factor(id: u64) -> Result<UserSummary, AppError> {
+    respond(|call| async move {
+        let actor = call.require(Access::MANAGEMENT).await?;
+        admin::reset_second_factor(&call.state, &call.info, &actor, id).await
+    })
+    .await
+}
+
 #[server(prefix = "/api", endpoint = "admin/audit")]
 pub async fn audit_log(before_id: Option<u64>) -> Result<Vec<AuditEntry>, AppError> {
     respond(|call| async move {

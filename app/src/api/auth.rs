@@ -1,13 +1,17 @@
 //! Login, registration and the signed-in user's own account.
 //!
 //! `me`, `login`, `register`, `forgot_password`, `reset_password` and `verify_email`
-//! are public by design (the link tokens are their own credentials); every other
-//! function here needs a login.
+//! are public by design (the link tokens are their own credentials); `logout` and the
+//! login's second step need a login that has checked its password; every other function
+//! here needs a complete login.
 
-use crate::model::{AppError, SessionSummary, SessionUser};
+use crate::model::{
+    AppError, RecoveryCodes, SecondFactor, SessionSummary, SessionUser, TotpEnrolment,
+    TwoFactorStatus,
+};
 #[cfg(feature = "ssr")]
 use crate::server::{
-    auth::{Access, accounts, guard, sessions},
+    auth::{Access, accounts, guard, second_factor, sessions},
     redirect_plain_form, respond,
 };
 use leptos::prelude::*;
@@ -33,10 +37,94 @@ pub async fn login(
         let logged_in = accounts::login(&call.state, &call.info, &username, password).await?;
         crate::server::set_cookie(&logged_in.device_cookie);
         let user = logged_in.user;
-        let target =
-            crate::model::safe_next(next.as_deref()).unwrap_or_else(|| user.home().to_string());
-        redirect_plain_form(&target);
+        redirect_plain_form(&after_login(&user, next.as_deref()));
         Ok(user)
+    })
+    .await
+}
+
+/// Where a login continues: the second step if it needs one (carrying `next` along),
+/// else `next` if it is a local path, else the user's dashboard.
+pub fn after_login(user: &SessionUser, next: Option<&str>) -> String {
+    let next = crate::model::safe_next(next);
+    match (user.second_factor, next) {
+        (SecondFactor::Pending, Some(next)) => format!(
+            "{}?next={}",
+            crate::model::account::SECOND_STEP_PAGE,
+            crate::auth::urlencode(&next)
+        ),
+        (SecondFactor::Pending, None) => crate::model::account::SECOND_STEP_PAGE.to_string(),
+        (_, Some(next)) => next,
+        (_, None) => user.home().to_string(),
+    }
+}
+
+/// The second step of a login: a code from the authenticator app, or a recovery code.
+#[server(prefix = "/api", endpoint = "login/second-step")]
+pub async fn second_step(code: String, next: Option<String>) -> Result<SessionUser, AppError> {
+    respond(|call| async move {
+        let current = call.require(Access::Session).await?;
+        if current.user.second_factor == SecondFactor::Pending {
+            let code: String = code.chars().take(32).collect();
+            second_factor::second_step(&call.state, &call.info, &current, &code).await?;
+        }
+        let user = SessionUser {
+            second_factor: SecondFactor::Passed,
+            ..current.user
+        };
+        redirect_plain_form(&after_login(&user, next.as_deref()));
+        Ok(user)
+    })
+    .await
+}
+
+/// The signed-in user's second factor: on or off, required or not, codes left.
+#[server(prefix = "/api", endpoint = "two-factor")]
+pub async fn my_two_factor() -> Result<TwoFactorStatus, AppError> {
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        second_factor::status(&call.state.mysql, &current).await
+    })
+    .await
+}
+
+/// Starts setting up the second factor: a new secret and its QR code.
+#[server(prefix = "/api", endpoint = "two-factor/begin")]
+pub async fn begin_two_factor() -> Result<TotpEnrolment, AppError> {
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        second_factor::begin(&call.state, &current).await
+    })
+    .await
+}
+
+/// Finishes setting up with a code from the app; answers the recovery codes, once.
+#[server(prefix = "/api", endpoint = "two-factor/confirm")]
+pub async fn confirm_two_factor(code: String) -> Result<RecoveryCodes, AppError> {
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        let code: String = code.chars().take(32).collect();
+        second_factor::confirm(&call.state, &call.info, &current, &code).await
+    })
+    .await
+}
+
+/// New recovery codes (the old ones stop working), after the current password.
+#[server(prefix = "/api", endpoint = "two-factor/recovery-codes")]
+pub async fn new_recovery_codes(current_password: String) -> Result<RecoveryCodes, AppError> {
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        accounts::new_recovery_codes(&call.state, &call.info, &current, current_password).await
+    })
+    .await
+}
+
+/// Turns the second factor off, for customers who opted in.
+#[server(prefix = "/api", endpoint = "two-factor/disable")]
+pub async fn disable_two_factor(current_password: String) -> Result<(), AppError> {
+    respond(|call| async move {
+        let current = call.require(Access::AnyUser).await?;
+        accounts::disable_second_factor(&call.state, &call.info, &current, current_password).await
     })
     .await
 }
@@ -124,7 +212,7 @@ fn bounded_token(raw: &str) -> Result<&str, AppError> {
 #[server(prefix = "/api", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
     respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+        let current = call.require(Access::Session).await?;
         accounts::logout(&call.state, &call.info, &current).await?;
         crate::server::clear_site_data();
         redirect_plain_form("/login");

@@ -2,12 +2,16 @@
 //! forms (every edit through the dual writer), and the management analytics.
 
 use crate::model::report::{Analytics, Purchases, SaleForEdit, SalesPage, SalesQuery};
-use crate::model::{AppError, Sale, SaleInput};
+use crate::model::{AppError, Sale, SaleHistory, SaleInput};
 #[cfg(feature = "ssr")]
 use crate::server::{
-    auth::Access,
+    Call,
+    auth::{Access, CurrentUser},
     respond,
-    sales::{dual_write::IdempotencyKey, queries},
+    sales::{
+        dual_write::{Author, IdempotencyKey, Writer},
+        history, queries,
+    },
 };
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
@@ -26,6 +30,12 @@ fn parse_token(raw: &str) -> Result<Option<IdempotencyKey>, AppError> {
     IdempotencyKey::parse(raw)
         .map(Some)
         .map_err(|m| AppError::invalid("token", m))
+}
+
+/// The dual writer, journaling its changes as the signed-in user's.
+#[cfg(feature = "ssr")]
+fn writer_for(call: &Call, current: &CurrentUser) -> Writer {
+    call.state.writer.by(Author::User(current.user.id))
 }
 
 #[cfg(feature = "ssr")]
@@ -81,6 +91,22 @@ pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
     .await
 }
 
+/// Every version of a sale, who made it and what changed. A deleted sale's history is
+/// for senior managers only.
+#[server(prefix = "/api", endpoint = "sales/history")]
+pub async fn load_sale_history(id: String) -> Result<SaleHistory, AppError> {
+    respond(|call| async move {
+        let current = call.require(Access::STAFF).await?;
+        let id = parse_id(&id)?;
+        let history = history::load(&call.state.mysql, &id).await?;
+        if history.deleted {
+            crate::server::auth::guard::authorize(&current.user, Access::MANAGEMENT)?;
+        }
+        Ok(history)
+    })
+    .await
+}
+
 /// A fresh submission token for the "new sale" form.
 #[server(prefix = "/api", endpoint = "sales/token")]
 pub async fn sale_token() -> Result<String, AppError> {
@@ -94,12 +120,14 @@ pub async fn sale_token() -> Result<String, AppError> {
 #[server(prefix = "/api", endpoint = "sales/create", input = Json)]
 pub async fn create_sale(token: String, input: SaleInput) -> Result<Sale, AppError> {
     respond(|call| async move {
-        call.require(Access::STAFF).await?;
+        let current = call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let draft = input
             .parse_at(chrono::Utc::now())
             .map_err(AppError::Invalid)?;
-        call.state.writer.create(key.as_ref(), draft).await
+        writer_for(&call, &current)
+            .create(key.as_ref(), draft)
+            .await
     })
     .await
 }
@@ -112,14 +140,13 @@ pub async fn update_sale(
     input: SaleInput,
 ) -> Result<Sale, AppError> {
     respond(|call| async move {
-        call.require(Access::STAFF).await?;
+        let current = call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
         let draft = input
             .parse_at(chrono::Utc::now())
             .map_err(AppError::Invalid)?;
-        call.state
-            .writer
+        writer_for(&call, &current)
             .update(key.as_ref(), &id, version, draft)
             .await
     })
@@ -129,10 +156,12 @@ pub async fn update_sale(
 #[server(prefix = "/api", endpoint = "sales/delete")]
 pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), AppError> {
     respond(|call| async move {
-        call.require(Access::STAFF).await?;
+        let current = call.require(Access::STAFF).await?;
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
-        call.state.writer.delete(key.as_ref(), &id, version).await
+        writer_for(&call, &current)
+            .delete(key.as_ref(), &id, version)
+            .await
     })
     .await
 }

@@ -218,17 +218,62 @@ pub struct SessionUser {
     pub status: AccountStatus,
     /// The address was confirmed through a link sent to it.
     pub email_verified: bool,
+    pub second_factor: SecondFactor,
 }
 
 impl SessionUser {
     /// Where `/dashboard` sends this user.
     pub fn home(&self) -> &'static str {
-        match self.status {
-            AccountStatus::Active => self.role.home(),
-            _ => "/awaiting-approval",
+        match (self.second_factor, self.status) {
+            (SecondFactor::Pending, _) => SECOND_STEP_PAGE,
+            (_, AccountStatus::Pending) | (_, AccountStatus::Disabled) => "/awaiting-approval",
+            (SecondFactor::Missing, AccountStatus::Active) => TWO_FACTOR_PAGE,
+            (_, AccountStatus::Active) => self.role.home(),
         }
     }
 }
+
+/// Where a login that still needs its second step continues.
+pub const SECOND_STEP_PAGE: &str = "/login/second-step";
+/// Where the second factor is set up and managed.
+pub const TWO_FACTOR_PAGE: &str = "/profile/two-factor";
+
+/// Where this login stands with the second factor (TOTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecondFactor {
+    /// None set up, and the role does not require one (a customer who did not opt in).
+    Off,
+    /// Set up, and this login has not passed the second step: it reaches nothing else.
+    Pending,
+    /// Passed for this login.
+    Passed,
+    /// The role requires one and none is set up: only the account's own pages work.
+    Missing,
+}
+
+/// The account's second factor as its profile page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwoFactorStatus {
+    pub enabled: bool,
+    /// The role requires it (staff); it cannot be turned off, only reset by a manager.
+    pub required: bool,
+    pub recovery_codes_left: u32,
+}
+
+/// A TOTP secret being set up: shown once, confirmed with a code from the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolment {
+    /// Base32, for typing into an authenticator by hand.
+    pub secret: String,
+    /// The `otpauth://` URI the QR code holds.
+    pub uri: String,
+    /// The QR code as an SVG document, rendered on the server.
+    pub qr_svg: String,
+}
+
+/// Single-use recovery codes, shown once when issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodes(pub Vec<String>);
 
 /// Only same-site relative paths are followed after login, so `next` cannot send a
 /// user to another site (`//evil.example`, `https://…`, `/\evil`).
@@ -384,9 +429,19 @@ mod tests {
             email: "w@example.com".into(),
             role: Role::TechnicalWorker,
             status: AccountStatus::Pending,
+            email_verified: true,
+            second_factor: SecondFactor::Missing,
         };
         assert_eq!(user.home(), "/awaiting-approval");
         user.status = AccountStatus::Active;
+        assert_eq!(
+            user.home(),
+            TWO_FACTOR_PAGE,
+            "staff set up a second factor first"
+        );
+        user.second_factor = SecondFactor::Pending;
+        assert_eq!(user.home(), SECOND_STEP_PAGE);
+        user.second_factor = SecondFactor::Passed;
         assert_eq!(user.home(), "/worker");
     }
 }
@@ -412,6 +467,8 @@ pub struct UserSummary {
     pub role: Role,
     pub status: AccountStatus,
     pub email_verified: bool,
+    /// A second factor is set up.
+    pub two_factor: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -94,6 +94,12 @@ pub enum AppError {
         "Confirm your email address first: use the link we sent you, or ask for a new one on your profile page."
     )]
     EmailUnverified,
+    /// Logged in with the password, not yet with the second factor.
+    #[error("Enter the code from your authenticator app to finish logging in.")]
+    SecondStepRequired,
+    /// A staff account without a second factor: it must set one up first.
+    #[error("Set up two-factor authentication on your profile page to use this area.")]
+    SecondFactorRequired,
 }
 
 impl AppError {
@@ -115,8 +121,10 @@ impl AppError {
     /// HTTP status used when this error leaves a server function.
     pub fn status_code(&self) -> u16 {
         match self {
-            AppError::Unauthorized | AppError::InvalidCredentials => 401,
-            AppError::Forbidden | AppError::EmailUnverified => 403,
+            AppError::Unauthorized
+            | AppError::InvalidCredentials
+            | AppError::SecondStepRequired => 401,
+            AppError::Forbidden | AppError::EmailUnverified | AppError::SecondFactorRequired => 403,
             AppError::Invalid(_) | AppError::Request(_) | AppError::BadRequest => 400,
             AppError::TooLarge => 413,
             AppError::Throttled(_) => 429,

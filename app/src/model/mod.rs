@@ -3,17 +3,19 @@
 pub mod account;
 pub mod error;
 pub mod health;
+pub mod history;
 pub mod replication;
 pub mod report;
 pub mod role;
 pub mod sale;
 
 pub use account::{
-    AuditEntry, Email, NewAccount, NewPassword, RegistrationInput, SessionSummary, SessionUser,
-    UserSummary, Username, safe_next,
+    AuditEntry, Email, NewAccount, NewPassword, RecoveryCodes, RegistrationInput, SecondFactor,
+    SessionSummary, SessionUser, TotpEnrolment, TwoFactorStatus, UserSummary, Username, safe_next,
 };
 pub use error::{AppError, AppResult, FieldError, Store};
 pub use health::{HealthReport, IntentCounts, StoreHealth};
+pub use history::{Actor, Change, HistoryEntry, HistoryOp, SaleHistory};
 pub use replication::{ReplicationStatus, SyncReport, SyncStatus, SyncTrigger};
 pub use role::{AccountStatus, Role};
 pub use sale::{

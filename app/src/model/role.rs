@@ -53,6 +53,16 @@ impl Role {
 
     /// Privileged roles are created `pending` and need a senior manager's approval.
     pub fn needs_approval(self) -> bool {
+        self.is_staff()
+    }
+
+    /// Staff change what the chain reports on, or who may do what: their logins need a
+    /// second factor.
+    pub fn needs_second_factor(self) -> bool {
+        self.is_staff()
+    }
+
+    pub fn is_staff(self) -> bool {
         !matches!(self, Role::Customer)
     }
 }
@@ -137,8 +147,9 @@ macro_rules! mysql_enum_impl {
 #[cfg(feature = "ssr")]
 pub(crate) use mysql_enum_impl as mysql_enum;
 
-/// An enum stored and sent by name: `as_str`, `parse`, `ALL` and `Display` from one
-/// table of variants and names, and (on the server) the MySQL encoding.
+/// An enum stored by name: `as_str`, `parse`, `ALL` and `Display` from one table of
+/// variants and names, and the MySQL encoding. Only server-side enums use it.
+#[cfg(feature = "ssr")]
 macro_rules! string_enum_impl {
     ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
         impl $ty {
@@ -164,11 +175,11 @@ macro_rules! string_enum_impl {
             }
         }
 
-        #[cfg(feature = "ssr")]
         $crate::model::role::mysql_enum!($ty);
     };
 }
 
+#[cfg(feature = "ssr")]
 pub(crate) use string_enum_impl as string_enum;
 
 #[cfg(feature = "ssr")]

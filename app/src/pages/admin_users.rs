@@ -1,5 +1,5 @@
 use crate::api::admin::{
-    ChangeRole, DecideUser, SendResetLink, SetUserEnabled, audit_log, list_users,
+    ChangeRole, DecideUser, ResetTwoFactor, SendResetLink, SetUserEnabled, audit_log, list_users,
 };
 use crate::auth::RequireRole;
 use crate::components::{FormError, ScrollTable, action_error, format_time};
@@ -23,33 +23,54 @@ pub fn UsersAdminPage() -> impl IntoView {
 #[derive(Clone, Copy)]
 struct AuditRefresh(RwSignal<usize>);
 
+/// What a manager can do to a user, one action each.
+#[derive(Clone, Copy)]
+struct UserActions {
+    decide: ServerAction<DecideUser>,
+    role: ServerAction<ChangeRole>,
+    enabled: ServerAction<SetUserEnabled>,
+    reset: ServerAction<SendResetLink>,
+    reset_factor: ServerAction<ResetTwoFactor>,
+}
+
+impl UserActions {
+    fn new() -> Self {
+        Self {
+            decide: ServerAction::new(),
+            role: ServerAction::new(),
+            enabled: ServerAction::new(),
+            reset: ServerAction::new(),
+            reset_factor: ServerAction::new(),
+        }
+    }
+
+    /// Grows with every completed action.
+    fn version(&self) -> usize {
+        self.decide.version().get()
+            + self.role.version().get()
+            + self.enabled.version().get()
+            + self.reset.version().get()
+            + self.reset_factor.version().get()
+    }
+}
+
 #[component]
 fn UsersPanel() -> impl IntoView {
-    let decide = ServerAction::<DecideUser>::new();
-    let role = ServerAction::<ChangeRole>::new();
-    let enabled = ServerAction::<SetUserEnabled>::new();
-    let reset = ServerAction::<SendResetLink>::new();
+    let actions = UserActions::new();
+    let UserActions {
+        decide,
+        role,
+        enabled,
+        reset,
+        reset_factor,
+    } = actions;
     let query = RwSignal::new(String::new());
     let status = RwSignal::new(String::new());
     let refresh = expect_context::<AuditRefresh>().0;
-    Effect::new(move |_| {
-        let changes = decide.version().get()
-            + role.version().get()
-            + enabled.version().get()
-            + reset.version().get();
-        refresh.set(changes);
-    });
+    Effect::new(move |_| refresh.set(actions.version()));
     let users = Resource::new(
-        move || {
-            (
-                query.get(),
-                status.get(),
-                decide.version().get(),
-                role.version().get(),
-                enabled.version().get(),
-            )
-        },
-        |(q, s, ..)| list_users(q, Some(s)),
+        move || (query.get(), status.get(), actions.version()),
+        |(q, s, _)| list_users(q, Some(s)),
     );
     let link = move || {
         reset.value().get().and_then(|r| r.ok()).map(|()| {
@@ -81,6 +102,7 @@ fn UsersPanel() -> impl IntoView {
             <FormError error=action_error(role.value())/>
             <FormError error=action_error(enabled.value())/>
             <FormError error=action_error(reset.value())/>
+            <FormError error=action_error(reset_factor.value())/>
             {link}
             <Transition fallback=|| view! { <p class="muted">"Loading users…"</p> }>
                 {move || users.get().map(|r| match r {
@@ -91,7 +113,7 @@ fn UsersPanel() -> impl IntoView {
                             <table data-testid="users">
                                 <thead><tr><th>"User"</th><th>"Role"</th><th>"Status"</th><th>"Last login"</th><th>"Actions"</th></tr></thead>
                                 <tbody>
-                                    {list.into_iter().map(|u| view! { <UserRow user=u decide role enabled reset/> }).collect_view()}
+                                    {list.into_iter().map(|u| view! { <UserRow user=u actions/> }).collect_view()}
                                 </tbody>
                             </table>
                         </ScrollTable>
@@ -103,13 +125,14 @@ fn UsersPanel() -> impl IntoView {
 }
 
 #[component]
-fn UserRow(
-    user: UserSummary,
-    decide: ServerAction<DecideUser>,
-    role: ServerAction<ChangeRole>,
-    enabled: ServerAction<SetUserEnabled>,
-    reset: ServerAction<SendResetLink>,
-) -> impl IntoView {
+fn UserRow(user: UserSummary, actions: UserActions) -> impl IntoView {
+    let UserActions {
+        decide,
+        role,
+        enabled,
+        reset,
+        reset_factor,
+    } = actions;
     let id = user.id;
     let row_name = user.username.clone();
     let label_name = user.username.clone();
@@ -124,6 +147,7 @@ fn UserRow(
             <td>
                 <strong>{user.username}</strong><br/><span class="muted small">{user.email.clone()}</span>
                 {(!user.email_verified).then(|| view! { " " <span class="pill pending">"address not confirmed"</span> })}
+                {user.two_factor.then(|| view! { " " <span class="pill ok" data-testid="two-factor">"2FA"</span> })}
             </td>
             <td>
                 <ActionForm action=role attr:class="inline-form">
@@ -167,6 +191,12 @@ fn UserRow(
                     <ActionForm action=reset attr:class="inline-form">
                         <input type="hidden" name="id" value=id/>
                         <button type="submit" class="btn secondary">"Mail a reset link"</button>
+                    </ActionForm>
+                })}
+                {user.two_factor.then(|| view! {
+                    <ActionForm action=reset_factor attr:class="inline-form">
+                        <input type="hidden" name="id" value=id/>
+                        <button type="submit" class="btn secondary">"Reset 2FA"</button>
                     </ActionForm>
                 })}
             </td>

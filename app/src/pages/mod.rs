@@ -12,6 +12,9 @@ mod register;
 mod replication;
 mod reset_password;
 mod sale_form;
+mod sale_history;
+mod second_step;
+mod two_factor;
 mod verify_email;
 mod worker;
 
@@ -27,5 +30,8 @@ pub use profile::ProfilePage;
 pub use register::RegisterPage;
 pub use reset_password::ResetPasswordPage;
 pub use sale_form::{EditSalePage, NewSalePage};
+pub use sale_history::{SaleHistoryPage, SaleHistoryPanel};
+pub use second_step::SecondStepPage;
+pub use two_factor::TwoFactorPage;
 pub use verify_email::VerifyEmailPage;
 pub use worker::WorkerDashboard;

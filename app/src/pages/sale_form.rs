@@ -6,6 +6,7 @@ use crate::auth::RequireRole;
 use crate::components::{ErrorNote, FormError, action_error};
 use crate::model::report::money;
 use crate::model::{AppError, FieldError, ItemInput, PurchaseMethod, Sale, SaleInput};
+use crate::pages::SaleHistoryPanel;
 use crate::pages::worker::STAFF;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -62,11 +63,15 @@ fn EditSale() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading the sale…"</p> }>
                 {move || Suspend::new(async move {
                     match sale.await {
-                    Ok(s) => view! { <SaleForm sale=Some(s.sale) token=s.token reload saved/> }.into_any(),
+                    Ok(s) => view! {
+                        <SaleForm sale=Some(s.sale) token=s.token reload saved/>
+                        <SaleHistoryPanel id=Signal::derive(id) refresh=Signal::derive(move || saved.get().unwrap_or(0))/>
+                    }.into_any(),
                     Err(AppError::NotFound) => view! {
                         <section class="card narrow">
                             <h1>"Sale not found"</h1>
-                            <p>"It may have been deleted. " <A href="/worker">"Back to the sales"</A></p>
+                            <p>"It may have been deleted. " <A href="/worker">"Back to the sales"</A>
+                                " · " <A href=format!("/sales/{}/history", id())>"Its history"</A></p>
                         </section>
                     }.into_any(),
                     Err(e) => view! { <ErrorNote error=e/> }.into_any(),

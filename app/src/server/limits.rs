@@ -30,6 +30,10 @@ pub enum Counter {
     PasswordChange,
     /// Links from mail (confirmation, reset) tried, per client address.
     LinkAttempt,
+    /// Wrong second-factor codes, per account.
+    SecondFactor,
+    /// Refused requests (403) per user: audited once per window.
+    Forbidden,
 }
 
 crate::model::role::string_enum!(Counter {
@@ -43,6 +47,8 @@ crate::model::role::string_enum!(Counter {
     VerifyRequest => "verify_request",
     PasswordChange => "password_change",
     LinkAttempt => "link_attempt",
+    SecondFactor => "second_factor",
+    Forbidden => "forbidden",
 });
 
 /// How many hits a counter allows in its window, and how long a client then waits.

@@ -282,6 +282,18 @@ pub mod templates {
         )
     }
 
+    pub fn second_factor_reset(to: &Email, username: &str) -> Mail {
+        mail(
+            to,
+            "Your two-factor authentication was reset",
+            format!(
+                "Hello {username},\n\nA senior manager removed the two-factor authentication of your Supply Co. \
+                 sales portal account, and your sessions were ended. Set it up again on your profile page after \
+                 your next login.\n\nIf you did not ask for this, tell a senior manager at once."
+            ),
+        )
+    }
+
     pub fn address_in_use(to: &Email) -> Mail {
         mail(
             to,

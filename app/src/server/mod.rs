@@ -23,13 +23,12 @@ pub struct Call {
 }
 
 impl Call {
-    /// Checks the session and the role: 401 without a valid login, 403 with the wrong
-    /// role or a pending account.
+    /// Checks the session and the role (see `auth::guard::require`).
     pub async fn require(
         &self,
         access: auth::Access,
     ) -> Result<auth::CurrentUser, crate::model::AppError> {
-        auth::guard::require(&self.state, &self.info.session, access).await
+        auth::guard::require(&self.state, &self.info, access).await
     }
 }
 

@@ -64,7 +64,9 @@ struct Wrk {
 
 async fn wrk(url: &str, cookie: &str, json_body: Option<&str>) -> anyhow::Result<Wrk> {
     let script = std::env::temp_dir().join(format!("portal-wrk-{}.lua", std::process::id()));
-    let mut lua = format!("wrk.headers[\"Cookie\"] = \"{cookie}\"\n");
+    let origin = url.split("/api/").next().unwrap_or(url);
+    let mut lua =
+        format!("wrk.headers[\"Cookie\"] = \"{cookie}\"\nwrk.headers[\"Origin\"] = \"{origin}\"\n");
     if let Some(body) = json_body {
         lua.push_str(&format!(
             "wrk.method = \"POST\"\nwrk.body = '{body}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
@@ -152,31 +154,7 @@ pub async fn run(bench: &Bench, size: usize) -> anyhow::Result<()> {
     println!("\nTarget: p50 at most 300 ms.");
 
     // Throughput, with a technical worker's session.
-    let input = app::model::RegistrationInput {
-        username: "bench.worker".into(),
-        email: "bench.worker@example.com".into(),
-        password: PASSWORD.into(),
-        confirm_password: PASSWORD.into(),
-        role: Role::TechnicalWorker.as_str().into(),
-    };
-    let account = input.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    app::server::auth::accounts::create_active_user(pool, &account, "benchmark")
-        .await
-        .map_err(err)?;
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/login", bench.base_url))
-        .form(&[("username", "bench.worker"), ("password", PASSWORD)])
-        .send()
-        .await?;
-    let cookie = res
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("portal_session="))
-        .and_then(|c| c.split(';').next())
-        .ok_or_else(|| anyhow::anyhow!("no session cookie from login"))?
-        .to_string();
+    let cookie = super::staff_session(bench, "bench.worker", Role::TechnicalWorker).await?;
 
     println!("\n## Throughput (wrk, 2 threads, 50 connections, 15 s each, {size} sales)\n");
     println!("| request | requests/s | p50 | p99 | errors | vs /healthz |");

@@ -130,6 +130,61 @@ fn browser(origin: &str) -> reqwest::Client {
         .expect("client")
 }
 
+/// A logged-in session of a new staff account (a second factor set up, both steps of
+/// the login done), as the `Cookie` header value a load generator sends.
+async fn staff_session(
+    bench: &Bench,
+    username: &str,
+    role: app::model::Role,
+) -> anyhow::Result<String> {
+    const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let input = app::model::RegistrationInput {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        password: PASSWORD.into(),
+        confirm_password: PASSWORD.into(),
+        role: role.as_str().into(),
+    };
+    let account = input.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let id = app::server::auth::accounts::create_active_user(&bench.mysql, &account, "benchmark")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    sqlx::query(
+        "INSERT INTO second_factors (user_id, secret, confirmed_at, created_at) \
+         VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+    )
+    .bind(id)
+    .bind(SECRET)
+    .execute(&bench.mysql)
+    .await?;
+    let client = browser(&bench.base_url);
+    let login = client
+        .post(format!("{}/api/login", bench.base_url))
+        .form(&[("username", username), ("password", PASSWORD)])
+        .send()
+        .await?;
+    anyhow::ensure!(login.status().is_success(), "login: {}", login.status());
+    let code = app::server::auth::second_factor::code_at(
+        SECRET,
+        app::server::auth::second_factor::current_step(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let res = client
+        .post(format!("{}/api/login/second-step", bench.base_url))
+        .form(&[("code", code)])
+        .send()
+        .await?;
+    anyhow::ensure!(res.status().is_success(), "second step: {}", res.status());
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("portal_session="))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no session cookie after the second step"))
+}
+
 /// What a burst of parallel logins got: answers by status, the costly-work queue's
 /// peaks (running, waiting) sampled every millisecond, and /healthz meanwhile.
 struct Burst {

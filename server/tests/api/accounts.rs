@@ -1060,9 +1060,20 @@ async fn demo_accounts_are_seeded_once() {
             .unwrap(),
         0
     );
-    for (username, _, password, role) in app::server::auth::accounts::DEMO_ACCOUNTS {
+    for demo in app::server::auth::accounts::DEMO_ACCOUNTS {
         let client = app.new_client();
-        assert_eq!(app.login(&client, username, password).await.0, 200);
-        assert_eq!(app.me(&client).await["role"], role.as_str());
+        assert_eq!(
+            app.login(&client, demo.username, demo.password).await.0,
+            200
+        );
+        let me = app.me(&client).await;
+        assert_eq!(me["role"], demo.role.as_str());
+        // Staff have their published second factor (and `login` passed its step).
+        let expected = if demo.totp_secret.is_some() {
+            "Passed"
+        } else {
+            "Off"
+        };
+        assert_eq!(me["second_factor"], expected, "{}", demo.username);
     }
 }

@@ -6,6 +6,8 @@ use app::model::Role;
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Need {
     Public,
+    /// Any login, even one before its second step.
+    Session,
     Login,
     /// Active customers only.
     Customer,
@@ -72,7 +74,46 @@ const ENDPOINTS: &[Endpoint] = &[
         &[("email", "nobody@example.com")],
         Need::Public,
     ),
-    ("logout", &[], Need::Login),
+    ("logout", &[], Need::Session),
+    (
+        "login",
+        &[("username", "nobody"), ("password", "x")],
+        Need::Public,
+    ),
+    ("register", &[("username", "x")], Need::Public),
+    (
+        "password/reset",
+        &[
+            ("token", "00"),
+            ("new_password", "y"),
+            ("confirm_password", "y"),
+        ],
+        Need::Public,
+    ),
+    ("login/second-step", &[("code", "000000")], Need::Session),
+    ("two-factor", &[], Need::Login),
+    ("two-factor/begin", &[], Need::Login),
+    ("two-factor/confirm", &[("code", "000000")], Need::Login),
+    (
+        "two-factor/recovery-codes",
+        &[("current_password", "x")],
+        Need::Login,
+    ),
+    (
+        "two-factor/disable",
+        &[("current_password", "x")],
+        Need::Login,
+    ),
+    (
+        "admin/users/reset-two-factor",
+        &[("id", "999999")],
+        Need::Management,
+    ),
+    (
+        "sales/history",
+        &[("id", "0123456789abcdef01234567")],
+        Need::Staff,
+    ),
     ("admin/users", &[("query", "")], Need::Management),
     (
         "admin/users/decide",
@@ -116,6 +157,9 @@ const ENDPOINTS: &[Endpoint] = &[
     ("analytics", &[("from", ""), ("to", "")], Need::Management),
 ];
 
+/// Endpoints that end the session they run in: each is called last, or logs in again.
+const SESSION_ENDERS: &[&str] = &["logout", "sessions/revoke-all"];
+
 #[tokio::test]
 async fn every_server_function_checks_the_session_and_role() {
     let app = spawn_app().await;
@@ -139,20 +183,37 @@ async fn every_server_function_checks_the_session_and_role() {
     let json_calls = json_endpoints()
         .into_iter()
         .map(|(e, body, need)| (e, None, Some(body), need));
-    for (endpoint, args, json, need) in form_calls.chain(json_calls) {
-        for who in [
-            None,
-            Some(("m.cust", Role::Customer)),
-            Some(("m.work", Role::TechnicalWorker)),
-            Some(("m.pend", Role::TechnicalWorker)),
-            Some(("m.boss", Role::SeniorManagement)),
-        ] {
-            // A fresh login per call: some endpoints end the session they run in.
+    let calls: Vec<_> = form_calls.chain(json_calls).collect();
+
+    // The matrix cannot miss a server function: every registered path is in it.
+    let covered: std::collections::HashSet<String> =
+        calls.iter().map(|(e, ..)| format!("/api/{e}")).collect();
+    let missing: Vec<&str> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path)
+        .filter(|path| !covered.contains(*path))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "server functions missing from the matrix: {missing:?}"
+    );
+
+    for who in [
+        None,
+        Some(("m.cust", Role::Customer)),
+        Some(("m.work", Role::TechnicalWorker)),
+        Some(("m.pend", Role::TechnicalWorker)),
+        Some(("m.boss", Role::SeniorManagement)),
+    ] {
+        let logged_in = || async {
             let client = app.new_client();
             if let Some((name, _)) = who {
                 assert_eq!(app.login(&client, name, PASSWORD).await.0, 200);
             }
-            let (status, body) = match (&args, &json) {
+            client
+        };
+        let mut client = logged_in().await;
+        for (endpoint, args, json, need) in &calls {
+            let (status, body) = match (args, json) {
                 (Some(args), _) => app.call(&client, endpoint, args).await,
                 (None, Some(json)) => app.call_json(&client, endpoint, json).await,
                 (None, None) => unreachable!("every endpoint has a body"),
@@ -164,7 +225,7 @@ async fn every_server_function_checks_the_session_and_role() {
             let expected_denial = match (need, who) {
                 (Need::Public, _) => None,
                 (_, None) => Some(401),
-                (Need::Login, Some(_)) => None,
+                (Need::Session | Need::Login, Some(_)) => None,
                 (Need::Customer, Some(_)) if active_customer => None,
                 (Need::Staff, Some(_)) if active_staff => None,
                 (Need::Management, Some(_)) if active_manager => None,
@@ -172,11 +233,56 @@ async fn every_server_function_checks_the_session_and_role() {
             };
             match expected_denial {
                 Some(code) => assert_eq!(status, code, "{endpoint} as {who:?}: {body}"),
+                // A public endpoint may refuse its arguments (a wrong password).
+                None if *need == Need::Public => {
+                    assert!(
+                        status < 500,
+                        "{endpoint} as {who:?} failed: {status} {body}"
+                    )
+                }
                 None => assert!(
-                    status != 401 && status != 403,
-                    "{endpoint} as {who:?} was refused: {status} {body}"
+                    status != 401 && status != 403 && status < 500,
+                    "{endpoint} as {who:?} was refused or failed: {status} {body}"
                 ),
             }
+            if SESSION_ENDERS.contains(endpoint) {
+                client = logged_in().await;
+            }
         }
+    }
+}
+
+/// Before its second step, a login reaches nothing but the second step and logout.
+#[tokio::test]
+async fn a_login_before_its_second_step_reaches_only_the_second_step() {
+    let app = spawn_app().await;
+    app.user_with_role("half.way", Role::TechnicalWorker).await;
+    let form_calls = ENDPOINTS.iter().map(|(e, args, need)| (*e, *args, *need));
+    for (endpoint, args, need) in form_calls {
+        let client = app.new_client();
+        let (status, body) = app.password_login(&client, "half.way", PASSWORD).await;
+        assert_eq!(
+            (status, body["second_factor"].as_str()),
+            (200, Some("Pending"))
+        );
+        let (status, body) = app.call(&client, endpoint, args).await;
+        match need {
+            Need::Public => assert!(status < 500, "{endpoint}: {status} {body}"),
+            Need::Session => assert!(status < 500 && status != 401, "{endpoint}: {status} {body}"),
+            _ => assert_eq!(
+                (status, body.as_str()),
+                (401, Some("SecondStepRequired")),
+                "{endpoint}"
+            ),
+        }
+    }
+    for (endpoint, json, _) in json_endpoints() {
+        let client = app.new_client();
+        app.password_login(&client, "half.way", PASSWORD).await;
+        assert_eq!(
+            app.call_json(&client, endpoint, &json).await.0,
+            401,
+            "{endpoint}"
+        );
     }
 }

@@ -7,6 +7,7 @@ use crate::helpers::{mongodb_uri, mysql_base_url, unique_name};
 use crate::outage::{free_port, wait_for_port};
 use app::model::report::{SaleForEdit, SalesPage};
 use app::model::{AppError, Sale, SaleDraft, SaleId, SaleInput};
+use app::server::auth::second_factor::{code_at, current_step};
 use app::server::sales::{backup, generate, primary};
 use rand::{Rng, SeedableRng};
 use sqlx::ConnectOptions;
@@ -362,6 +363,42 @@ async fn editor(
     }
 }
 
+/// Active technical workers with a second factor, one per login of the soak (a TOTP
+/// code is accepted once, and each login needs one). Written straight into the
+/// database: the accounts' creation is not what this test is about.
+async fn soak_workers(mysql: &sqlx::MySqlPool, n: usize) -> Vec<String> {
+    let hash = app::server::auth::password::hash(crate::helpers::PASSWORD.into())
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    for i in 0..n {
+        let name = format!("soak.worker{i}");
+        let id = sqlx::query(
+            "INSERT INTO users (username, username_key, email, email_verified_at, password_hash, role, status, created_at) \
+             VALUES (?, ?, ?, UTC_TIMESTAMP(6), ?, 'technical_worker', 'active', UTC_TIMESTAMP(6))",
+        )
+        .bind(&name)
+        .bind(&name)
+        .bind(format!("{name}@example.com"))
+        .bind(&hash)
+        .execute(mysql)
+        .await
+        .unwrap()
+        .last_insert_id();
+        sqlx::query(
+            "INSERT INTO second_factors (user_id, secret, confirmed_at, created_at) \
+             VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+        )
+        .bind(id)
+        .bind(crate::helpers::TOTP_SECRET)
+        .execute(mysql)
+        .await
+        .unwrap();
+        names.push(name);
+    }
+    names
+}
+
 #[tokio::test]
 async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     let soak = Duration::from_secs(
@@ -371,29 +408,15 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
             .unwrap_or(20),
     );
     let mut cluster = start_cluster().await;
-    let out = cluster
-        .cli(
-            &[
-                "user",
-                "create",
-                "--username",
-                "soak.worker",
-                "--email",
-                "soak@example.com",
-                "--role",
-                "technical_worker",
-            ],
-            Some(crate::helpers::PASSWORD),
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let mysql = app::server::db::mysql_pool(
+        cluster.mysql_url.parse().unwrap(),
+        4,
+        Duration::from_secs(5),
     );
+    let workers = soak_workers(&mysql, EDITORS + 2).await;
     // Browsers send the site's public origin, whichever instance answers.
     let origin = cluster.url("");
-    let login = |url: String| {
+    let login = |url: String, username: String| {
         let origin = origin.clone();
         async move {
             let client = reqwest::Client::builder()
@@ -406,15 +429,23 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
                 .build()
                 .unwrap();
             let res = client
-                .post(url)
+                .post(&url)
                 .form(&[
-                    ("username", "soak.worker"),
+                    ("username", username.as_str()),
                     ("password", crate::helpers::PASSWORD),
                 ])
                 .send()
                 .await
                 .unwrap();
             assert_eq!(res.status(), 200, "login");
+            let code = code_at(crate::helpers::TOTP_SECRET, current_step()).unwrap();
+            let res = client
+                .post(url.replace("/api/login", "/api/login/second-step"))
+                .form(&[("code", code)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "second step");
             client
         }
     };
@@ -425,7 +456,7 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     };
 
     // The hot sales, created through the proxy.
-    let seeder = login(cluster.url("/api/login")).await;
+    let seeder = login(cluster.url("/api/login"), workers[0].clone()).await;
     let mut ids = Vec::new();
     for draft in generate::sales(90).take(HOT_SALES) {
         let sale: Sale = post(
@@ -451,7 +482,7 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     let until = Instant::now() + soak;
     let mut editors = Vec::new();
     for e in 0..EDITORS {
-        let client = login(cluster.url("/api/login")).await;
+        let client = login(cluster.url("/api/login"), workers[e + 1].clone()).await;
         editors.push(tokio::spawn(editor(
             proxy_url.clone(),
             client,
@@ -494,11 +525,6 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     );
 
     // Quiesce: leases run out, recovery (every second, on every instance) settles them.
-    let mysql = app::server::db::mysql_pool(
-        cluster.mysql_url.parse().unwrap(),
-        4,
-        Duration::from_secs(5),
-    );
     let mongo = app::server::db::mongo_database(&mongodb_uri(), &cluster.db)
         .await
         .unwrap();
@@ -674,7 +700,11 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     assert_eq!(off, 0, "the rollups equal a fresh recompute");
 
     // Every instance counts a new sale at once.
-    let client = login(cluster.direct(0, "/api/login")).await;
+    let client = login(
+        cluster.direct(0, "/api/login"),
+        workers[EDITORS + 1].clone(),
+    )
+    .await;
     let draft = generate::sales(92).next().unwrap();
     let _: Sale = post(
         &client,

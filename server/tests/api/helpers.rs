@@ -22,6 +22,9 @@ pub fn smtp_port() -> String {
     std::env::var("PORTAL_SMTP_PORT").unwrap_or_else(|_| "1025".into())
 }
 
+/// The TOTP secret test accounts' second factors use (base32, 160 bits).
+pub const TOTP_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
 /// A browser-like client of the site at `origin`: its own cookie jar, no redirects
 /// followed, and the `Origin` header browsers send on every POST.
 pub fn browser(origin: &str) -> reqwest::Client {
@@ -472,7 +475,9 @@ impl TestApp {
         .await
     }
 
-    pub async fn login(
+    /// Logs in with the password only: a login with a second factor then waits for
+    /// its second step.
+    pub async fn password_login(
         &self,
         client: &reqwest::Client,
         username: &str,
@@ -486,7 +491,66 @@ impl TestApp {
         .await
     }
 
-    /// Creates an active user the way `server user create` does, and logs in a client as them.
+    /// Logs in, with the second step when the account has a second factor (the code
+    /// computed from its stored secret, as the user's app would).
+    pub async fn login(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> (u16, serde_json::Value) {
+        let (status, body) = self.password_login(client, username, password).await;
+        if status == 200 && body["second_factor"] == "Pending" {
+            let id = body["id"].as_u64().expect("a user id");
+            let code = self.next_code(id).await;
+            return self
+                .call(client, "login/second-step", &[("code", &code)])
+                .await;
+        }
+        (status, body)
+    }
+
+    /// A code for the user's second factor that has not been used yet: codes are
+    /// accepted once each, for the current 30 s step and its neighbours. Waits for the
+    /// next step when those are used up.
+    pub async fn next_code(&self, user_id: u64) -> String {
+        use app::server::auth::second_factor::{code_at, current_step};
+        #[derive(sqlx::FromRow)]
+        struct Factor {
+            secret: String,
+            last_step: Option<u64>,
+        }
+        let factor: Factor =
+            sqlx::query_as("SELECT secret, last_step FROM second_factors WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_one(&self.mysql)
+                .await
+                .expect("the user has a second factor");
+        let step = factor
+            .last_step
+            .map_or(0, |s| s + 1)
+            .max(current_step().saturating_sub(1));
+        while current_step() + 1 < step {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        code_at(&factor.secret, step).expect("a code")
+    }
+
+    /// Gives the user a confirmed second factor, as if they had set it up.
+    pub async fn enrol_second_factor(&self, user_id: u64) {
+        sqlx::query(
+            "INSERT INTO second_factors (user_id, secret, confirmed_at, created_at) \
+             VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+        )
+        .bind(user_id)
+        .bind(TOTP_SECRET)
+        .execute(&self.mysql)
+        .await
+        .expect("store a second factor");
+    }
+
+    /// Creates an active user the way `server user create` does (staff with a second
+    /// factor set up), and logs in a client as them.
     pub async fn user_with_role(&self, username: &str, role: app::model::Role) -> reqwest::Client {
         self.user_with_email(username, &self.email_for(username), role)
             .await
@@ -507,9 +571,13 @@ impl TestApp {
             role: role.as_str().into(),
         };
         let account = input.parse().expect("valid test account");
-        app::server::auth::accounts::create_active_user(&self.mysql, &account, "test")
+        let id = app::server::auth::accounts::create_active_user(&self.mysql, &account, "test")
             .await
             .expect("create user");
+        // Staff need a second factor for their pages.
+        if role.needs_second_factor() {
+            self.enrol_second_factor(id).await;
+        }
         let client = self.new_client();
         let (status, body) = self.login(&client, username, PASSWORD).await;
         assert_eq!(status, 200, "login of {username}: {body}");

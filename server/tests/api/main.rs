@@ -15,4 +15,5 @@ mod ports;
 mod sales_api;
 mod sales_import;
 mod security;
+mod staff;
 mod sync;

@@ -6,8 +6,8 @@
 use crate::helpers::TestApp;
 use app::model::{AppError, Sale, SaleId, Store};
 use app::server::sales::dual_write::{
-    Backup, Begun, Claim, DualWriter, Held, Holder, Intent, IntentState, Lease, LeasePolicy,
-    MongoPrimary, MySqlBackup, NewIntent, Primary,
+    Author, Backup, Begun, Claim, DualWriter, Held, Holder, Intent, IntentState, Lease,
+    LeasePolicy, MongoPrimary, MySqlBackup, NewIntent, Primary,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -333,9 +333,14 @@ impl<B: Backup> Backup for TestBackup<B> {
     async fn defer(&self, claim: &Claim, wait: Duration, error: &str) -> Result<Held, AppError> {
         self.inner.defer(claim, wait, error).await
     }
-    async fn begin_batch(&self, sales: &[Sale], lease: &Lease) -> Result<Vec<SaleId>, AppError> {
+    async fn begin_batch(
+        &self,
+        sales: &[Sale],
+        lease: &Lease,
+        author: Author,
+    ) -> Result<Vec<SaleId>, AppError> {
         self.before_intent()?;
-        self.inner.begin_batch(sales, lease).await
+        self.inner.begin_batch(sales, lease, author).await
     }
     async fn renew_batch(&self, lease: &Lease, claimed: usize) -> Result<Held, AppError> {
         self.inner.renew_batch(lease, claimed).await

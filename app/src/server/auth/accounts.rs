@@ -11,8 +11,8 @@ use super::throttle::{self, Source};
 use super::tokens::{self, Purpose};
 use super::{devices, password, sessions};
 use crate::model::{
-    AccountStatus, AppError, Email, FieldError, NewAccount, NewPassword, Role, SessionUser,
-    Username,
+    AccountStatus, AppError, Email, FieldError, NewAccount, NewPassword, Role, SecondFactor,
+    SessionUser, Username,
 };
 use crate::server::AppState;
 use crate::server::db::{mysql_error, violated_key};
@@ -32,8 +32,11 @@ struct UserRow {
     role: Role,
     status: AccountStatus,
     email_verified: bool,
+    has_factor: bool,
 }
 
+/// The user as a login that has just checked the password sees them: a second step
+/// follows if they have a second factor.
 impl From<UserRow> for SessionUser {
     fn from(r: UserRow) -> Self {
         SessionUser {
@@ -43,11 +46,18 @@ impl From<UserRow> for SessionUser {
             role: r.role,
             status: r.status,
             email_verified: r.email_verified,
+            second_factor: match r.has_factor {
+                true => SecondFactor::Pending,
+                false if r.role.needs_second_factor() => SecondFactor::Missing,
+                false => SecondFactor::Off,
+            },
         }
     }
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, role, status, email_verified_at IS NOT NULL AS email_verified";
+const USER_COLUMNS: &str = "id, username, email, password_hash, role, status, \
+     email_verified_at IS NOT NULL AS email_verified, \
+     EXISTS (SELECT 1 FROM second_factors f WHERE f.user_id = users.id AND f.confirmed_at IS NOT NULL) AS has_factor";
 
 async fn find_by(
     pool: &MySqlPool,
@@ -282,6 +292,50 @@ pub async fn resend_verification(state: &AppState, current: &CurrentUser) -> Res
     commit(tx).await?;
     state.mailer.nudge();
     Ok(())
+}
+
+/// Turns the second factor off, for accounts whose role does not require one. The
+/// current password confirms it is the owner.
+pub async fn disable_second_factor(
+    state: &AppState,
+    info: &RequestInfo,
+    current: &CurrentUser,
+    current_password: String,
+) -> Result<(), AppError> {
+    if current.user.role.needs_second_factor() {
+        return Err(AppError::Conflict(
+            "Staff accounts keep two-factor authentication. A senior manager can reset it if you lost your device."
+                .into(),
+        ));
+    }
+    check_current_password(state, info, current, current_password).await?;
+    let mut tx = begin(&state.mysql).await?;
+    let removed = super::second_factor::remove(&mut tx, current.user.id).await?;
+    commit(tx).await?;
+    if removed {
+        audit::record(
+            &state.mysql,
+            AuditEvent::SecondFactorDisabled,
+            AuditRecord {
+                user_id: Some(current.user.id),
+                ip: Some(&info.ip),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// New recovery codes, after the current password confirms it is the owner.
+pub async fn new_recovery_codes(
+    state: &AppState,
+    info: &RequestInfo,
+    current: &CurrentUser,
+    current_password: String,
+) -> Result<crate::model::RecoveryCodes, AppError> {
+    check_current_password(state, info, current, current_password).await?;
+    super::second_factor::regenerate_recovery_codes(state, info, current).await
 }
 
 /// Checks the signed-in user's current password, throttled like a login (a stolen
@@ -850,50 +904,80 @@ pub async fn create_active_user(
 }
 
 /// The demo accounts `scripts/run` provides, one per role (documented in the README).
-pub const DEMO_ACCOUNTS: [(&str, &str, &str, Role); 3] = [
-    (
-        "demo.customer",
-        "demo.customer@example.com",
-        "Paperclip-Harbor-42",
-        Role::Customer,
-    ),
-    (
-        "demo.worker",
-        "demo.worker@example.com",
-        "Stapler-Lantern-77",
-        Role::TechnicalWorker,
-    ),
-    (
-        "demo.manager",
-        "demo.manager@example.com",
-        "Ledger-Orchard-19",
-        Role::SeniorManagement,
-    ),
+/// A demo account, created by `PORTAL_SEED_DEMO` (loopback only): its password and,
+/// for staff, its TOTP secret are published in the README.
+pub struct DemoAccount {
+    pub username: &'static str,
+    pub email: &'static str,
+    pub password: &'static str,
+    pub role: Role,
+    /// Base32; `scripts/demo-code` prints the current code.
+    pub totp_secret: Option<&'static str>,
+}
+
+pub const DEMO_ACCOUNTS: [DemoAccount; 3] = [
+    DemoAccount {
+        username: "demo.customer",
+        email: "demo.customer@example.com",
+        password: "Paperclip-Harbor-42",
+        role: Role::Customer,
+        totp_secret: None,
+    },
+    DemoAccount {
+        username: "demo.worker",
+        email: "demo.worker@example.com",
+        password: "Stapler-Lantern-77",
+        role: Role::TechnicalWorker,
+        totp_secret: Some("STAPLERLANTERNDEMOWORKERSECRETAA"),
+    },
+    DemoAccount {
+        username: "demo.manager",
+        email: "demo.manager@example.com",
+        password: "Ledger-Orchard-19",
+        role: Role::SeniorManagement,
+        totp_secret: Some("LEDGERORCHARDDEMOMANAGERSECRETAA"),
+    },
 ];
 
-/// Creates the demo accounts that do not exist yet; returns how many were created.
+/// Creates the demo accounts that do not exist yet, and gives demo staff their
+/// published second factor if they have none; returns how many accounts were created.
 pub async fn seed_demo_accounts(pool: &MySqlPool) -> Result<usize, AppError> {
     let mut created = 0;
-    for (username, email, password, role) in DEMO_ACCOUNTS {
+    for demo in &DEMO_ACCOUNTS {
         let input = crate::model::RegistrationInput {
-            username: username.into(),
-            email: email.into(),
-            password: password.into(),
-            confirm_password: password.into(),
-            role: role.as_str().into(),
+            username: demo.username.into(),
+            email: demo.email.into(),
+            password: demo.password.into(),
+            confirm_password: demo.password.into(),
+            role: demo.role.as_str().into(),
         };
         let account = input.parse().map_err(AppError::Invalid)?;
-        if find_by(pool, "username_key", &account.username.key())
-            .await?
-            .is_some()
-        {
-            continue;
-        }
-        match create_active_user(pool, &account, "demo seed").await {
-            Ok(_) => created += 1,
-            // Another instance seeded it between our check and insert.
-            Err(AppError::Invalid(e)) if e.iter().any(|f: &FieldError| f.field == "username") => {}
-            Err(e) => return Err(e),
+        let id = match find_by(pool, "username_key", &account.username.key()).await? {
+            Some(existing) => existing.id,
+            None => match create_active_user(pool, &account, "demo seed").await {
+                Ok(id) => {
+                    created += 1;
+                    id
+                }
+                // Another instance seeded it between our check and insert.
+                Err(AppError::Invalid(e))
+                    if e.iter().any(|f: &FieldError| f.field == "username") =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        if let Some(secret) = demo.totp_secret {
+            sqlx::query(
+                "INSERT IGNORE INTO second_factors (user_id, secret, confirmed_at, created_at) \
+                 VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+            )
+            .bind(id)
+            .bind(secret)
+            .execute(pool)
+            .await
+            .map_err(|e| mysql_error("seed demo second factor", e))?;
         }
     }
     Ok(created)

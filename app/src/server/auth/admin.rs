@@ -17,6 +17,7 @@ struct SummaryRow {
     role: Role,
     status: AccountStatus,
     email_verified: bool,
+    two_factor: bool,
     created_at: NaiveDateTime,
     last_login_at: Option<NaiveDateTime>,
 }
@@ -30,6 +31,7 @@ impl From<SummaryRow> for UserSummary {
             role: r.role,
             status: r.status,
             email_verified: r.email_verified,
+            two_factor: r.two_factor,
             created_at: r.created_at.and_utc(),
             last_login_at: r.last_login_at.map(|t| t.and_utc()),
         }
@@ -37,6 +39,7 @@ impl From<SummaryRow> for UserSummary {
 }
 
 const SUMMARY_COLUMNS: &str = "id, username, email, role, status, email_verified_at IS NOT NULL AS email_verified, \
+     EXISTS (SELECT 1 FROM second_factors f WHERE f.user_id = users.id AND f.confirmed_at IS NOT NULL) AS two_factor, \
      created_at, last_login_at";
 
 /// Users matching `query` (username or email, substring), pending ones first.
@@ -109,14 +112,79 @@ fn not_self(actor: &CurrentUser, target: u64) -> Result<(), AppError> {
     }
 }
 
-async fn set_status(state: &AppState, id: u64, status: AccountStatus) -> Result<(), AppError> {
-    sqlx::query("UPDATE users SET status = ? WHERE id = ?")
-        .bind(status.as_str())
+/// Gives up a transaction at once (it holds row locks) with `e`.
+async fn refuse(tx: sqlx::Transaction<'_, sqlx::MySql>, e: AppError) -> Result<(), AppError> {
+    let _ = tx.rollback().await;
+    Err(e)
+}
+
+/// What a manager changes about an account.
+enum Change {
+    Role(Role),
+    Status(AccountStatus),
+}
+
+/// Changes a user's role or status in one transaction that first locks the rows of the
+/// actor, the target and every active senior manager. Two managers demoting each other
+/// at once are so decided one after the other, on any instances: the second finds
+/// they are no longer a manager. And no change leaves no active senior manager.
+async fn change_account(
+    state: &AppState,
+    actor: &CurrentUser,
+    id: u64,
+    change: Change,
+) -> Result<(), AppError> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        id: u64,
+        role: Role,
+        status: AccountStatus,
+    }
+    let fail = |e| mysql_error("change account", e);
+    let mut tx = state.mysql.begin().await.map_err(fail)?;
+    let locked: Vec<Locked> = sqlx::query_as(
+        "SELECT id, role, status FROM users \
+         WHERE id IN (?, ?) OR (role = 'senior_management' AND status = 'active') \
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(actor.user.id)
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(fail)?;
+    let is_manager =
+        |u: &Locked| u.role == Role::SeniorManagement && u.status == AccountStatus::Active;
+    if !locked
+        .iter()
+        .any(|u| u.id == actor.user.id && is_manager(u))
+    {
+        return refuse(tx, AppError::Forbidden).await;
+    }
+    let Some(target) = locked.iter().find(|u| u.id == id) else {
+        return refuse(tx, AppError::NotFound).await;
+    };
+    let (role, status) = match change {
+        Change::Role(role) => (role, target.status),
+        Change::Status(status) => (target.role, status),
+    };
+    let managers_after = locked.iter().filter(|u| is_manager(u)).count()
+        - usize::from(is_manager(target))
+        + usize::from(role == Role::SeniorManagement && status == AccountStatus::Active);
+    if managers_after == 0 {
+        return refuse(
+            tx,
+            AppError::Conflict("At least one active senior manager must remain.".into()),
+        )
+        .await;
+    }
+    sqlx::query("UPDATE users SET role = ?, status = ? WHERE id = ?")
+        .bind(role)
+        .bind(status)
         .bind(id)
-        .execute(&state.mysql)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| mysql_error("set status", e))?;
-    Ok(())
+        .map_err(fail)?;
+    tx.commit().await.map_err(fail)
 }
 
 /// Approves (active) or rejects (disabled) a pending account.
@@ -146,7 +214,7 @@ pub async fn decide(
     } else {
         (AccountStatus::Disabled, AuditEvent::Rejected)
     };
-    set_status(state, id, status).await?;
+    change_account(state, actor, id, Change::Status(status)).await?;
     if !approve {
         sessions::delete_all(&state.mysql, id, None).await?;
     }
@@ -166,12 +234,7 @@ pub async fn change_role(
     if user.role == role {
         return Ok(user);
     }
-    sqlx::query("UPDATE users SET role = ? WHERE id = ?")
-        .bind(role.as_str())
-        .bind(id)
-        .execute(&state.mysql)
-        .await
-        .map_err(|e| mysql_error("set role", e))?;
+    change_account(state, actor, id, Change::Role(role)).await?;
     audit_action(
         state,
         info,
@@ -205,7 +268,7 @@ pub async fn set_enabled(
     } else {
         (AccountStatus::Disabled, AuditEvent::Disabled)
     };
-    set_status(state, id, status).await?;
+    change_account(state, actor, id, Change::Status(status)).await?;
     let ended = if enabled {
         0
     } else {
@@ -218,6 +281,50 @@ pub async fn set_enabled(
         event,
         id,
         (!enabled).then(|| format!("{ended} sessions ended")),
+    )
+    .await;
+    load(&state.mysql, id).await
+}
+
+/// Removes another user's second factor (a lost phone): their sessions end, they set a
+/// new one up at their next login (staff must), and they are told by mail.
+pub async fn reset_second_factor(
+    state: &AppState,
+    info: &RequestInfo,
+    actor: &CurrentUser,
+    id: u64,
+) -> Result<UserSummary, AppError> {
+    not_self(actor, id)?;
+    let user = load(&state.mysql, id).await?;
+    let mut tx = state
+        .mysql
+        .begin()
+        .await
+        .map_err(|e| mysql_error("begin", e))?;
+    if !super::second_factor::remove(&mut tx, id).await? {
+        let _ = tx.rollback().await;
+        return Err(AppError::Conflict(format!(
+            "{} has no second factor to reset.",
+            user.username
+        )));
+    }
+    if let Ok(email) = crate::model::Email::parse(&user.email) {
+        crate::server::mail::enqueue(
+            &mut tx,
+            &crate::server::mail::templates::second_factor_reset(&email, &user.username),
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(|e| mysql_error("commit", e))?;
+    state.mailer.nudge();
+    let ended = sessions::delete_all(&state.mysql, id, None).await?;
+    audit_action(
+        state,
+        info,
+        actor,
+        AuditEvent::SecondFactorReset,
+        id,
+        Some(format!("{ended} sessions ended")),
     )
     .await;
     load(&state.mysql, id).await

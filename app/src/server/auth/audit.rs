@@ -29,6 +29,17 @@ pub enum AuditEvent {
     ResetUsed,
     /// A reset link that was invalid, expired or already used.
     ResetFailed,
+    SecondFactorEnabled,
+    SecondFactorPassed,
+    SecondFactorFailed,
+    /// Written once per throttled account and throttle period.
+    SecondFactorThrottled,
+    SecondFactorDisabled,
+    /// A senior manager removed a user's second factor.
+    SecondFactorReset,
+    RecoveryCodesIssued,
+    /// A request refused for the user's role (403); once per user and 15 minutes.
+    Forbidden,
 }
 
 crate::model::role::string_enum!(AuditEvent {
@@ -52,6 +63,14 @@ crate::model::role::string_enum!(AuditEvent {
     ResetIssued => "reset_issued",
     ResetUsed => "reset_used",
     ResetFailed => "reset_failed",
+    SecondFactorEnabled => "second_factor_enabled",
+    SecondFactorPassed => "second_factor_passed",
+    SecondFactorFailed => "second_factor_failed",
+    SecondFactorThrottled => "second_factor_throttled",
+    SecondFactorDisabled => "second_factor_disabled",
+    SecondFactorReset => "second_factor_reset",
+    RecoveryCodesIssued => "recovery_codes_issued",
+    Forbidden => "forbidden",
 });
 
 #[derive(Debug, Default)]

@@ -5,7 +5,7 @@
 //! and makes revocation immediate; the user's current role and status are read from
 //! `users` on every request, so a role change or a disabled account takes effect at once.
 
-use crate::model::{AccountStatus, AppError, Role, SessionUser, Store};
+use crate::model::{AccountStatus, AppError, Role, SecondFactor, SessionUser, Store};
 use crate::server::AppState;
 use crate::server::db::mysql_error;
 use chrono::{NaiveDateTime, Utc};
@@ -27,6 +27,8 @@ pub struct AuthState {
 /// Who may call a server function.
 #[derive(Debug, Clone, Copy)]
 pub enum Access {
+    /// Any login, even one still waiting for its second step (logout, the second step).
+    Session,
     /// Any logged-in user, including pending ones (profile, sessions, logout).
     AnyUser,
     /// Active users with one of these roles.
@@ -52,6 +54,8 @@ pub struct RequestInfo {
     pub user_agent: Option<String>,
     /// The browser's device cookie (`auth::devices`), if it sent one.
     pub device: Option<String>,
+    /// The path asked for, for the audit log.
+    pub path: String,
 }
 
 /// Read from the request synchronously (see `crate::server::respond`).
@@ -79,6 +83,7 @@ pub fn request_info(secure_cookies: bool) -> Result<RequestInfo, AppError> {
         ip,
         user_agent,
         device: super::devices::read(&parts.headers, secure_cookies),
+        path: parts.uri.path().chars().take(128).collect(),
     })
 }
 
@@ -87,27 +92,69 @@ pub fn session_error(e: tower_sessions::session::Error) -> AppError {
     AppError::Unavailable(Store::MySql)
 }
 
-/// Checks the session and the role: 401 without a valid login, 403 with the wrong
-/// role or a pending account.
+/// Checks the session and the role: 401 without a valid login (or before its second
+/// step), 403 with the wrong role, a pending account or a missing second factor.
+/// A refusal for the role is audited, once per user and 15 minutes.
 pub async fn require(
     state: &AppState,
-    session: &Session,
+    info: &RequestInfo,
     access: Access,
 ) -> Result<CurrentUser, AppError> {
-    let current = authenticate(state, session)
+    let current = authenticate(state, &info.session)
         .await?
         .ok_or(AppError::Unauthorized)?;
-    authorize(&current.user, access)?;
+    if let Err(e) = authorize(&current.user, access) {
+        if e == AppError::Forbidden {
+            audit_refusal(state, info, &current).await;
+        }
+        return Err(e);
+    }
     Ok(current)
 }
 
+async fn audit_refusal(state: &AppState, info: &RequestInfo, current: &CurrentUser) {
+    use crate::server::limits::{self, Counter, Limit};
+    let window = std::time::Duration::from_secs(15 * 60);
+    let first = limits::hit(
+        &state.mysql,
+        Counter::Forbidden,
+        &current.user.id.to_string(),
+        Limit::per_window(1, window),
+    )
+    .await;
+    if matches!(first, Ok(Ok(_))) {
+        super::audit::record(
+            &state.mysql,
+            super::audit::AuditEvent::Forbidden,
+            super::audit::AuditRecord {
+                user_id: Some(current.user.id),
+                ip: Some(&info.ip),
+                detail: Some(format!(
+                    "{} (as {}; further refusals within 15 minutes not logged)",
+                    info.path, current.user.role
+                )),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+}
+
+/// A login waiting for its second step reaches only `Access::Session`; a staff
+/// account without a second factor reaches its own pages, not its role's.
 pub fn authorize(user: &SessionUser, access: Access) -> Result<(), AppError> {
     match access {
+        Access::Session => Ok(()),
+        _ if user.second_factor == SecondFactor::Pending => Err(AppError::SecondStepRequired),
         Access::AnyUser => Ok(()),
         Access::Roles(roles)
             if user.status == AccountStatus::Active && roles.contains(&user.role) =>
         {
-            Ok(())
+            if user.second_factor == SecondFactor::Missing {
+                Err(AppError::SecondFactorRequired)
+            } else {
+                Ok(())
+            }
         }
         Access::Roles(_) => Err(AppError::Forbidden),
     }
@@ -133,12 +180,16 @@ pub async fn authenticate(
         role: Role,
         status: AccountStatus,
         email_verified: bool,
+        has_factor: bool,
+        passed_second_step: bool,
         created_at: NaiveDateTime,
         last_seen_at: NaiveDateTime,
     }
     let row: Option<Row> = sqlx::query_as(
         "SELECT u.id, u.username, u.email, u.role, u.status, u.email_verified_at IS NOT NULL AS email_verified, \
-         s.created_at, s.last_seen_at FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
+         f.confirmed_at IS NOT NULL AS has_factor, s.second_factor_at IS NOT NULL AS passed_second_step, \
+         s.created_at, s.last_seen_at FROM user_sessions s JOIN users u ON u.id = s.user_id \
+         LEFT JOIN second_factors f ON f.user_id = u.id WHERE s.id = ?",
     )
     .bind(&auth.key)
     .fetch_optional(&state.mysql)
@@ -152,6 +203,8 @@ pub async fn authenticate(
         role,
         status,
         email_verified,
+        has_factor,
+        passed_second_step,
         created_at,
         last_seen_at,
     }) = row
@@ -208,6 +261,12 @@ pub async fn authenticate(
             role,
             status,
             email_verified,
+            second_factor: match (has_factor, passed_second_step) {
+                (true, true) => SecondFactor::Passed,
+                (true, false) => SecondFactor::Pending,
+                (false, _) if role.needs_second_factor() => SecondFactor::Missing,
+                (false, _) => SecondFactor::Off,
+            },
         },
         session_key: auth.key,
     }))

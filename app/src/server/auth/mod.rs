@@ -6,6 +6,7 @@ pub mod audit;
 pub mod devices;
 pub mod guard;
 pub mod password;
+pub mod second_factor;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

@@ -60,6 +60,16 @@ pub async fn start(
     Ok(())
 }
 
+/// Records that the login `key` passed its second step.
+pub async fn pass_second_step(conn: &mut sqlx::MySqlConnection, key: &str) -> Result<(), AppError> {
+    sqlx::query("UPDATE user_sessions SET second_factor_at = UTC_TIMESTAMP(6) WHERE id = ?")
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| mysql_error("record second step", e))?;
+    Ok(())
+}
+
 /// Ends this request's login: the row and the session record, and the cookie.
 pub async fn end(state: &AppState, info: &RequestInfo, key: &str) -> Result<(), AppError> {
     delete_key(&state.mysql, key).await?;

@@ -179,7 +179,7 @@ pub async fn seed_demo_sales(
         return Ok(0);
     }
     super::primary::ensure_indexes(mongo).await?;
-    let demo_email = Email::parse(crate::server::auth::accounts::DEMO_ACCOUNTS[0].1)
+    let demo_email = Email::parse(crate::server::auth::accounts::DEMO_ACCOUNTS[0].email)
         .expect("demo email is valid");
     let now = Utc::now();
     let all: Vec<Sale> = sales(DEMO_SEED)
@@ -197,6 +197,7 @@ pub async fn seed_demo_sales(
             }
         })
         .collect();
+    let writer = writer.by(super::dual_write::Author::Import);
     let mut inserted = 0;
     for batch in all.chunks(super::import::DEFAULT_BATCH) {
         inserted += writer.import_batch(batch).await?.0;

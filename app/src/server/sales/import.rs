@@ -218,6 +218,7 @@ pub async fn run(
     mut progress: impl FnMut(&ImportReport),
 ) -> Result<ImportReport, AppError> {
     use futures::StreamExt;
+    let writer = &writer.by(super::dual_write::Author::Import);
     let mut report = ImportReport::default();
     let mut batch = Vec::with_capacity(batch_size);
     let mut writes = futures::stream::FuturesUnordered::new();

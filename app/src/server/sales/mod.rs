@@ -5,6 +5,7 @@ pub mod backup;
 pub mod codec;
 pub mod dual_write;
 pub mod generate;
+pub mod history;
 pub mod import;
 pub mod primary;
 pub mod queries;

@@ -551,13 +551,14 @@ async fn journal_repairs(
     }
     let image = |s: Option<&Sale>| s.map(|s| serde_json::to_string(s).expect("a sale serializes"));
     let mut q = QueryBuilder::<MySql>::new(
-        "INSERT INTO sale_intents (op, sale_id, before_image, after_image, state, lease_owner, created_at, updated_at) ",
+        "INSERT INTO sale_intents (op, sale_id, before_image, after_image, actor_kind, state, lease_owner, created_at, updated_at) ",
     );
     q.push_values(repairs, |mut row, (id, before, after)| {
         row.push("'repair'")
             .push_bind(id.as_str())
             .push_bind(image(*before))
             .push_bind(image(*after))
+            .push("'sync'")
             .push("'done'")
             .push_bind(owner)
             .push("UTC_TIMESTAMP(6)")

@@ -64,7 +64,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         let sent = Instant::now();
         let claimed: HashSet<SaleId> = self
             .backup
-            .begin_batch(sales, &lease)
+            .begin_batch(sales, &lease, self.author)
             .await?
             .into_iter()
             .collect();

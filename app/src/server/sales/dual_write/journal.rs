@@ -12,7 +12,7 @@
 //! intents' entries on the way, deadlocking with their writers.
 
 use super::lease::{Claim, Lease};
-use super::ports::{Backup, Begun, Held, Holder, Intent, IntentState, NewIntent, Op};
+use super::ports::{Author, Backup, Begun, Held, Holder, Intent, IntentState, NewIntent, Op};
 use crate::model::{AppError, Sale, SaleId};
 use crate::server::db::{is_deadlock, is_unique_violation, mysql_error, retry_deadlocks};
 use crate::server::sales::backup;
@@ -160,11 +160,18 @@ impl MySqlBackup {
                 backup::delete(&mut tx, std::slice::from_ref(id)).await?;
             }
         }
+        // A settled (failed) intent keeps what it left in both stores: recovery may have
+        // restored the earlier content under a new version, which the history shows.
+        let result = (state == IntentState::Failed)
+            .then(|| image(sale))
+            .flatten();
         sqlx::query(
-            "UPDATE sale_intents FORCE INDEX (PRIMARY) SET state = ?, error = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
+            "UPDATE sale_intents FORCE INDEX (PRIMARY) SET state = ?, error = ?, result_image = ?, \
+             updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
         )
         .bind(state)
         .bind(note)
+        .bind(result)
         .bind(claim.intent)
         .execute(&mut *tx)
         .await
@@ -199,14 +206,16 @@ impl Backup for MySqlBackup {
         for _ in 0..5 {
             let inserted = retry_deadlocks(|| {
                 sqlx::query(
-                    "INSERT INTO sale_intents (idempotency_key, op, sale_id, after_image, state, lease_owner, lease_until, \
-                     created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, 'pending', ?, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+                    "INSERT INTO sale_intents (idempotency_key, op, sale_id, after_image, actor_kind, actor_id, state, \
+                     lease_owner, lease_until, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
                 )
                 .bind(new.key.map(|k| k.as_str()))
                 .bind(new.op)
                 .bind(new.sale_id.as_str())
                 .bind(after.as_deref())
+                .bind(new.author.kind())
+                .bind(new.author.user_id())
                 .bind(&lease.owner)
                 .bind(micros(lease.ttl))
                 .execute(&self.pool)
@@ -459,7 +468,12 @@ impl Backup for MySqlBackup {
         Ok(held(rows))
     }
 
-    async fn begin_batch(&self, sales: &[Sale], lease: &Lease) -> Result<Vec<SaleId>, AppError> {
+    async fn begin_batch(
+        &self,
+        sales: &[Sale],
+        lease: &Lease,
+        author: Author,
+    ) -> Result<Vec<SaleId>, AppError> {
         let images: Vec<Option<String>> = sales.iter().map(|s| image(Some(s))).collect();
         for (n, (chunk, images)) in sales.chunks(500).zip(images.chunks(500)).enumerate() {
             // Sales that have an open intent are left out; if one gets an intent between
@@ -482,14 +496,16 @@ impl Backup for MySqlBackup {
                     break;
                 }
                 let mut q = QueryBuilder::<MySql>::new(
-                    "INSERT INTO sale_intents (idempotency_key, op, sale_id, after_image, state, lease_owner, lease_until, \
-                     created_at, updated_at) ",
+                    "INSERT INTO sale_intents (idempotency_key, op, sale_id, after_image, actor_kind, actor_id, state, \
+                     lease_owner, lease_until, created_at, updated_at) ",
                 );
                 q.push_values(&free, |mut row, (i, s)| {
                     row.push_bind(format!("import-{}-{}", lease.owner, n * 500 + i))
                         .push("'create'")
                         .push_bind(s.id.as_str())
                         .push_bind(images[*i].as_deref())
+                        .push_bind(author.kind())
+                        .push_bind(author.user_id())
                         .push("'pending'")
                         .push_bind(&lease.owner)
                         .push("UTC_TIMESTAMP(6) + INTERVAL ")

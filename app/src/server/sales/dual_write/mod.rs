@@ -32,7 +32,8 @@ pub use journal::{MySqlBackup, intent_counts};
 pub use lease::{Claim, Lease, LeasePolicy, instance_id};
 pub use mongo::MongoPrimary;
 pub use ports::{
-    Backup, Begun, Held, Holder, IdempotencyKey, Intent, IntentState, NewIntent, Op, Primary,
+    ActorKind, Author, Backup, Begun, Held, Holder, IdempotencyKey, Intent, IntentState, NewIntent,
+    Op, Primary,
 };
 pub use recovery::{RecoveryReport, spawn_recovery};
 
@@ -48,6 +49,8 @@ pub struct DualWriter<P, B> {
     policy: LeasePolicy,
     /// This process, as lease owners name it.
     instance: Arc<str>,
+    /// Whom the journal names for this writer's changes.
+    author: Author,
 }
 
 impl<P: Clone, B: Clone> Clone for DualWriter<P, B> {
@@ -57,6 +60,7 @@ impl<P: Clone, B: Clone> Clone for DualWriter<P, B> {
             backup: self.backup.clone(),
             policy: self.policy,
             instance: self.instance.clone(),
+            author: self.author,
         }
     }
 }
@@ -119,6 +123,19 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             backup,
             policy,
             instance: instance_id().into(),
+            author: Author::System,
+        }
+    }
+
+    /// The same writer, journaling its changes as made by `author`.
+    pub fn by(&self, author: Author) -> Self
+    where
+        P: Clone,
+        B: Clone,
+    {
+        Self {
+            author,
+            ..self.clone()
         }
     }
 
@@ -329,6 +346,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             op,
             sale_id: id,
             after,
+            author: self.author,
         };
         loop {
             let lease = self.lease();

@@ -162,12 +162,60 @@ pub trait Primary: Send + Sync + 'static {
     fn remove_created(&self, ids: &[SaleId]) -> impl Future<Output = Result<u64, AppError>> + Send;
 }
 
+/// Who a journaled change is made by, for the sale's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author {
+    /// A signed-in user, by id.
+    User(u64),
+    /// `server import` and the demo seed.
+    Import,
+    /// A reconciliation run.
+    Sync,
+    /// Anything else the system does on its own.
+    System,
+}
+
+/// `sale_intents.actor_kind`: an `Author` without the user's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    User,
+    Import,
+    Sync,
+    System,
+}
+
+crate::model::role::string_enum!(ActorKind {
+    User => "user",
+    Import => "import",
+    Sync => "sync",
+    System => "system",
+});
+
+impl Author {
+    pub fn kind(self) -> ActorKind {
+        match self {
+            Author::User(_) => ActorKind::User,
+            Author::Import => ActorKind::Import,
+            Author::Sync => ActorKind::Sync,
+            Author::System => ActorKind::System,
+        }
+    }
+
+    pub fn user_id(self) -> Option<u64> {
+        match self {
+            Author::User(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 /// A new intent, as step 1 records it.
 pub struct NewIntent<'a> {
     pub key: Option<&'a IdempotencyKey>,
     pub op: Op,
     pub sale_id: &'a SaleId,
     pub after: Option<&'a Sale>,
+    pub author: Author,
 }
 
 /// The MySQL side: the intent journal, whose open intents are the sales' leases, and
@@ -252,6 +300,7 @@ pub trait Backup: Send + Sync + 'static {
         &self,
         sales: &[Sale],
         lease: &Lease,
+        author: Author,
     ) -> impl Future<Output = Result<Vec<SaleId>, AppError>> + Send;
     /// Extends every open intent of the batch; `Lost` if any was taken over.
     fn renew_batch(
