@@ -47,9 +47,15 @@ impl Auth {
     }
 
     /// Asks the server again who is signed in (after something about them changed).
+    /// What is known now stays until the answer arrives: the page-load answer may be
+    /// older (a login since then), and guards must not act on it meanwhile.
     pub fn refresh(&self) {
-        self.known.set(None);
-        self.loaded.refetch();
+        let known = self.known;
+        leptos::task::spawn_local(async move {
+            if let Ok(user) = me().await {
+                known.set(Some(user));
+            }
+        });
     }
 }
 

@@ -63,10 +63,7 @@ fn EditSale() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading the sale…"</p> }>
                 {move || Suspend::new(async move {
                     match sale.await {
-                    Ok(s) => view! {
-                        <SaleForm sale=Some(s.sale) token=s.token reload saved/>
-                        <SaleHistoryPanel id=Signal::derive(id) refresh=Signal::derive(move || saved.get().unwrap_or(0))/>
-                    }.into_any(),
+                    Ok(s) => view! { <SaleForm sale=Some(s.sale) token=s.token reload saved/> }.into_any(),
                     Err(AppError::NotFound) => view! {
                         <section class="card narrow">
                             <h1>"Sale not found"</h1>
@@ -78,6 +75,9 @@ fn EditSale() -> impl IntoView {
                     }
                 })}
             </Transition>
+            // Beside the form, not inside its async block: a resource created there would
+            // be created in a different order on the server and in the browser.
+            <SaleHistoryPanel id=Signal::derive(id) refresh=Signal::derive(move || saved.get().unwrap_or(0))/>
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::api::sales::load_sale_history;
 use crate::auth::RequireRole;
 use crate::components::{ErrorNote, ScrollTable, format_time};
-use crate::model::{HistoryEntry, SaleHistory};
+use crate::model::{AppError, HistoryEntry, SaleHistory};
 use crate::pages::worker::STAFF;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -37,6 +37,10 @@ pub fn SaleHistoryPanel(
             <h2 id="history-title">"History"</h2>
             <Transition fallback=|| view! { <p class="muted">"Loading the history…"</p> }>
                 {move || history.get().map(|r| match r {
+                    Err(AppError::NotFound) => view! { <p class="muted">"No history to show."</p> }.into_any(),
+                    Err(AppError::Forbidden) => view! {
+                        <p class="muted">"This sale was deleted; only senior managers can see its history."</p>
+                    }.into_any(),
                     Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                     Ok(h) => view! { <Entries history=h/> }.into_any(),
                 })}
