@@ -85,7 +85,7 @@ test('a worker sets up two-factor authentication, then logs in with a code and w
   await expect(page).toHaveURL(/\/login\/second-step/);
   // Until the second step, the dashboard is out of reach.
   await page.goto('/worker');
-  await expect(page).toHaveURL(/\/login\/second-step\?next=%2Fworker/);
+  await expect(page).toHaveURL(/\/login\/second-step\?next=\/worker$/);
   await hydrated(page);
   await page.getByLabel('Code').fill(recovery);
   await page.getByRole('button', { name: 'Verify' }).click();
