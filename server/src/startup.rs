@@ -89,8 +89,10 @@ impl Application {
             databases.lease,
         );
         let mailer = serve.mailer()?;
+        let health_mysql = db::mysql_pool(databases.mysql.clone(), 2, databases.lease.lock_wait());
         let state = AppState {
             leptos_options,
+            health_mysql,
             mailer,
             counts: app::server::sales::queries::CountCache::default(),
             writer,

@@ -32,7 +32,7 @@ where
 pub async fn check(state: &AppState) -> HealthReport {
     let mysql = probe(async {
         sqlx::query("SELECT 1")
-            .execute(&state.mysql)
+            .execute(&state.health_mysql)
             .await
             .map(|_| ())
     });
@@ -47,7 +47,7 @@ pub async fn check(state: &AppState) -> HealthReport {
     let intents = if mysql.up {
         tokio::time::timeout(
             PROBE_TIMEOUT,
-            super::sales::dual_write::intent_counts(&state.mysql),
+            super::sales::dual_write::intent_counts(&state.health_mysql),
         )
         .await
         .ok()

@@ -244,12 +244,11 @@ impl CostlyWork {
         }
     }
 
-    /// Runs `work` on the blocking pool once a slot is free.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, AppError> {
-        let busy = AppError::Busy(self.patience.as_secs().max(1));
+    /// A slot for one computation, waited for within the queue's bounds: beyond them,
+    /// or after `patience`, the answer is `Busy`.
+    pub async fn slot(&self) -> Result<Slot<'_>, AppError> {
+        // The queue drains in well under a second (a slot frees every few tens of ms).
+        let busy = AppError::Busy(1);
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!("costly work queue full; answering busy");
@@ -257,18 +256,22 @@ impl CostlyWork {
         }
         let permit = tokio::time::timeout(self.patience, self.slots.acquire()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let _permit = match permit {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => return Err(AppError::Internal),
+        match permit {
+            Ok(Ok(permit)) => Ok(Slot { _permit: permit }),
+            Ok(Err(_)) => Err(AppError::Internal),
             Err(_) => {
                 tracing::warn!("no slot for costly work in time; answering busy");
-                return Err(busy);
+                Err(busy)
             }
-        };
-        tokio::task::spawn_blocking(work).await.map_err(|e| {
-            tracing::error!(error = %e, "costly work task failed");
-            AppError::Internal
-        })
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        self.slot().await?.run(work).await
     }
 
     /// Computations running and waiting now.
@@ -277,6 +280,26 @@ impl CostlyWork {
             self.total - self.slots.available_permits(),
             self.waiting.load(Ordering::Acquire),
         )
+    }
+}
+
+/// A held slot of `CostlyWork`. Taken before the work's other preparations when those
+/// must not outnumber the slots (a login reserves its throttle counts only once it has
+/// one, so requests waiting in line hold no reservation).
+pub struct Slot<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Slot<'_> {
+    /// Runs `work` on the blocking pool, then frees the slot.
+    pub async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        tokio::task::spawn_blocking(work).await.map_err(|e| {
+            tracing::error!(error = %e, "costly work task failed");
+            AppError::Internal
+        })
     }
 }
 

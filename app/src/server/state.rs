@@ -9,6 +9,9 @@ use std::time::Duration;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub mysql: MySqlPool,
+    /// A pool of its own for `/healthz`: a burst of requests that holds every
+    /// connection of the main pool must not make the health check wait in line.
+    pub health_mysql: MySqlPool,
     pub mongo: mongodb::Database,
     pub auth: AuthSettings,
     /// The dual writer: every sales edit, recovery and reconciliation goes through it.

@@ -3,7 +3,7 @@
 //! and request throughput of the server-rendered `/worker` page and the list server
 //! function at 50 connections (wrk), against `/healthz` in the same run.
 
-use crate::{Bench, PASSWORD, ms, percentile};
+use crate::{Bench, ms, percentile};
 use app::model::{Role, Sale, SaleId};
 use app::server::sales::{backup, generate, queries};
 use std::time::{Duration, Instant};

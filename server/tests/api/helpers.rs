@@ -4,6 +4,7 @@ use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -37,6 +38,8 @@ pub fn browser(origin: &str) -> reqwest::Client {
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .default_headers(headers)
+        // A request that hangs fails its test instead of stalling the whole suite.
+        .timeout(Duration::from_secs(120))
         .build()
         .expect("http client")
 }
@@ -274,10 +277,18 @@ impl Drop for TestApp {
             else {
                 return;
             };
-            rt.block_on(async move {
+            // The app's tasks live on the test's runtime, which is blocked on this thread:
+            // a transaction they left open holds a metadata lock that DROP DATABASE would
+            // wait for forever (MariaDB's default lock_wait_timeout is a year). So the drop
+            // waits a few seconds at most and otherwise leaves the database behind (its
+            // name is random, so it harms no later run).
+            let cleanup = async move {
                 if let Ok(base) = mysql_base_url().parse::<MySqlConnectOptions>()
                     && let Ok(mut conn) = base.connect().await
                 {
+                    let _ = sqlx::query("SET SESSION lock_wait_timeout = 5")
+                        .execute(&mut conn)
+                        .await;
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{db_name}`"))
                         .execute(&mut conn)
                         .await;
@@ -287,6 +298,9 @@ impl Drop for TestApp {
                 if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri()).await {
                     let _ = client.database(&db_name).drop().await;
                 }
+            };
+            rt.block_on(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(20), cleanup).await;
             });
         })
         .join();

@@ -133,7 +133,10 @@ async fn forty_parallel_guesses_reach_the_password_check_at_most_five_times() {
     let statuses = futures::future::join_all(guesses).await;
     let checked = statuses.iter().filter(|s| **s == 401).count();
     let refused = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!(checked + refused, 40, "{statuses:?}");
+    // Beyond the hashing queue's bound the answer is "busy, retry in a second".
+    let shed = statuses.iter().filter(|s| **s == 503).count();
+    assert_eq!(checked + refused + shed, 40, "{statuses:?}");
+    assert!(refused > 0, "{statuses:?}");
     assert!(checked <= 5, "{checked} guesses reached the password check");
     assert!(audit_count(&app, "login_failed").await <= 5);
     for _ in 0..50 {

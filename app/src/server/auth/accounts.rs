@@ -476,6 +476,10 @@ pub async fn login(
         .unwrap_or_else(|_| username.trim().to_lowercase());
     let key: String = key.chars().take(64).collect();
     let policy = &state.auth.throttle;
+    // The hashing slot first: logins waiting in line hold no throttle reservation, so a
+    // burst of logins from one office address does not fill the address's count with
+    // attempts that are merely queued (one reservation per slot is in flight at most).
+    let slot = limits::COSTLY.slot().await?;
     let device = devices::trusted_for(&state.mysql, info.device.as_deref(), &key).await?;
     let source = match &device {
         Some(device) => Source::Trusted { device },
@@ -507,7 +511,7 @@ pub async fn login(
 
     let row = find_by(&state.mysql, "username_key", &key).await?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
-    let verified = password::verify(stored, password).await?;
+    let verified = password::verify_in(slot, stored, password).await?;
     let Some(row) = row.filter(|_| verified) else {
         let user_id = find_by(&state.mysql, "username_key", &key)
             .await?

@@ -3,7 +3,7 @@
 //! (`limits::COSTLY`), and never stall the async runtime.
 
 use crate::model::AppError;
-use crate::server::limits::COSTLY;
+use crate::server::limits::{COSTLY, Slot};
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
@@ -45,8 +45,16 @@ pub async fn hash(secret: String) -> Result<String, AppError> {
 
 /// `None` for the stored hash means "no such user": verify against the dummy hash.
 pub async fn verify(stored: Option<String>, candidate: String) -> Result<bool, AppError> {
-    COSTLY
-        .run(move || {
+    verify_in(COSTLY.slot().await?, stored, candidate).await
+}
+
+/// `verify`, in a costly-work slot the caller already holds.
+pub async fn verify_in(
+    slot: Slot<'_>,
+    stored: Option<String>,
+    candidate: String,
+) -> Result<bool, AppError> {
+    slot.run(move || {
             let (phc, real) = match &stored {
                 Some(h) => (h.as_str(), true),
                 None => (DUMMY_HASH.as_str(), false),
@@ -59,8 +67,8 @@ pub async fn verify(stored: Option<String>, candidate: String) -> Result<bool, A
                 .verify_password(candidate.as_bytes(), &parsed)
                 .is_ok();
             ok && real
-        })
-        .await
+    })
+    .await
 }
 
 /// Warms the dummy hash so the first unknown-user login is not slower than the rest.

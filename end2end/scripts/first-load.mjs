@@ -1,0 +1,179 @@
+// First load of each landing page, as a user on a slow phone feels it: a cold cache,
+// the network throttled to a mobile profile and the CPU slowed 4x through the DevTools
+// protocol, in headless Chromium. Prints a Markdown table: compressed bytes of WASM, JS
+// and CSS on the wire, requests, and the time until the page responds to input (the app
+// marks <body data-hydrated> once hydrated), with a hello-world Leptos page as the floor.
+//
+//   node end2end/scripts/first-load.mjs <portal base URL> <hello-world site dir> [runs]
+//
+// The portal must run the release build with the demo data (scripts/bench wasm does it).
+// The hello-world page is served from its directory here, brotli-compressed like the
+// portal's files.
+import { chromium } from '@playwright/test';
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { extname, join, normalize } from 'node:path';
+import { brotliCompressSync, constants } from 'node:zlib';
+import mysql from 'mysql2/promise';
+
+const [portal, helloDir, runsArg] = process.argv.slice(2);
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
+const helloServer = createServer((req, res) => {
+  const path = new URL(req.url, 'http://x').pathname;
+  const file = join(helloDir, normalize(path === '/' ? '/index.html' : path));
+  let body;
+  try {
+    body = readFileSync(file);
+  } catch {
+    res.writeHead(404).end();
+    return;
+  }
+  const compressed = brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } });
+  res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-encoding': 'br' });
+  res.end(compressed);
+});
+await new Promise((resolve) => helloServer.listen(0, '127.0.0.1', resolve));
+const hello = `http://127.0.0.1:${helloServer.address().port}`;
+const RUNS = Number(runsArg ?? 3);
+// "Slow 4G"-like: 1.6 Mbit/s down, 750 kbit/s up, 150 ms round trip.
+const NETWORK = { offline: false, latency: 150, downloadThroughput: 1_600_000 / 8, uploadThroughput: 750_000 / 8 };
+const CPU_SLOWDOWN = 4;
+
+const DEMO = {
+  customer: { username: 'demo.customer', password: 'Paperclip-Harbor-42' },
+  worker: { username: 'demo.worker', password: 'Stapler-Lantern-77', secret: 'STAPLERLANTERNDEMOWORKERSECRETAA' },
+  manager: { username: 'demo.manager', password: 'Ledger-Orchard-19', secret: 'LEDGERORCHARDDEMOMANAGERSECRETAA' },
+};
+
+const PAGES = [
+  { path: '/login', who: null },
+  { path: '/customer', who: 'customer' },
+  { path: '/worker', who: 'worker' },
+  { path: '/worker/sales/new', who: 'worker' },
+  { path: '/management', who: 'manager' },
+  { path: '/management/users', who: 'manager' },
+];
+
+function totp(secret, step) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bits = [...secret].map((c) => alphabet.indexOf(c).toString(2).padStart(5, '0')).join('');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 15;
+  return ((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).toString().padStart(6, '0');
+}
+
+/** A code not yet used by `username` (each is accepted once; waits for the next step if needed). */
+async function nextCode(db, username, secret) {
+  const [[row]] = await db.query(
+    'SELECT f.last_step FROM second_factors f JOIN users u ON u.id = f.user_id WHERE u.username = ?',
+    [username],
+  );
+  const now = () => Math.floor(Date.now() / 30_000);
+  const step = Math.max(now() - 1, row?.last_step == null ? 0 : Number(row.last_step) + 1);
+  while (now() + 1 < step) await new Promise((r) => setTimeout(r, 500));
+  return totp(secret, step);
+}
+
+async function logIn(context, db, who) {
+  const account = DEMO[who];
+  const headers = { Origin: portal };
+  const first = await context.request.post(`${portal}/api/login`, {
+    form: { username: account.username, password: account.password },
+    headers,
+  });
+  if (!first.ok()) throw new Error(`login of ${account.username}: ${first.status()}`);
+  if (account.secret) {
+    const code = await nextCode(db, account.username, account.secret);
+    const second = await context.request.post(`${portal}/api/login/second-step`, { form: { code }, headers });
+    if (!second.ok()) throw new Error(`second step of ${account.username}: ${second.status()}`);
+  }
+}
+
+/** One cold load of `url`: bytes on the wire by kind, requests, ms until hydrated. */
+async function coldLoad(context, url) {
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    new MutationObserver((_, observer) => {
+      if (document.body?.dataset.hydrated === 'true') {
+        window.__interactiveAt = performance.now();
+        observer.disconnect();
+      }
+    }).observe(document, { attributes: true, subtree: true, attributeFilter: ['data-hydrated'] });
+  });
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  await cdp.send('Network.emulateNetworkConditions', NETWORK);
+  await cdp.send('Emulation.setCPUThrottlingRate', { rate: CPU_SLOWDOWN });
+  const kinds = new Map();
+  const bytes = { wasm: 0, js: 0, css: 0, other: 0 };
+  let requests = 0;
+  cdp.on('Network.responseReceived', ({ requestId, response }) => {
+    const path = new URL(response.url).pathname;
+    const kind = path.endsWith('.wasm') ? 'wasm' : path.endsWith('.js') ? 'js' : path.endsWith('.css') ? 'css' : 'other';
+    kinds.set(requestId, kind);
+  });
+  cdp.on('Network.loadingFinished', ({ requestId, encodedDataLength }) => {
+    requests += 1;
+    bytes[kinds.get(requestId) ?? 'other'] += encodedDataLength;
+  });
+  await page.goto(url, { waitUntil: 'commit' });
+  await page.waitForFunction(() => window.__interactiveAt !== undefined, null, { timeout: 180_000, polling: 100 });
+  const interactive = await page.evaluate(() => window.__interactiveAt);
+  await page.waitForLoadState('networkidle');
+  await page.close();
+  return { bytes, requests, interactive };
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+const kb = (n) => (n / 1024).toFixed(1);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu'],
+});
+const db = await mysql.createConnection(process.env.MYSQL_URL);
+const rows = [];
+for (const { path, who, floor } of [{ path: '/', who: null, floor: true }, ...PAGES]) {
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) {
+    const context = await browser.newContext();
+    if (who) await logIn(context, db, who);
+    runs.push(await coldLoad(context, floor ? `${hello}${path}` : `${portal}${path}`));
+    await context.close();
+  }
+  const pick = (f) => median(runs.map(f));
+  rows.push({
+    page: floor ? 'hello-world Leptos page (floor)' : `${path}${who ? ` (${who})` : ''}`,
+    wasm: pick((r) => r.bytes.wasm),
+    js: pick((r) => r.bytes.js),
+    css: pick((r) => r.bytes.css),
+    requests: pick((r) => r.requests),
+    interactive: pick((r) => r.interactive),
+  });
+}
+await db.end();
+await browser.close();
+helloServer.close();
+
+const floor = rows[0];
+console.log(
+  `\n## First load, cold cache (${NETWORK.downloadThroughput * 8 / 1e6} Mbit/s, ${NETWORK.latency} ms, CPU ${CPU_SLOWDOWN}x slower; median of ${RUNS})\n`,
+);
+console.log('| page | WASM KB | JS KB | CSS KB | WASM+JS KB vs 200 KB | requests | interactive ms | vs floor |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  const code = r.wasm + r.js;
+  console.log(
+    `| ${r.page} | ${kb(r.wasm)} | ${kb(r.js)} | ${kb(r.css)} | ${(code / (200 * 1024)).toFixed(2)}x | ${r.requests} | ${Math.round(r.interactive)} | ${(r.interactive / floor.interactive).toFixed(2)}x |`,
+  );
+}
