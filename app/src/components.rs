@@ -85,15 +85,35 @@ pub fn Field(
         }
         ids.join(" ")
     };
+    // Text typed before the page hydrated is in the input, not yet in `value`: the
+    // first run (just after hydration) adopts it instead of wiping it; later runs carry
+    // changes made by code into the input.
+    let input = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |adopted: Option<bool>| {
+        let wanted = value.get();
+        let Some(el) = input.get() else {
+            return false;
+        };
+        if adopted != Some(true) {
+            let typed = el.value();
+            if typed != wanted {
+                value.set(typed);
+            }
+        } else if el.value() != wanted {
+            el.set_value(&wanted);
+        }
+        true
+    });
     view! {
         <div class="field">
             <label for=id.clone()>{label}</label>
             <input
+                node_ref=input
                 id=id.clone()
                 name=name
                 type=kind
                 autocomplete=autocomplete
-                prop:value=move || value.get()
+                value=value.get_untracked()
                 on:input=move |ev| value.set(event_target_value(&ev))
                 on:blur=move |_| { if let Some(cb) = on_blur { cb.run(()) } }
                 aria-invalid=move || error.get().is_some().to_string()

@@ -16,7 +16,7 @@ pub mod server;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode,
+    Lazy, SsrMode,
     components::{A, Route, Router, Routes},
     path,
 };
@@ -95,15 +95,15 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("verify-email") view=pages::VerifyEmailPage/>
                     <Route path=path!("dashboard") view=pages::DashboardRedirect ssr=guarded.clone()/>
                     <Route path=path!("awaiting-approval") view=pages::AwaitingApproval ssr=guarded.clone()/>
-                    <Route path=path!("profile") view=pages::ProfilePage ssr=guarded.clone()/>
-                    <Route path=path!("profile/two-factor") view=pages::TwoFactorPage ssr=guarded.clone()/>
-                    <Route path=path!("customer") view=pages::CustomerDashboard ssr=guarded.clone()/>
-                    <Route path=path!("worker") view=pages::WorkerDashboard ssr=guarded.clone()/>
-                    <Route path=path!("worker/sales/new") view=pages::NewSalePage ssr=guarded.clone()/>
-                    <Route path=path!("worker/sales/:id") view=pages::EditSalePage ssr=guarded.clone()/>
-                    <Route path=path!("management") view=pages::ManagementDashboard ssr=guarded.clone()/>
-                    <Route path=path!("management/users") view=pages::UsersAdminPage ssr=guarded.clone()/>
-                    <Route path=path!("sales/:id/history") view=pages::SaleHistoryPage ssr=guarded/>
+                    <Route path=path!("profile") view={Lazy::<pages::ProfileRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("profile/two-factor") view={Lazy::<pages::TwoFactorRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("customer") view={Lazy::<pages::CustomerRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("worker") view={Lazy::<pages::WorkerRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("worker/sales/new") view={Lazy::<pages::NewSaleRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("worker/sales/:id") view={Lazy::<pages::EditSaleRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("management") view={Lazy::<pages::ManagementRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("management/users") view={Lazy::<pages::UsersAdminRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("sales/:id/history") view={Lazy::<pages::SaleHistoryRoute>::new()} ssr=guarded/>
                 </Routes>
             </main>
         </Router>

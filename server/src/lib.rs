@@ -1,5 +1,6 @@
 //! The axum server: configuration, startup and the command-line interface.
 
+pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -1,7 +1,7 @@
 //! Builds the axum application: state, routes, middleware, listener.
 
 use crate::config::{Databases, ServeConfig};
-use crate::{http, telemetry};
+use crate::{assets, http, telemetry};
 use app::server::client_ip::ProxyNet;
 use app::server::{AppState, db};
 use axum::{
@@ -258,8 +258,11 @@ pub fn router(state: AppState, serve: &ServeConfig) -> Router {
     let headers = http::Headers {
         https: serve.cookie_secure,
     };
+    let pkg = &state.leptos_options.site_pkg_dir;
+    let bundle_dir = format!("{}/{pkg}", state.leptos_options.site_root);
     Router::new()
         .route("/healthz", get(healthz))
+        .nest(&format!("/{pkg}"), assets::bundle(&bundle_dir))
         .leptos_routes_with_context(&state, routes, context, shell)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,

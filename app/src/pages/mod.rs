@@ -35,3 +35,36 @@ pub use second_step::SecondStepPage;
 pub use two_factor::TwoFactorPage;
 pub use verify_email::VerifyEmailPage;
 pub use worker::WorkerDashboard;
+
+/// Routes whose code downloads when first needed: with `cargo leptos --split` each
+/// page's code is its own WASM chunk (code pages share goes to shared chunks), and the
+/// server preloads the chunk of the page it renders. Public pages stay in the main
+/// bundle: they are small, and one of them is every visitor's first page.
+macro_rules! lazy_pages {
+    ($($route:ident => $page:ident),* $(,)?) => {$(
+        pub struct $route;
+
+        #[leptos_router::lazy_route]
+        impl leptos_router::LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> leptos::prelude::AnyView {
+                leptos::prelude::IntoAny::into_any($page())
+            }
+        }
+    )*};
+}
+
+lazy_pages! {
+    CustomerRoute => CustomerDashboard,
+    WorkerRoute => WorkerDashboard,
+    NewSaleRoute => NewSalePage,
+    EditSaleRoute => EditSalePage,
+    SaleHistoryRoute => SaleHistoryPage,
+    ManagementRoute => ManagementDashboard,
+    UsersAdminRoute => UsersAdminPage,
+    ProfileRoute => ProfilePage,
+    TwoFactorRoute => TwoFactorPage,
+}
