@@ -14,7 +14,7 @@ pub mod pages;
 pub mod server;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
     Lazy, SsrMode,
     components::{A, Route, Router, Routes},
@@ -25,6 +25,10 @@ use leptos_router::{
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     content_security_policy(&options);
+    #[cfg(feature = "ssr")]
+    let stylesheet = stylesheet_href(&options);
+    #[cfg(not(feature = "ssr"))]
+    let stylesheet = String::new();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -32,6 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light"/>
+                <link rel="stylesheet" id="leptos" href=stylesheet/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -41,6 +46,33 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The stylesheet's address: `/pkg/<name>.css`, or under `hash-files` (release builds)
+/// the hashed name from the hash file cargo-leptos writes beside the server binary. Read
+/// once: the file only changes with a new build.
+#[cfg(feature = "ssr")]
+fn stylesheet_href(options: &LeptosOptions) -> String {
+    static HREF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HREF.get_or_init(|| {
+        let hash = options
+            .hash_files
+            .then(|| {
+                let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+                let hashes = std::fs::read_to_string(dir.join(options.hash_file.as_ref())).ok()?;
+                hashes.lines().find_map(|line| {
+                    let (kind, hash) = line.split_once(':')?;
+                    (kind.trim() == "css").then(|| hash.trim().to_string())
+                })
+            })
+            .flatten();
+        let name = match hash {
+            Some(hash) => format!("{}.{hash}", options.output_name),
+            None => options.output_name.to_string(),
+        };
+        format!("/{}/{name}.css", options.site_pkg_dir)
+    })
+    .clone()
 }
 
 /// The page's Content-Security-Policy: scripts only from the site and the inline
@@ -79,7 +111,6 @@ pub fn App() -> impl IntoView {
     // before the first byte is sent and arrives as a real HTTP redirect or status.
     let guarded = SsrMode::Async;
     view! {
-        <Stylesheet id="leptos" href="/pkg/portal.css"/>
         <Title formatter=|title: String| format!("{title} · Supply Co. sales portal")/>
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
@@ -88,13 +119,13 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("") view=pages::HomePage/>
                     <Route path=path!("login") view=pages::LoginPage/>
-                    <Route path=path!("login/second-step") view=pages::SecondStepPage ssr=guarded.clone()/>
-                    <Route path=path!("register") view=pages::RegisterPage/>
-                    <Route path=path!("reset-password") view=pages::ResetPasswordPage/>
-                    <Route path=path!("forgot-password") view=pages::ForgotPasswordPage/>
-                    <Route path=path!("verify-email") view=pages::VerifyEmailPage/>
+                    <Route path=path!("login/second-step") view={Lazy::<pages::SecondStepRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("register") view={Lazy::<pages::RegisterRoute>::new()}/>
+                    <Route path=path!("reset-password") view={Lazy::<pages::ResetPasswordRoute>::new()}/>
+                    <Route path=path!("forgot-password") view={Lazy::<pages::ForgotPasswordRoute>::new()}/>
+                    <Route path=path!("verify-email") view={Lazy::<pages::VerifyEmailRoute>::new()}/>
                     <Route path=path!("dashboard") view=pages::DashboardRedirect ssr=guarded.clone()/>
-                    <Route path=path!("awaiting-approval") view=pages::AwaitingApproval ssr=guarded.clone()/>
+                    <Route path=path!("awaiting-approval") view={Lazy::<pages::AwaitingApprovalRoute>::new()} ssr=guarded.clone()/>
                     <Route path=path!("profile") view={Lazy::<pages::ProfileRoute>::new()} ssr=guarded.clone()/>
                     <Route path=path!("profile/two-factor") view={Lazy::<pages::TwoFactorRoute>::new()} ssr=guarded.clone()/>
                     <Route path=path!("customer") view={Lazy::<pages::CustomerRoute>::new()} ssr=guarded.clone()/>

@@ -74,7 +74,7 @@ async function nextCode(db, username, secret) {
     [username],
   );
   const now = () => Math.floor(Date.now() / 30_000);
-  const step = Math.max(now() - 1, row?.last_step == null ? 0 : Number(row.last_step) + 1);
+  const step = Math.max(now(), row?.last_step == null ? 0 : Number(row.last_step) + 1);
   while (now() + 1 < step) await new Promise((r) => setTimeout(r, 500));
   return totp(secret, step);
 }

@@ -77,7 +77,9 @@ export async function nextCode(username: string, secret: string): Promise<string
     username,
   ]);
   const now = () => Math.floor(Date.now() / 30_000);
-  const step = Math.max(now() - 1, row?.last_step == null ? 0 : Number(row.last_step) + 1);
+  // The current step rather than the previous one: a code computed at the end of a step must
+  // still be accepted after the page has loaded and the code is sent.
+  const step = Math.max(now(), row?.last_step == null ? 0 : Number(row.last_step) + 1);
   while (now() + 1 < step) await new Promise((r) => setTimeout(r, 500));
   return totp(secret, step);
 }

@@ -38,8 +38,8 @@ pub use worker::WorkerDashboard;
 
 /// Routes whose code downloads when first needed: with `cargo leptos --split` each
 /// page's code is its own WASM chunk (code pages share goes to shared chunks), and the
-/// server preloads the chunk of the page it renders. Public pages stay in the main
-/// bundle: they are small, and one of them is every visitor's first page.
+/// server preloads the chunk of the page it renders. Only the home page, the login page
+/// and the redirects stay in the main bundle: every visitor's first page is one of them.
 macro_rules! lazy_pages {
     ($($route:ident => $page:ident),* $(,)?) => {$(
         pub struct $route;
@@ -67,4 +67,10 @@ lazy_pages! {
     UsersAdminRoute => UsersAdminPage,
     ProfileRoute => ProfilePage,
     TwoFactorRoute => TwoFactorPage,
+    RegisterRoute => RegisterPage,
+    ForgotPasswordRoute => ForgotPasswordPage,
+    ResetPasswordRoute => ResetPasswordPage,
+    VerifyEmailRoute => VerifyEmailPage,
+    SecondStepRoute => SecondStepPage,
+    AwaitingApprovalRoute => AwaitingApproval,
 }
