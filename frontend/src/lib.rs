@@ -31,14 +31,15 @@ pub fn hydrate() {
 }
 
 fn remember_link_targets() {
-    let on_click = Closure::<dyn Fn(leptos::web_sys::Event)>::new(|event: leptos::web_sys::Event| {
-        let link = event
-            .target()
-            .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
-            .and_then(|el| el.closest("a[href]").ok().flatten())
-            .and_then(|a| a.get_attribute("href"));
-        HEADING_TO.with(|to| *to.borrow_mut() = link);
-    });
+    let on_click =
+        Closure::<dyn Fn(leptos::web_sys::Event)>::new(|event: leptos::web_sys::Event| {
+            let link = event
+                .target()
+                .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
+                .and_then(|el| el.closest("a[href]").ok().flatten())
+                .and_then(|a| a.get_attribute("href"));
+            HEADING_TO.with(|to| *to.borrow_mut() = link);
+        });
     // Capture phase: seen before the router handles the click.
     let _ = leptos::prelude::document().add_event_listener_with_callback_and_bool(
         "click",

@@ -18,9 +18,7 @@ const REVALIDATE: &str = "no-cache";
 
 /// The `/pkg` service for a site whose bundle lives in `dir`.
 pub fn bundle<S: Clone + Send + Sync + 'static>(dir: &str) -> Router<S> {
-    let files = ServeDir::new(dir)
-        .precompressed_br()
-        .precompressed_gzip();
+    let files = ServeDir::new(dir).precompressed_br().precompressed_gzip();
     Router::new()
         .fallback_service(files)
         .layer(middleware::from_fn(cache_policy))
@@ -46,11 +44,11 @@ fn is_hashed(path: &str) -> bool {
     // Neither the stem nor the extension: a middle part.
     parts.len() >= 3
         && parts[1..parts.len() - 1].iter().any(|part| {
-        part.len() == 22
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+            part.len() == 22
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 #[cfg(test)]
@@ -74,7 +72,9 @@ mod tests {
     async fn the_bundle_is_served_precompressed_and_hashed_names_are_cached_for_good() {
         let dir = site();
         let app = axum::Router::new().nest("/pkg", bundle(dir.to_str().expect("utf-8 path")));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}/pkg", listener.local_addr().expect("address"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         let client = reqwest::Client::new();
@@ -87,7 +87,10 @@ mod tests {
 
         let br = get(HASHED, "gzip, deflate, br").await.expect("answer");
         assert_eq!(br.headers()["content-encoding"], "br");
-        assert_eq!(br.headers()["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(
+            br.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
         assert_eq!(br.bytes().await.expect("body").as_ref(), b"brotli bytes");
 
         let gz = get(HASHED, "gzip").await.expect("answer");

@@ -4,8 +4,8 @@ use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Where the local services listen unless the environment says otherwise

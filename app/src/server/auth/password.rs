@@ -55,18 +55,18 @@ pub async fn verify_in(
     candidate: String,
 ) -> Result<bool, AppError> {
     slot.run(move || {
-            let (phc, real) = match &stored {
-                Some(h) => (h.as_str(), true),
-                None => (DUMMY_HASH.as_str(), false),
-            };
-            let Ok(parsed) = PasswordHash::new(phc) else {
-                tracing::error!("stored password hash is not a valid PHC string");
-                return false;
-            };
-            let ok = hasher()
-                .verify_password(candidate.as_bytes(), &parsed)
-                .is_ok();
-            ok && real
+        let (phc, real) = match &stored {
+            Some(h) => (h.as_str(), true),
+            None => (DUMMY_HASH.as_str(), false),
+        };
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            tracing::error!("stored password hash is not a valid PHC string");
+            return false;
+        };
+        let ok = hasher()
+            .verify_password(candidate.as_bytes(), &parsed)
+            .is_ok();
+        ok && real
     })
     .await
 }
