@@ -103,7 +103,7 @@ async fn throughput() -> anyhow::Result<()> {
                     let mut rng = rand::rngs::StdRng::seed_from_u64(e as u64);
                     let mut drafts = generate::sales(500 + e as u64);
                     let (mut times, mut conflicts, mut busy, mut errors) =
-                        (Vec::new(), 0u64, 0u64, 0u64);
+                        (Vec::new(), 0u64, 0u64, Vec::<String>::new());
                     while Instant::now() < until {
                         let id = ids[rng.gen_range(0..ids.len())].clone();
                         let version: Option<u64> =
@@ -126,20 +126,32 @@ async fn throughput() -> anyhow::Result<()> {
                                     busy += 1;
                                 }
                             }
-                            Err(_) => errors += 1,
+                            Err(e) => errors.push(format!("{e:?}")),
                         }
                     }
                     (times, conflicts, busy, errors)
                 }));
             }
-            let (mut times, mut conflicts, mut busy, mut errors) = (Vec::new(), 0, 0, 0);
+            let (mut times, mut conflicts, mut busy) = (Vec::new(), 0, 0);
+            let mut errors = std::collections::BTreeMap::<String, u64>::new();
             for t in tasks {
                 let (t, c, b, e) = t.await?;
                 times.extend(t);
                 conflicts += c;
                 busy += b;
-                errors += e;
+                for kind in e {
+                    *errors.entry(kind).or_default() += 1;
+                }
             }
+            let errors = if errors.is_empty() {
+                "0".to_string()
+            } else {
+                errors
+                    .iter()
+                    .map(|(kind, n)| format!("{n} × {kind}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             times.sort();
             let rate = times.len() as f64 / RUN.as_secs_f64();
             let base = *baseline.get_or_insert(rate);
@@ -155,7 +167,7 @@ async fn throughput() -> anyhow::Result<()> {
     println!(
         "\nRatios are against one instance on 1,000 spread sales, in the same run. Conflicts are \
          409 answers (the version read was stale); busy ones waited the whole busy wait for \
-         another writer's lease. Errors would be anything else."
+         another writer's lease. Errors are any other answer, by kind."
     );
     mongo.drop().await?;
     sqlx::query(&format!("DROP DATABASE `{name}`"))
