@@ -50,7 +50,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 /// The stylesheet's address: `/pkg/<name>.css`, or under `hash-files` (release builds)
 /// the hashed name from the hash file cargo-leptos writes beside the server binary. Read
-/// once: the file only changes with a new build.
+/// once: the file only changes with a new build (`leptos_meta::HashedStylesheet` reads it
+/// with blocking I/O on every page it renders).
 #[cfg(feature = "ssr")]
 fn stylesheet_href(options: &LeptosOptions) -> String {
     static HREF: std::sync::OnceLock<String> = std::sync::OnceLock::new();

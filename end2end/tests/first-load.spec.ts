@@ -14,35 +14,39 @@ async function slowPhone(page: Page) {
   });
 }
 
+/** Opens the registration page and types into it as soon as the server's HTML is there. */
+async function typeRegistration(page: Page, username: string) {
+  await page.goto('/register', { waitUntil: 'commit' });
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Email').fill(`${username}@example.com`);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('Confirm password').fill(PASSWORD);
+}
+
+/** Sends the registration form and checks the account exists. */
+async function sendRegistration(page: Page, username: string) {
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByRole('heading', { name: 'Check your inbox' })).toBeVisible();
+  expect(await query('SELECT status FROM users WHERE username = ?', [username])).toHaveLength(1);
+}
+
 const notHydrated = (page: Page) => page.evaluate(() => document.body.dataset.hydrated !== 'true');
 
 test('what is typed before the page hydrated survives hydration and is sent', async ({ page }) => {
   await slowPhone(page);
   const username = unique('early');
-  await page.goto('/register', { waitUntil: 'commit' });
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Email').fill(`${username}@example.com`);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByLabel('Confirm password').fill(PASSWORD);
+  await typeRegistration(page, username);
   expect(await notHydrated(page), 'typed before hydration').toBe(true);
   await hydrated(page);
   await expect(page.getByLabel('Username')).toHaveValue(username);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page.getByRole('heading', { name: 'Check your inbox' })).toBeVisible();
-  expect(await query('SELECT status FROM users WHERE username = ?', [username])).toHaveLength(1);
+  await sendRegistration(page, username);
 });
 
 test('a form sent before the page hydrated is posted as plain HTML with the same result', async ({ page }) => {
   await slowPhone(page);
   const username = unique('eager');
-  await page.goto('/register', { waitUntil: 'commit' });
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Email').fill(`${username}@example.com`);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByLabel('Confirm password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page.getByRole('heading', { name: 'Check your inbox' })).toBeVisible();
-  expect(await query('SELECT status FROM users WHERE username = ?', [username])).toHaveLength(1);
+  await typeRegistration(page, username);
+  await sendRegistration(page, username);
 
   await page.goto('/login', { waitUntil: 'commit' });
   await submitLogin(page, DEMO.customer.username, DEMO.customer.password);

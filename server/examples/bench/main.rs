@@ -345,12 +345,7 @@ async fn auth(bench: &Bench) -> anyhow::Result<()> {
 
     let logins = ok.load(Ordering::Relaxed);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "\n## Auth benchmark ({} cores)\n",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
+    println!("\n## Auth benchmark ({cores} cores)\n");
     println!("| measure | value |");
     println!("|---|---|");
     println!(
