@@ -83,11 +83,26 @@ pub fn mongo_error(context: &'static str, e: mongodb::error::Error) -> AppError 
             tracing::warn!(error = %e, context, "MongoDB unavailable");
             AppError::Unavailable(Store::MongoDb)
         }
+        ErrorKind::Command(ref c) if ran_out_of_time(c) => {
+            tracing::warn!(error = %e, context, "MongoDB ran out of time");
+            AppError::Unavailable(Store::MongoDb)
+        }
         _ => {
             tracing::error!(error = %e, context, "MongoDB error");
             AppError::Internal
         }
     }
+}
+
+/// The server gave up at the operation's time limit (`maxTimeMS`): MongoDB answers
+/// MaxTimeMSExpired (50); FerretDB 1.x an InternalError (1) that ends with Go's
+/// "context deadline exceeded". The caller reads back what happened, as after a lost
+/// connection; to a user it is the store being too slow, not a fault of ours.
+fn ran_out_of_time(c: &mongodb::error::CommandError) -> bool {
+    const INTERNAL_ERROR: i32 = 1;
+    const MAX_TIME_MS_EXPIRED: i32 = 50;
+    c.code == MAX_TIME_MS_EXPIRED
+        || (c.code == INTERNAL_ERROR && c.message.ends_with("context deadline exceeded"))
 }
 
 /// True when InnoDB rolled the statement's transaction back to break a lock cycle.
@@ -155,4 +170,34 @@ pub fn finish_in_list<'a>(
 /// At most `max` characters of `text`, for columns of that length.
 pub fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command_error(code: i32, message: &str) -> mongodb::error::CommandError {
+        bson::from_document(bson::doc! { "code": code, "errmsg": message })
+            .expect("a command error document")
+    }
+
+    #[test]
+    fn a_server_side_time_limit_is_the_store_being_unavailable_not_a_fault() {
+        // As FerretDB 1.24 answered a findAndModify past its maxTimeMS, verbatim.
+        let ferret = command_error(
+            1,
+            "[msg_findandmodify.go:196 handler.(*Handler).findAndModifyDocument] \
+             [collection.go:177 sqlite.(*collection).UpdateAll.func1] context deadline exceeded",
+        );
+        assert!(ran_out_of_time(&ferret));
+        assert!(ran_out_of_time(&command_error(
+            50,
+            "operation exceeded time limit"
+        )));
+        assert!(!ran_out_of_time(&command_error(1, "something else broke")));
+        assert!(!ran_out_of_time(&command_error(
+            11000,
+            "E11000 duplicate key error"
+        )));
+    }
 }

@@ -47,10 +47,26 @@ fn err(e: app::model::AppError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
-pub async fn run(size: usize) -> anyhow::Result<()> {
-    latency().await?;
-    throughput().await?;
-    sync_bench(size).await
+/// A part of the benchmark, to run one alone.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    Latency,
+    Throughput,
+    Sync,
+}
+
+pub async fn run(size: usize, only: &[Part]) -> anyhow::Result<()> {
+    let wanted = |part| only.is_empty() || only.contains(&part);
+    if wanted(Part::Latency) {
+        latency().await?;
+    }
+    if wanted(Part::Throughput) {
+        throughput().await?;
+    }
+    if wanted(Part::Sync) {
+        sync_bench(size).await?;
+    }
+    Ok(())
 }
 
 /// Edits per second with one instance and with three on the same stores (each its own
@@ -307,7 +323,6 @@ async fn child(mode: &str, db: &str) -> anyhow::Result<ChildResult> {
 
 /// Child side: `bench __sync scan|sync|naive DB`; prints `secs rss_kb detail`.
 pub async fn child_main(mode: &str, db: &str) -> anyhow::Result<()> {
-    server::telemetry::init("warn");
     let admin = admin()?;
     let mysql = app::server::db::mysql_pool(admin.database(db), 10, Duration::from_secs(10));
     let mongo = mongodb::Client::with_uri_str(

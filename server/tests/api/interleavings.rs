@@ -5,7 +5,7 @@
 
 use crate::dual_write::{assert_in_sync, both, drafts, quiet_app, unfinished};
 use crate::helpers::{TestApp, TestOptions, spawn_app_with};
-use crate::ports::{AtomicPrimary, Instance, instance, instance_with, test_policy};
+use crate::ports::{Instance, MemoryPrimary, instance, instance_on, instance_with, test_policy};
 use app::model::{AppError, Sale, SaleId};
 use app::server::sales::dual_write::{IdempotencyKey, Primary};
 use app::server::sales::{backup, rollups};
@@ -149,9 +149,9 @@ async fn i4_a_writer_cannot_commit_an_edit_recovery_has_claimed() {
 }
 
 /// Both stores, for a test on the in-memory primary.
-async fn atomic_both(
+async fn memory_both(
     app: &TestApp,
-    primary: &AtomicPrimary,
+    primary: &MemoryPrimary,
     id: &SaleId,
 ) -> (Option<Sale>, Option<Sale>) {
     let mut conn = app.mysql.acquire().await.unwrap();
@@ -170,7 +170,7 @@ async fn atomic_both(
 #[tokio::test]
 async fn i5_a_late_undo_never_lands_on_a_newer_edit() {
     let app = quiet_app().await;
-    let primary = AtomicPrimary::default();
+    let primary = MemoryPrimary::atomic();
     let policy = test_policy();
     let (a, r, d) = (
         instance_with(&app, primary.clone(), policy),
@@ -200,7 +200,7 @@ async fn i5_a_late_undo_never_lands_on_a_newer_edit() {
     );
     let_leases_expire().await;
     assert_eq!(r.writer.recover().await.unwrap().resolved, 1);
-    let (rolled_back, _) = atomic_both(&app, &primary, &sale.id).await;
+    let (rolled_back, _) = memory_both(&app, &primary, &sale.id).await;
     let rolled_back = rolled_back.unwrap();
     assert_eq!(rolled_back.draft, sale.draft);
     let newest = d
@@ -210,7 +210,7 @@ async fn i5_a_late_undo_never_lands_on_a_newer_edit() {
         .expect("D edits the rolled-back sale");
     undo.release();
     undo.finished().await;
-    let (mongo, mysql) = atomic_both(&app, &primary, &sale.id).await;
+    let (mongo, mysql) = memory_both(&app, &primary, &sale.id).await;
     let strip = |s: Option<Sale>| s.map(|s| (s.version, s.draft));
     assert_eq!(
         strip(mongo),
@@ -226,7 +226,7 @@ async fn i5_a_late_undo_never_lands_on_a_newer_edit() {
 #[tokio::test]
 async fn late_writes_are_fenced_where_versions_are_atomic() {
     let app = quiet_app().await;
-    let primary = AtomicPrimary::default();
+    let primary = MemoryPrimary::atomic();
     let policy = test_policy();
     let (a, r) = (
         instance_with(&app, primary.clone(), policy),
@@ -249,7 +249,7 @@ async fn late_writes_are_fenced_where_versions_are_atomic() {
     );
     late.release();
     late.finished().await;
-    let (mongo, mysql) = atomic_both(&app, &primary, &sale.id).await;
+    let (mongo, mysql) = memory_both(&app, &primary, &sale.id).await;
     assert_eq!(
         mongo.as_ref().map(|s| (s.version, &s.draft)),
         Some((3, &sale.draft)),
@@ -270,12 +270,82 @@ async fn late_writes_are_fenced_where_versions_are_atomic() {
     assert_eq!(r.writer.recover().await.unwrap().resolved, 1);
     late.release();
     late.finished().await;
-    let (mongo, mysql) = atomic_both(&app, &primary, &sale.id).await;
+    let (mongo, mysql) = memory_both(&app, &primary, &sale.id).await;
     assert_eq!(
         mongo.as_ref().map(|s| (s.version, &s.draft)),
         Some((3, &sale.draft))
     );
     assert_eq!(strip(mongo), strip(mysql));
+    assert_eq!(unfinished(&app).await, 0);
+}
+
+/// I9. A process paused (SIGSTOP, a frozen VM) in the middle of its MongoDB write,
+/// before the write left it, wakes after its lease ran out and recovery settled the
+/// edit without it. It must drop the write, not send it: where versions do not fence
+/// (FerretDB), the write would land, and MongoDB would hold an edit the backup does
+/// not (the 80 s soak found this as drift its scheduled syncs repaired). The pause
+/// blocks the writer's only runtime thread, so that, as in a stopped process, no
+/// timer fires meanwhile.
+#[tokio::test]
+async fn i9_a_writer_paused_past_its_lease_never_sends_its_write() {
+    let app = quiet_app().await;
+    let primary = MemoryPrimary::by_id();
+    let policy = test_policy();
+    let r = instance_with(&app, primary.clone(), policy);
+    let seen = primary.clone();
+    let mut source = drafts(69);
+    let sale = r.writer.create(None, source.next().unwrap()).await.unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let process = runtime.handle().clone();
+    let (armed, gate) = tokio::sync::oneshot::channel();
+    let (options, id, draft) = (
+        app.databases.mysql.clone(),
+        sale.id.clone(),
+        source.next().unwrap(),
+    );
+    let writer = std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let pool = sqlx::MySqlPool::connect_with(options).await.unwrap();
+            let a = instance_on(pool, primary, policy);
+            armed.send(a.gates.arm("primary.swap")).ok();
+            a.writer.update(None, &id, 1, draft).await
+        })
+    });
+    let gate = gate.await.unwrap();
+    gate.reached().await;
+    let (stopped, thawed) = (tokio::sync::oneshot::channel(), std::sync::mpsc::channel());
+    process.spawn(async move {
+        stopped.0.send(()).ok();
+        thawed.1.recv().ok();
+    });
+    stopped.1.await.unwrap();
+
+    let_leases_expire().await;
+    assert_eq!(r.writer.recover().await.unwrap().resolved, 1);
+    gate.release();
+    thawed.0.send(()).unwrap();
+    let late = tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
+
+    assert!(
+        late.is_err(),
+        "the paused edit is not acknowledged: {late:?}"
+    );
+    let (mongo, mysql) = memory_both(&app, &seen, &sale.id).await;
+    assert_eq!(
+        mongo.as_ref(),
+        Some(&sale),
+        "MongoDB never got the late write"
+    );
+    assert_eq!(
+        mysql.as_ref().map(|s| (s.version, &s.draft)),
+        Some((1, &sale.draft))
+    );
     assert_eq!(unfinished(&app).await, 0);
 }
 

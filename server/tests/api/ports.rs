@@ -392,6 +392,15 @@ pub fn instance_with<P: Primary + Clone>(
     primary: P,
     policy: LeasePolicy,
 ) -> Instance<P> {
+    instance_on(app.mysql.clone(), primary, policy)
+}
+
+/// An instance on a MySQL pool of its own (one opened on another runtime).
+pub fn instance_on<P: Primary + Clone>(
+    mysql: sqlx::MySqlPool,
+    primary: P,
+    policy: LeasePolicy,
+) -> Instance<P> {
     let faults = Faults::new();
     let gates = Gates::default();
     let writer = DualWriter::new(
@@ -401,7 +410,7 @@ pub fn instance_with<P: Primary + Clone>(
             gates: gates.clone(),
         },
         TestBackup {
-            inner: MySqlBackup::new(app.mysql.clone()),
+            inner: MySqlBackup::new(mysql),
             faults: faults.clone(),
             gates: gates.clone(),
         },
@@ -424,17 +433,42 @@ pub fn instance(app: &TestApp) -> Instance<MongoPrimary> {
     )
 }
 
-/// A primary with MongoDB's guarantees, in memory: a write conditioned on a version is
-/// atomic, so versions fence stale writers. Shared by clones (one "server").
-#[derive(Clone, Default)]
-pub struct AtomicPrimary(Arc<Mutex<HashMap<SaleId, Sale>>>);
+/// A primary in memory, shared by clones (one "server"). `atomic()` has MongoDB's
+/// guarantees: a write conditioned on a version is atomic, so versions fence stale
+/// writers. `by_id()` behaves as the portal drives FerretDB 1.x: writes find the
+/// document by `_id` alone, and only the lease guards them.
+#[derive(Clone)]
+pub struct MemoryPrimary {
+    docs: Arc<Mutex<HashMap<SaleId, Sale>>>,
+    atomic: bool,
+}
 
-impl Primary for AtomicPrimary {
+impl MemoryPrimary {
+    pub fn atomic() -> Self {
+        Self {
+            docs: Arc::default(),
+            atomic: true,
+        }
+    }
+
+    pub fn by_id() -> Self {
+        Self {
+            docs: Arc::default(),
+            atomic: false,
+        }
+    }
+
+    fn at(&self, doc: &Sale, expected: u64) -> bool {
+        !self.atomic || doc.version == expected
+    }
+}
+
+impl Primary for MemoryPrimary {
     async fn get(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
-        Ok(self.0.lock().unwrap().get(id).cloned())
+        Ok(self.docs.lock().unwrap().get(id).cloned())
     }
     async fn insert(&self, sale: &Sale) -> Result<(), AppError> {
-        let mut docs = self.0.lock().unwrap();
+        let mut docs = self.docs.lock().unwrap();
         match docs.get(&sale.id) {
             None => {
                 docs.insert(sale.id.clone(), sale.clone());
@@ -447,24 +481,25 @@ impl Primary for AtomicPrimary {
         }
     }
     async fn swap(&self, sale: &Sale, expected: u64) -> Result<Option<Sale>, AppError> {
-        let mut docs = self.0.lock().unwrap();
+        let mut docs = self.docs.lock().unwrap();
         match docs.get(&sale.id) {
-            Some(d) if d.version == expected => Ok(docs.insert(sale.id.clone(), sale.clone())),
+            Some(d) if self.at(d, expected) => Ok(docs.insert(sale.id.clone(), sale.clone())),
             _ => Ok(None),
         }
     }
     async fn take(&self, id: &SaleId, expected: u64) -> Result<Option<Sale>, AppError> {
-        let mut docs = self.0.lock().unwrap();
+        let mut docs = self.docs.lock().unwrap();
         match docs.get(id) {
-            Some(d) if d.version == expected => Ok(docs.remove(id)),
+            Some(d) if self.at(d, expected) => Ok(docs.remove(id)),
             _ => Ok(None),
         }
     }
     async fn fences(&self) -> Result<bool, AppError> {
-        Ok(true)
+        Ok(self.atomic)
     }
     async fn fence(&self, id: &SaleId, expected: u64, to: u64) -> Result<Option<Sale>, AppError> {
-        let mut docs = self.0.lock().unwrap();
+        assert!(self.atomic, "fence is only asked of a primary that fences");
+        let mut docs = self.docs.lock().unwrap();
         match docs.get_mut(id) {
             Some(d) if d.version == expected => {
                 d.version = to;
@@ -474,7 +509,7 @@ impl Primary for AtomicPrimary {
         }
     }
     async fn insert_new(&self, sales: &[Sale]) -> Result<HashSet<SaleId>, AppError> {
-        let mut docs = self.0.lock().unwrap();
+        let mut docs = self.docs.lock().unwrap();
         let mut skipped = HashSet::new();
         for s in sales {
             if docs.contains_key(&s.id) {
@@ -486,11 +521,11 @@ impl Primary for AtomicPrimary {
         Ok(skipped)
     }
     async fn find(&self, ids: &[SaleId]) -> Result<Vec<Sale>, AppError> {
-        let docs = self.0.lock().unwrap();
+        let docs = self.docs.lock().unwrap();
         Ok(ids.iter().filter_map(|id| docs.get(id).cloned()).collect())
     }
     async fn remove_created(&self, ids: &[SaleId]) -> Result<u64, AppError> {
-        let mut docs = self.0.lock().unwrap();
+        let mut docs = self.docs.lock().unwrap();
         let mut n = 0;
         for id in ids {
             if docs.get(id).is_some_and(|d| d.version == 1) {

@@ -84,7 +84,9 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         }
         // An error leaves the intents open: which documents landed is unknown, and
         // recovery settles each one once the lease runs out.
-        let skipped = self.bounded(self.primary.insert_new(&mine)).await?;
+        let skipped = self
+            .bounded(claim.deadline, self.primary.insert_new(&mine))
+            .await?;
         let inserted: Vec<Sale> = mine
             .iter()
             .filter(|s| !skipped.contains(&s.id))
@@ -157,7 +159,10 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             return;
         }
         let ids: Vec<SaleId> = inserted.iter().map(|s| s.id.clone()).collect();
-        let (state, note) = match self.bounded(self.primary.remove_created(&ids)).await {
+        let (state, note) = match self
+            .bounded(claim.deadline, self.primary.remove_created(&ids))
+            .await
+        {
             Ok(_) => (IntentState::Failed, "backup write failed; compensated"),
             Err(undo) => {
                 tracing::error!(error = %undo, "import batch: compensation failed; recovery will roll these sales back");

@@ -5,7 +5,8 @@
 //! keeps a local deadline that always falls before that instant whatever the clocks
 //! say: it is taken from a monotonic clock *before* the statement that set the lease
 //! was sent, minus a margin. A holder starts a MongoDB write only while its deadline
-//! leaves a whole write budget, and bounds every write by that budget; so by the time
+//! leaves a whole write budget, and bounds every write by that budget and by the
+//! deadline itself, checked before every step of the write; so by the time
 //! anyone else can take the lease over, every write of the old holder has finished or
 //! been abandoned (the one timing assumption, docs/dual-write.md).
 
@@ -105,6 +106,11 @@ impl Claim {
 
     pub fn owner(&self) -> &str {
         &self.lease.owner
+    }
+
+    /// The local instant by which this holder must have stopped writing.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     pub fn remaining(&self) -> Duration {

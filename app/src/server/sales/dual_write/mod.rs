@@ -156,13 +156,26 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         Lease::new(&self.instance, self.policy.ttl)
     }
 
-    /// Runs a MongoDB call within the write budget; running out counts as MongoDB
-    /// being unavailable (the outcome is then read back).
+    /// Runs a MongoDB call within the write budget and the lease's local deadline, whichever
+    /// ends first; running out counts as MongoDB being unavailable (the outcome is then
+    /// read back). The deadline is checked before the call is polled, every time: a
+    /// process paused past its lease (SIGSTOP, a frozen VM) wakes with the deadline
+    /// gone and drops the call before it reaches the socket, instead of sending a write
+    /// that recovery has already settled without it.
     async fn bounded<T>(
         &self,
+        lease_deadline: Instant,
         call: impl Future<Output = Result<T, AppError>>,
     ) -> Result<T, AppError> {
-        tokio::time::timeout(self.policy.write_budget, call)
+        let deadline = (Instant::now() + self.policy.write_budget).min(lease_deadline);
+        let mut call = std::pin::pin!(call);
+        let checked = std::future::poll_fn(|cx| {
+            if Instant::now() >= deadline {
+                return std::task::Poll::Ready(Err(AppError::Unavailable(Store::MongoDb)));
+            }
+            call.as_mut().poll(cx)
+        });
+        tokio::time::timeout_at(deadline.into(), checked)
             .await
             .unwrap_or(Err(AppError::Unavailable(Store::MongoDb)))
     }
@@ -298,11 +311,18 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         }
         let issued = Instant::now();
         let written = match (op, after.as_ref()) {
-            (Op::Create, Some(sale)) => {
-                self.bounded(self.primary.insert(sale)).await.map(|()| None)
+            (Op::Create, Some(sale)) => self
+                .bounded(claim.deadline(), self.primary.insert(sale))
+                .await
+                .map(|()| None),
+            (Op::Update, Some(sale)) => {
+                self.bounded(claim.deadline(), self.primary.swap(sale, expected))
+                    .await
             }
-            (Op::Update, Some(sale)) => self.bounded(self.primary.swap(sale, expected)).await,
-            (Op::Delete, None) => self.bounded(self.primary.take(id, expected)).await,
+            (Op::Delete, None) => {
+                self.bounded(claim.deadline(), self.primary.take(id, expected))
+                    .await
+            }
             _ => Err(AppError::Internal),
         };
         let mut edit = Edit {
@@ -489,11 +509,14 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         if !landed && matches!(error, AppError::Unavailable(_)) {
             let fence = match (self.primary.fences().await, edit.before.as_ref()) {
                 (Ok(true), Some(before)) => Some(
-                    self.bounded(self.primary.fence(
-                        edit.id,
-                        before.version,
-                        restored(before, edit.after).version,
-                    ))
+                    self.bounded(
+                        edit.claim.deadline(),
+                        self.primary.fence(
+                            edit.id,
+                            before.version,
+                            restored(before, edit.after).version,
+                        ),
+                    )
                     .await,
                 ),
                 _ => None,
@@ -598,7 +621,13 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             Ok(false) | Err(_) => return not_saved(true),
         }
         match self
-            .undo(edit.op, edit.id, edit.before.as_ref(), edit.after)
+            .undo(
+                &edit.claim,
+                edit.op,
+                edit.id,
+                edit.before.as_ref(),
+                edit.after,
+            )
             .await
         {
             Ok(truth) => {
@@ -631,6 +660,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
     /// still holds this edit's after-image. Returns what MongoDB holds afterwards.
     async fn undo(
         &self,
+        claim: &Claim,
         op: Op,
         id: &SaleId,
         before: Option<&Sale>,
@@ -638,7 +668,10 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
     ) -> Result<Option<Sale>, AppError> {
         match (op, before, after) {
             (Op::Create, _, Some(after)) => {
-                match self.bounded(self.primary.take(id, after.version)).await? {
+                match self
+                    .bounded(claim.deadline(), self.primary.take(id, after.version))
+                    .await?
+                {
                     Some(_) => Ok(None),
                     None => self.primary.get(id).await,
                 }
@@ -646,7 +679,10 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             (Op::Update, Some(before), Some(after)) => {
                 let restored = restored(before, Some(after));
                 match self
-                    .bounded(self.primary.swap(&restored, after.version))
+                    .bounded(
+                        claim.deadline(),
+                        self.primary.swap(&restored, after.version),
+                    )
                     .await?
                 {
                     Some(_) => Ok(Some(restored)),
@@ -655,7 +691,8 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             }
             (Op::Delete, Some(before), None) => {
                 let restored = restored(before, None);
-                self.bounded(self.primary.insert(&restored)).await?;
+                self.bounded(claim.deadline(), self.primary.insert(&restored))
+                    .await?;
                 Ok(Some(restored))
             }
             _ => Err(AppError::Internal),

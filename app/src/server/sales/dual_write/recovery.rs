@@ -84,7 +84,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 if !holds(current.as_ref(), after) {
                     current
                 } else if self.keep(claim).await? {
-                    self.undo(Op::Create, id, None, after).await?
+                    self.undo(claim, Op::Create, id, None, after).await?
                 } else {
                     return Ok(Held::Lost);
                 }
@@ -99,7 +99,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 if self.primary.fences().await? {
                     let to = restored(before, after).version;
                     if let Some(moved) = self
-                        .bounded(self.primary.fence(id, before.version, to))
+                        .bounded(claim.deadline(), self.primary.fence(id, before.version, to))
                         .await?
                     {
                         return self.backup.settle(claim, id, Some(&moved), NOTE).await;
@@ -109,7 +109,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
                 if !holds(current.as_ref(), after) {
                     current
                 } else if self.keep(claim).await? {
-                    self.undo(intent.op, id, Some(before), after).await?
+                    self.undo(claim, intent.op, id, Some(before), after).await?
                 } else {
                     return Ok(Held::Lost);
                 }
