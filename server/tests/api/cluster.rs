@@ -52,11 +52,17 @@ impl Cluster {
                 "SMTP_URL",
                 format!("smtp://127.0.0.1:{}", crate::helpers::smtp_port()),
             )
-            .env("LOG_LEVEL", "warn");
+            // What the journal alone cannot tell about a failure: recoveries and repairs.
+            .env("LOG_LEVEL", "warn,app::server::sales=info");
     }
 
     async fn start_instance(&mut self, i: usize) {
-        let log = std::fs::File::create(self.dir.join(format!("instance-{i}.log"))).unwrap();
+        // Appended to, so that a restarted instance keeps its predecessor's log.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("instance-{i}.log")))
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_server"));
         self.instance_env(&mut cmd);
         cmd.env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{}", self.ports[i]))
@@ -580,6 +586,11 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     .fetch_one(&mysql)
     .await
     .unwrap();
+    let repairs = if repaired > 0 {
+        repaired_sales_story(&mysql, &cluster.dir).await
+    } else {
+        String::new()
+    };
     // Asserted last, so that a failure also says whether an acknowledged edit was lost.
     // (A run on the stopped instance may have gone on after its lease was taken over:
     // it was fenced off and failed. Completed runs never overlap.)
@@ -763,5 +774,59 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
     let _ = sqlx::query(&format!("DROP DATABASE `{}`", cluster.db))
         .execute(&mut admin)
         .await;
-    assert_eq!(repaired, 0, "no sync had to repair anything");
+    assert_eq!(repaired, 0, "no sync had to repair anything:\n{repairs}");
+}
+
+/// For each sale a sync repaired: its journal, and what the instances logged about it.
+async fn repaired_sales_story(mysql: &sqlx::MySqlPool, dir: &std::path::Path) -> String {
+    #[derive(sqlx::FromRow)]
+    struct Entry {
+        id: u64,
+        sale_id: String,
+        op: String,
+        state: String,
+        lease_owner: Option<String>,
+        error: Option<String>,
+        before_version: Option<String>,
+        after_version: Option<String>,
+        created_at: chrono::NaiveDateTime,
+        updated_at: chrono::NaiveDateTime,
+    }
+    let entries: Vec<Entry> = sqlx::query_as(
+        "SELECT id, sale_id, CAST(op AS CHAR) AS op, CAST(state AS CHAR) AS state, lease_owner, error, \
+         JSON_VALUE(before_image, '$.version') AS before_version, \
+         JSON_VALUE(after_image, '$.version') AS after_version, created_at, updated_at \
+         FROM sale_intents WHERE sale_id IN (SELECT sale_id FROM sale_intents WHERE op = 'repair') \
+         ORDER BY sale_id, id",
+    )
+    .fetch_all(mysql)
+    .await
+    .unwrap_or_default();
+    let logs: Vec<String> = (0..INSTANCES)
+        .filter_map(|i| std::fs::read_to_string(dir.join(format!("instance-{i}.log"))).ok())
+        .collect();
+    let mut story = String::new();
+    for e in &entries {
+        story += &format!(
+            "{} intent {} {} {} v{:?}->v{:?} owner {:?} {:?} {} .. {}\n",
+            e.sale_id,
+            e.id,
+            e.op,
+            e.state,
+            e.before_version,
+            e.after_version,
+            e.lease_owner,
+            e.error,
+            e.created_at,
+            e.updated_at
+        );
+    }
+    let ids: std::collections::BTreeSet<&str> =
+        entries.iter().map(|e| e.sale_id.as_str()).collect();
+    for (i, log) in logs.iter().enumerate() {
+        for line in log.lines().filter(|l| ids.iter().any(|id| l.contains(id))) {
+            story += &format!("instance {i}: {line}\n");
+        }
+    }
+    story
 }

@@ -46,13 +46,6 @@ impl MongoPrimary {
     }
 }
 
-fn is_duplicate(e: &mongodb::error::Error) -> bool {
-    matches!(
-        e.kind.as_ref(),
-        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) if w.code == 11000
-    )
-}
-
 impl Primary for MongoPrimary {
     async fn get(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
         Ok(primary::find_by_ids(&self.db, std::slice::from_ref(id))
@@ -61,19 +54,30 @@ impl Primary for MongoPrimary {
     }
 
     async fn insert(&self, sale: &Sale) -> Result<(), AppError> {
+        // An upsert through findAndModify, not an insert: FerretDB honours `maxTimeMS`
+        // on findAndModify only. An insert queued behind its SQLite writer ran after
+        // the writer had given up on it and closed the intent as not saved, leaving a
+        // sale in MongoDB that the backup lacked and the user had been told was not
+        // created (the 80 s soak found three).
         let deployment = self.deployment().await?;
-        match primary::for_writes(&self.db, &deployment)
-            .insert_one(sale_to_document(sale, deployment.money()))
+        let mut fields = sale_to_document(sale, deployment.money());
+        fields.remove("_id");
+        let existing = primary::for_writes(&self.db, &deployment)
+            .find_one_and_update(
+                doc! { "_id": object_id(&sale.id) },
+                doc! { "$setOnInsert": fields },
+            )
+            .upsert(true)
+            .return_document(mongodb::options::ReturnDocument::Before)
+            .max_time(self.max_time)
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate(&e) => match self.get(&sale.id).await? {
-                Some(existing) if super::holds(Some(&existing), Some(sale)) => Ok(()),
-                _ => Err(AppError::Conflict(
-                    "A sale with this id already exists.".into(),
-                )),
-            },
-            Err(e) => Err(mongo_error("insert sale", e)),
+            .map_err(|e| mongo_error("insert sale", e))?;
+        match existing.as_ref().map(primary::decode).transpose()? {
+            None => Ok(()),
+            Some(existing) if super::holds(Some(&existing), Some(sale)) => Ok(()),
+            Some(_) => Err(AppError::Conflict(
+                "A sale with this id already exists.".into(),
+            )),
         }
     }
 
