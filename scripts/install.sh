@@ -19,6 +19,12 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "rustup: adding wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
 fi
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    log "rustup: adding $component"
+    rustup component add "$component"
+  fi
+done
 
 if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
   log "cargo: installing cargo-leptos $CARGO_LEPTOS_VERSION (about 22 minutes)"

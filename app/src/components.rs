@@ -58,11 +58,14 @@ pub fn FieldMessage(error: Signal<Option<AppError>>, field: &'static str) -> imp
     }
 }
 
-/// A labelled input with its message below it, wired for screen readers.
+/// A labelled input with its message below it, wired for screen readers: every text
+/// input of the portal. A field of a plain HTML form has a `name` (its id is then
+/// `f-{name}`); a field only a component reads (the sale editor's) has an `id`.
 #[component]
 pub fn Field(
     label: &'static str,
-    name: &'static str,
+    #[prop(optional)] name: Option<&'static str>,
+    #[prop(optional, into)] id: Option<String>,
     #[prop(default = "text")] kind: &'static str,
     #[prop(optional)] autocomplete: Option<&'static str>,
     #[prop(optional)] hint: Option<&'static str>,
@@ -72,18 +75,21 @@ pub fn Field(
     error: Signal<Option<String>>,
     #[prop(optional)] on_blur: Option<Callback<()>>,
 ) -> impl IntoView {
-    let id = format!("f-{name}");
+    let id = id.unwrap_or_else(|| format!("f-{}", name.unwrap_or_default()));
     let err_id = format!("{id}-error");
     let hint_id = format!("{id}-hint");
-    let described = move || {
-        let mut ids = Vec::new();
-        if hint.is_some() {
-            ids.push(hint_id.clone());
+    let described = {
+        let (hint_id, err_id) = (hint_id.clone(), err_id.clone());
+        move || {
+            let mut ids = Vec::new();
+            if hint.is_some() {
+                ids.push(hint_id.clone());
+            }
+            if error.get().is_some() {
+                ids.push(err_id.clone());
+            }
+            ids.join(" ")
         }
-        if error.get().is_some() {
-            ids.push(err_id.clone());
-        }
-        ids.join(" ")
     };
     // Text typed before the page hydrated is in the input, not yet in `value`: the
     // first run (just after hydration) adopts it instead of wiping it; later runs carry
@@ -119,8 +125,8 @@ pub fn Field(
                 aria-invalid=move || error.get().is_some().to_string()
                 aria-describedby=described
             />
-            {hint.map(|h| view! { <span class="hint" id=format!("f-{name}-hint")>{h}</span> })}
-            {move || error.get().map(|m| view! { <span class="field-error" id=format!("f-{name}-error")>{m}</span> })}
+            {hint.map(|h| view! { <span class="hint" id=hint_id>{h}</span> })}
+            {move || error.get().map(|m| view! { <span class="field-error" id=err_id.clone()>{m}</span> })}
         </div>
     }
 }

@@ -150,12 +150,7 @@ fn spawn_demo_seed(writer: app::server::sales::dual_write::Writer) {
     tokio::spawn(async move {
         let mut delay = std::time::Duration::from_secs(1);
         loop {
-            let seeded = async {
-                let accounts = accounts::seed_demo_accounts(&writer.backup().pool).await?;
-                let sales = app::server::sales::generate::seed_demo_sales(&writer).await?;
-                Ok::<_, AppError>((accounts, sales))
-            };
-            match seeded.await {
+            match app::server::demo::seed(&writer).await {
                 Ok((accounts, sales)) => {
                     tracing::info!(accounts, sales, "demo data ready");
                     break;

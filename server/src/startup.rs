@@ -210,24 +210,14 @@ fn spawn_maintenance(state: AppState, store: MySqlStore) {
             if let Err(e) = store.delete_expired().await {
                 tracing::warn!(error = %e, "could not delete expired sessions");
             }
-            let cutoff = chrono::Utc::now().naive_utc()
-                - chrono::Duration::from_std(state.auth.absolute_timeout)
-                    .unwrap_or(chrono::Duration::hours(8));
             let pool = &state.mysql;
             let results = [
-                sqlx::query("DELETE FROM user_sessions WHERE created_at < ?")
-                    .bind(cutoff)
-                    .execute(pool)
+                app::server::auth::sessions::prune(pool, state.auth.absolute_timeout)
                     .await
-                    .map(|_| ())
                     .map_err(|e| e.to_string()),
-                sqlx::query(
-                    "DELETE FROM mail_outbox WHERE sent_at < UTC_TIMESTAMP(6) - INTERVAL 30 DAY",
-                )
-                .execute(pool)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+                app::server::mail::prune(pool)
+                    .await
+                    .map_err(|e| e.to_string()),
                 app::server::limits::prune(pool, Duration::from_secs(24 * 3600))
                     .await
                     .map(|_| ())

@@ -4,6 +4,7 @@ use crate::model::{AppError, AuditEntry, UserSummary};
 #[cfg(feature = "ssr")]
 use crate::server::{
     auth::{Access, admin, audit},
+    db::truncate,
     respond,
 };
 use leptos::prelude::*;
@@ -13,9 +14,8 @@ pub async fn list_users(
     query: String,
     status: Option<String>,
 ) -> Result<Vec<UserSummary>, AppError> {
-    respond(|call| async move {
-        call.require(Access::MANAGEMENT).await?;
-        let query: String = query.chars().take(100).collect();
+    respond(Access::MANAGEMENT, |call, _| async move {
+        let query = truncate(&query, 100);
         let status = match status.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(s) => Some(
@@ -31,8 +31,7 @@ pub async fn list_users(
 /// Approve (`approve = true`) or reject a pending account.
 #[server(prefix = "/api", endpoint = "admin/users/decide")]
 pub async fn decide_user(id: u64, approve: bool) -> Result<UserSummary, AppError> {
-    respond(|call| async move {
-        let actor = call.require(Access::MANAGEMENT).await?;
+    respond(Access::MANAGEMENT, |call, actor| async move {
         admin::decide(&call.state, &call.info, &actor, id, approve).await
     })
     .await
@@ -40,8 +39,7 @@ pub async fn decide_user(id: u64, approve: bool) -> Result<UserSummary, AppError
 
 #[server(prefix = "/api", endpoint = "admin/users/role")]
 pub async fn change_role(id: u64, role: String) -> Result<UserSummary, AppError> {
-    respond(|call| async move {
-        let actor = call.require(Access::MANAGEMENT).await?;
+    respond(Access::MANAGEMENT, |call, actor| async move {
         let role = crate::model::Role::parse(&role).map_err(|m| AppError::invalid("role", m))?;
         admin::change_role(&call.state, &call.info, &actor, id, role).await
     })
@@ -50,8 +48,7 @@ pub async fn change_role(id: u64, role: String) -> Result<UserSummary, AppError>
 
 #[server(prefix = "/api", endpoint = "admin/users/enabled")]
 pub async fn set_user_enabled(id: u64, enabled: bool) -> Result<UserSummary, AppError> {
-    respond(|call| async move {
-        let actor = call.require(Access::MANAGEMENT).await?;
+    respond(Access::MANAGEMENT, |call, actor| async move {
         admin::set_enabled(&call.state, &call.info, &actor, id, enabled).await
     })
     .await
@@ -60,8 +57,7 @@ pub async fn set_user_enabled(id: u64, enabled: bool) -> Result<UserSummary, App
 /// Mails a one-time reset link to the user's own address; the manager never sees it.
 #[server(prefix = "/api", endpoint = "admin/users/reset-link")]
 pub async fn send_reset_link(id: u64) -> Result<(), AppError> {
-    respond(|call| async move {
-        let actor = call.require(Access::MANAGEMENT).await?;
+    respond(Access::MANAGEMENT, |call, actor| async move {
         admin::send_reset_link(&call.state, &call.info, &actor, id).await
     })
     .await
@@ -70,8 +66,7 @@ pub async fn send_reset_link(id: u64) -> Result<(), AppError> {
 /// Removes a user's second factor (a lost device); they set a new one up.
 #[server(prefix = "/api", endpoint = "admin/users/reset-two-factor")]
 pub async fn reset_two_factor(id: u64) -> Result<UserSummary, AppError> {
-    respond(|call| async move {
-        let actor = call.require(Access::MANAGEMENT).await?;
+    respond(Access::MANAGEMENT, |call, actor| async move {
         admin::reset_second_factor(&call.state, &call.info, &actor, id).await
     })
     .await
@@ -79,8 +74,7 @@ pub async fn reset_two_factor(id: u64) -> Result<UserSummary, AppError> {
 
 #[server(prefix = "/api", endpoint = "admin/audit")]
 pub async fn audit_log(before_id: Option<u64>) -> Result<Vec<AuditEntry>, AppError> {
-    respond(|call| async move {
-        call.require(Access::MANAGEMENT).await?;
+    respond(Access::MANAGEMENT, |call, _| async move {
         audit::list(&call.state.mysql, before_id, 100).await
     })
     .await

@@ -11,7 +11,8 @@ use crate::model::{
 };
 #[cfg(feature = "ssr")]
 use crate::server::{
-    auth::{Access, accounts, guard, second_factor, sessions},
+    auth::{Access, accounts, second_factor, sessions},
+    db::truncate,
     redirect_plain_form, respond,
 };
 use leptos::prelude::*;
@@ -19,8 +20,8 @@ use leptos::prelude::*;
 /// The signed-in user, or `None` when anonymous. Drives navigation and route guards.
 #[server(prefix = "/api", endpoint = "me")]
 pub async fn me() -> Result<Option<SessionUser>, AppError> {
-    respond(|call| async move {
-        Ok(guard::authenticate(&call.state, &call.info.session)
+    respond(Access::PUBLIC, |call, ()| async move {
+        Ok(sessions::authenticate(&call.state, &call.info.session)
             .await?
             .map(|c| c.user))
     })
@@ -33,7 +34,7 @@ pub async fn login(
     password: String,
     next: Option<String>,
 ) -> Result<SessionUser, AppError> {
-    respond(|call| async move {
+    respond(Access::PUBLIC, |call, ()| async move {
         let logged_in = accounts::login(&call.state, &call.info, &username, password).await?;
         crate::server::set_cookie(&logged_in.device_cookie);
         let user = logged_in.user;
@@ -62,10 +63,9 @@ pub fn after_login(user: &SessionUser, next: Option<&str>) -> String {
 /// The second step of a login: a code from the authenticator app, or a recovery code.
 #[server(prefix = "/api", endpoint = "login/second-step")]
 pub async fn second_step(code: String, next: Option<String>) -> Result<SessionUser, AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::Session).await?;
+    respond(Access::Session, |call, current| async move {
         if current.user.second_factor == SecondFactor::Pending {
-            let code: String = code.chars().take(32).collect();
+            let code = truncate(&code, 32);
             second_factor::second_step(&call.state, &call.info, &current, &code).await?;
         }
         let user = SessionUser {
@@ -81,8 +81,7 @@ pub async fn second_step(code: String, next: Option<String>) -> Result<SessionUs
 /// The signed-in user's second factor: on or off, required or not, codes left.
 #[server(prefix = "/api", endpoint = "two-factor")]
 pub async fn my_two_factor() -> Result<TwoFactorStatus, AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+    respond(Access::AnyUser, |call, current| async move {
         second_factor::status(&call.state.mysql, &current).await
     })
     .await
@@ -91,8 +90,7 @@ pub async fn my_two_factor() -> Result<TwoFactorStatus, AppError> {
 /// Starts setting up the second factor: a new secret and its QR code.
 #[server(prefix = "/api", endpoint = "two-factor/begin")]
 pub async fn begin_two_factor() -> Result<TotpEnrolment, AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+    respond(Access::AnyUser, |call, current| async move {
         second_factor::begin(&call.state, &current).await
     })
     .await
@@ -101,9 +99,8 @@ pub async fn begin_two_factor() -> Result<TotpEnrolment, AppError> {
 /// Finishes setting up with a code from the app; answers the recovery codes, once.
 #[server(prefix = "/api", endpoint = "two-factor/confirm")]
 pub async fn confirm_two_factor(code: String) -> Result<RecoveryCodes, AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
-        let code: String = code.chars().take(32).collect();
+    respond(Access::AnyUser, |call, current| async move {
+        let code = truncate(&code, 32);
         second_factor::confirm(&call.state, &call.info, &current, &code).await
     })
     .await
@@ -112,8 +109,7 @@ pub async fn confirm_two_factor(code: String) -> Result<RecoveryCodes, AppError>
 /// New recovery codes (the old ones stop working), after the current password.
 #[server(prefix = "/api", endpoint = "two-factor/recovery-codes")]
 pub async fn new_recovery_codes(current_password: String) -> Result<RecoveryCodes, AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+    respond(Access::AnyUser, |call, current| async move {
         accounts::new_recovery_codes(&call.state, &call.info, &current, current_password).await
     })
     .await
@@ -122,8 +118,7 @@ pub async fn new_recovery_codes(current_password: String) -> Result<RecoveryCode
 /// Turns the second factor off, for customers who opted in.
 #[server(prefix = "/api", endpoint = "two-factor/disable")]
 pub async fn disable_two_factor(current_password: String) -> Result<(), AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+    respond(Access::AnyUser, |call, current| async move {
         accounts::disable_second_factor(&call.state, &call.info, &current, current_password).await
     })
     .await
@@ -137,7 +132,7 @@ pub async fn register(
     confirm_password: String,
     role: String,
 ) -> Result<(), AppError> {
-    respond(|call| async move {
+    respond(Access::PUBLIC, |call, ()| async move {
         let input = crate::model::RegistrationInput {
             username,
             email,
@@ -157,7 +152,7 @@ pub async fn register(
 /// the confirmation page's button), so a mail scanner fetching the link confirms nothing.
 #[server(prefix = "/api", endpoint = "email/verify")]
 pub async fn verify_email(token: String) -> Result<(), AppError> {
-    respond(|call| async move {
+    respond(Access::PUBLIC, |call, ()| async move {
         let token = bounded_token(&token)?;
         accounts::verify_email(&call.state, &call.info, token).await?;
         redirect_plain_form("/verify-email?done=1");
@@ -169,8 +164,7 @@ pub async fn verify_email(token: String) -> Result<(), AppError> {
 /// Mails a new confirmation link to the signed-in user's address.
 #[server(prefix = "/api", endpoint = "email/resend")]
 pub async fn resend_verification() -> Result<(), AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+    respond(Access::AnyUser, |call, current| async move {
         accounts::resend_verification(&call.state, &current).await
     })
     .await
@@ -179,8 +173,7 @@ pub async fn resend_verification() -> Result<(), AppError> {
 /// Asks to change the signed-in user's address: the new one gets a confirmation link.
 #[server(prefix = "/api", endpoint = "email/change")]
 pub async fn change_email(current_password: String, email: String) -> Result<(), AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+    respond(Access::AnyUser, |call, current| async move {
         accounts::change_email(&call.state, &call.info, &current, current_password, &email).await
     })
     .await
@@ -190,7 +183,7 @@ pub async fn change_email(current_password: String, email: String) -> Result<(),
 /// is the same either way.
 #[server(prefix = "/api", endpoint = "password/forgot")]
 pub async fn forgot_password(email: String) -> Result<(), AppError> {
-    respond(|call| async move {
+    respond(Access::PUBLIC, |call, ()| async move {
         accounts::forgot_password(&call.state, &call.info, &email).await?;
         redirect_plain_form("/forgot-password?sent=1");
         Ok(())
@@ -211,8 +204,7 @@ fn bounded_token(raw: &str) -> Result<&str, AppError> {
 
 #[server(prefix = "/api", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::Session).await?;
+    respond(Access::Session, |call, current| async move {
         accounts::logout(&call.state, &call.info, &current).await?;
         crate::server::clear_site_data();
         redirect_plain_form("/login");
@@ -223,8 +215,7 @@ pub async fn logout() -> Result<(), AppError> {
 
 #[server(prefix = "/api", endpoint = "sessions")]
 pub async fn my_sessions() -> Result<Vec<SessionSummary>, AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+    respond(Access::AnyUser, |call, current| async move {
         sessions::list(&call.state.mysql, current.user.id, &current.session_key).await
     })
     .await
@@ -232,9 +223,8 @@ pub async fn my_sessions() -> Result<Vec<SessionSummary>, AppError> {
 
 #[server(prefix = "/api", endpoint = "sessions/revoke")]
 pub async fn revoke_session(handle: String) -> Result<(), AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
-        let handle: String = handle.trim().chars().take(64).collect();
+    respond(Access::AnyUser, |call, current| async move {
+        let handle = truncate(handle.trim(), 64);
         sessions::revoke(&call.state, &call.info, &current, &handle).await
     })
     .await
@@ -243,8 +233,7 @@ pub async fn revoke_session(handle: String) -> Result<(), AppError> {
 /// Ends every session of the user, this one included.
 #[server(prefix = "/api", endpoint = "sessions/revoke-all")]
 pub async fn logout_everywhere() -> Result<(), AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+    respond(Access::AnyUser, |call, current| async move {
         accounts::logout_everywhere(&call.state, &call.info, &current).await?;
         redirect_plain_form("/login");
         Ok(())
@@ -258,8 +247,7 @@ pub async fn change_password(
     new_password: String,
     confirm_password: String,
 ) -> Result<(), AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::AnyUser).await?;
+    respond(Access::AnyUser, |call, current| async move {
         accounts::change_password(
             &call.state,
             &call.info,
@@ -279,7 +267,7 @@ pub async fn reset_password(
     new_password: String,
     confirm_password: String,
 ) -> Result<(), AppError> {
-    respond(|call| async move {
+    respond(Access::PUBLIC, |call, ()| async move {
         accounts::reset_password(
             &call.state,
             &call.info,

@@ -8,8 +8,7 @@ use leptos::prelude::*;
 
 #[server(prefix = "/api", endpoint = "replication/status")]
 pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
-    respond(|call| async move {
-        call.require(Access::STAFF).await?;
+    respond(Access::STAFF, |call, _| async move {
         let mut status = crate::server::sales::sync::status(&call.state.mysql).await?;
         status.deployment = crate::server::sales::primary::deployment(&call.state.mongo)
             .await
@@ -25,8 +24,7 @@ pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
 #[server(prefix = "/api", endpoint = "replication/sync")]
 pub async fn run_sync(dry_run: bool) -> Result<SyncReport, AppError> {
     use crate::server::sales::sync::{SyncOptions, start};
-    respond(|call| async move {
-        let actor = call.require(Access::STAFF).await?;
+    respond(Access::STAFF, |call, actor| async move {
         let mut options = SyncOptions::new(crate::model::SyncTrigger::Manual);
         options.dry_run = dry_run;
         options.started_by = Some(actor.user.id);

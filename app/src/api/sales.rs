@@ -47,8 +47,7 @@ fn new_token() -> String {
 /// account decides whose sales these are.
 #[server(prefix = "/api", endpoint = "sales/mine")]
 pub async fn my_purchases(page: Option<u32>) -> Result<Purchases, AppError> {
-    respond(|call| async move {
-        let me = call.require(Access::CUSTOMER).await?;
+    respond(Access::CUSTOMER, |call, me| async move {
         // Sales are matched by address: only a proven one may see them.
         if !me.user.email_verified {
             return Err(AppError::EmailUnverified);
@@ -61,8 +60,7 @@ pub async fn my_purchases(page: Option<u32>) -> Result<Purchases, AppError> {
 
 #[server(prefix = "/api", endpoint = "sales/list", input = Json)]
 pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
-    respond(|call| async move {
-        call.require(Access::STAFF).await?;
+    respond(Access::STAFF, |call, _| async move {
         let filter = query.parse().map_err(AppError::Invalid)?;
         queries::list(&call.state.mysql, &call.state.counts, &filter).await
     })
@@ -72,15 +70,12 @@ pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
 /// A sale as MongoDB (the truth) holds it, with a fresh token for the edit form.
 #[server(prefix = "/api", endpoint = "sales/get")]
 pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
-    use crate::server::sales::dual_write::Primary;
-    respond(|call| async move {
-        call.require(Access::STAFF).await?;
+    respond(Access::STAFF, |call, _| async move {
         let id = parse_id(&id)?;
         let sale = call
             .state
             .writer
-            .primary()
-            .get(&id)
+            .current(&id)
             .await?
             .ok_or(AppError::NotFound)?;
         Ok(SaleForEdit {
@@ -95,8 +90,7 @@ pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
 /// for senior managers only.
 #[server(prefix = "/api", endpoint = "sales/history")]
 pub async fn load_sale_history(id: String) -> Result<SaleHistory, AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::STAFF).await?;
+    respond(Access::STAFF, |call, current| async move {
         let id = parse_id(&id)?;
         let history = history::load(&call.state.mysql, &id).await?;
         if history.deleted {
@@ -110,17 +104,12 @@ pub async fn load_sale_history(id: String) -> Result<SaleHistory, AppError> {
 /// A fresh submission token for the "new sale" form.
 #[server(prefix = "/api", endpoint = "sales/token")]
 pub async fn sale_token() -> Result<String, AppError> {
-    respond(|call| async move {
-        call.require(Access::STAFF).await?;
-        Ok(new_token())
-    })
-    .await
+    respond(Access::STAFF, |_, _| async move { Ok(new_token()) }).await
 }
 
 #[server(prefix = "/api", endpoint = "sales/create", input = Json)]
 pub async fn create_sale(token: String, input: SaleInput) -> Result<Sale, AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::STAFF).await?;
+    respond(Access::STAFF, |call, current| async move {
         let key = parse_token(&token)?;
         let draft = input
             .parse_at(chrono::Utc::now())
@@ -139,8 +128,7 @@ pub async fn update_sale(
     version: u64,
     input: SaleInput,
 ) -> Result<Sale, AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::STAFF).await?;
+    respond(Access::STAFF, |call, current| async move {
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
         let draft = input
@@ -155,8 +143,7 @@ pub async fn update_sale(
 
 #[server(prefix = "/api", endpoint = "sales/delete")]
 pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), AppError> {
-    respond(|call| async move {
-        let current = call.require(Access::STAFF).await?;
+    respond(Access::STAFF, |call, current| async move {
         let key = parse_token(&token)?;
         let id = parse_id(&id)?;
         writer_for(&call, &current)
@@ -170,8 +157,7 @@ pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), 
 #[server(prefix = "/api", endpoint = "analytics")]
 pub async fn load_analytics(from: String, to: String) -> Result<Analytics, AppError> {
     use crate::model::report::parse_day;
-    respond(|call| async move {
-        call.require(Access::MANAGEMENT).await?;
+    respond(Access::MANAGEMENT, |call, _| async move {
         let from = parse_day(&from, "from").map_err(|e| AppError::Invalid(vec![e]))?;
         let to = parse_day(&to, "to").map_err(|e| AppError::Invalid(vec![e]))?;
         if let (Some(f), Some(t)) = (from, to)

@@ -29,7 +29,10 @@ impl FieldError {
 /// Which backing store an `Unavailable` error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Store {
+    /// MySQL, for accounts and sessions.
     MySql,
+    /// MySQL, for the sales backup the reports read.
+    Reporting,
     MongoDb,
 }
 
@@ -37,6 +40,7 @@ impl std::fmt::Display for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Store::MySql => "The account database",
+            Store::Reporting => "The reporting database",
             Store::MongoDb => "The sales database",
         })
     }

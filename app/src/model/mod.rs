@@ -8,6 +8,7 @@ pub mod replication;
 pub mod report;
 pub mod role;
 pub mod sale;
+pub mod string_enum;
 
 pub use account::{
     AuditEntry, Email, NewAccount, NewPassword, RecoveryCodes, RegistrationInput, SecondFactor,

@@ -1,6 +1,7 @@
 //! What the replication panel shows: the dual-write journal and reconciliation runs.
 
 use super::IntentCounts;
+use super::string_enum::string_enum;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -13,22 +14,13 @@ pub enum SyncTrigger {
     Manual,
 }
 
+string_enum!(SyncTrigger {
+    Cli => "cli",
+    Schedule => "schedule",
+    Manual => "manual",
+});
+
 impl SyncTrigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncTrigger::Cli => "cli",
-            SyncTrigger::Schedule => "schedule",
-            SyncTrigger::Manual => "manual",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, String> {
-        [SyncTrigger::Cli, SyncTrigger::Schedule, SyncTrigger::Manual]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown sync trigger {s:?}"))
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             SyncTrigger::Cli => "command line",
@@ -48,33 +40,12 @@ pub enum SyncStatus {
     Interrupted,
 }
 
-impl SyncStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncStatus::Running => "running",
-            SyncStatus::Completed => "completed",
-            SyncStatus::Failed => "failed",
-            SyncStatus::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, String> {
-        [
-            SyncStatus::Running,
-            SyncStatus::Completed,
-            SyncStatus::Failed,
-            SyncStatus::Interrupted,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-        .ok_or_else(|| format!("unknown sync status {s:?}"))
-    }
-}
-
-#[cfg(feature = "ssr")]
-super::role::mysql_enum!(SyncTrigger);
-#[cfg(feature = "ssr")]
-super::role::mysql_enum!(SyncStatus);
+string_enum!(SyncStatus {
+    Running => "running",
+    Completed => "completed",
+    Failed => "failed",
+    Interrupted => "interrupted",
+});
 
 /// One reconciliation run: MongoDB (the truth) compared with the MySQL backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! What the dashboards read: sales lists with their filters, a customer's purchases,
 //! and the management analytics. Shared by the WASM UI and the server.
 
+use super::string_enum::string_enum;
 use super::{FieldError, PurchaseMethod, Sale, SaleId};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -18,23 +19,14 @@ pub enum SaleSort {
     TotalAsc,
 }
 
+string_enum!(SaleSort {
+    DateDesc => "date_desc",
+    DateAsc => "date_asc",
+    TotalDesc => "total_desc",
+    TotalAsc => "total_asc",
+} else "Unknown sort order");
+
 impl SaleSort {
-    pub const ALL: [SaleSort; 4] = [
-        SaleSort::DateDesc,
-        SaleSort::DateAsc,
-        SaleSort::TotalDesc,
-        SaleSort::TotalAsc,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SaleSort::DateDesc => "date_desc",
-            SaleSort::DateAsc => "date_asc",
-            SaleSort::TotalDesc => "total_desc",
-            SaleSort::TotalAsc => "total_asc",
-        }
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             SaleSort::DateDesc => "Newest first",
@@ -42,13 +34,6 @@ impl SaleSort {
             SaleSort::TotalDesc => "Largest total",
             SaleSort::TotalAsc => "Smallest total",
         }
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw.trim())
-            .ok_or_else(|| "Unknown sort order".into())
     }
 }
 

@@ -2,6 +2,7 @@
 //! the importer. Every field is a type that can only hold a valid value; `SaleInput`
 //! is what a form or a file provides, and `SaleInput::parse` is the single gate.
 
+use super::string_enum::string_enum;
 use super::{Email, FieldError};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -228,28 +229,11 @@ pub enum PurchaseMethod {
     Phone,
 }
 
-impl PurchaseMethod {
-    pub const ALL: [PurchaseMethod; 3] = [
-        PurchaseMethod::InStore,
-        PurchaseMethod::Online,
-        PurchaseMethod::Phone,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PurchaseMethod::InStore => "In store",
-            PurchaseMethod::Online => "Online",
-            PurchaseMethod::Phone => "Phone",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|m| m.as_str() == raw.trim())
-            .ok_or_else(|| "Purchase method must be In store, Online or Phone".into())
-    }
-}
+string_enum!(PurchaseMethod {
+    InStore => "In store",
+    Online => "Online",
+    Phone => "Phone",
+} else "Purchase method must be In store, Online or Phone");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Gender {
@@ -259,22 +243,10 @@ pub enum Gender {
     Male,
 }
 
-impl Gender {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Gender::Female => "F",
-            Gender::Male => "M",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim() {
-            "F" => Ok(Gender::Female),
-            "M" => Ok(Gender::Male),
-            _ => Err("Gender must be F or M".into()),
-        }
-    }
-}
+string_enum!(Gender {
+    Female => "F",
+    Male => "M",
+} else "Gender must be F or M");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {

@@ -13,7 +13,7 @@ pub fn UsersAdminPage() -> impl IntoView {
     provide_context(AuditRefresh(RwSignal::new(0)));
     view! {
         <Title text="Users"/>
-        <RequireRole roles=&[Role::SeniorManagement]>
+        <RequireRole roles=Role::MANAGEMENT>
             <UsersPanel/>
             <AuditPanel/>
         </RequireRole>

@@ -13,7 +13,7 @@ use leptos_router::hooks::use_query_map;
 pub fn CustomerDashboard() -> impl IntoView {
     view! {
         <Title text="My purchases"/>
-        <RequireRole roles=&[Role::Customer]>
+        <RequireRole roles=Role::CUSTOMERS>
             <MyPurchases/>
         </RequireRole>
     }

@@ -23,7 +23,7 @@ fn f(d: Decimal) -> f64 {
 pub fn ManagementDashboard() -> impl IntoView {
     view! {
         <Title text="Management"/>
-        <RequireRole roles=&[Role::SeniorManagement]>
+        <RequireRole roles=Role::MANAGEMENT>
             <section class="hero row">
                 <div>
                     <h1>"Management"</h1>

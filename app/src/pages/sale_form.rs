@@ -3,11 +3,12 @@
 
 use crate::api::sales::{CreateSale, UpdateSale, load_sale, sale_token};
 use crate::auth::RequireRole;
-use crate::components::{ErrorNote, FormError, action_error};
+use crate::components::{ErrorNote, Field, FormError, action_error};
 use crate::model::report::money;
-use crate::model::{AppError, FieldError, ItemInput, PurchaseMethod, Sale, SaleInput};
+use crate::model::{
+    AppError, FieldError, Gender, ItemInput, PurchaseMethod, Role, Sale, SaleInput,
+};
 use crate::pages::SaleHistoryPanel;
-use crate::pages::worker::STAFF;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -18,7 +19,7 @@ use rust_decimal::Decimal;
 pub fn NewSalePage() -> impl IntoView {
     view! {
         <Title text="New sale"/>
-        <RequireRole roles=STAFF>
+        <RequireRole roles=Role::STAFF>
             <NewSale/>
         </RequireRole>
     }
@@ -44,7 +45,7 @@ fn NewSale() -> impl IntoView {
 pub fn EditSalePage() -> impl IntoView {
     view! {
         <Title text="Edit sale"/>
-        <RequireRole roles=STAFF>
+        <RequireRole roles=Role::STAFF>
             <EditSale/>
         </RequireRole>
     }
@@ -124,6 +125,82 @@ impl ItemFields {
     }
 }
 
+/// The sale editor's state as typed: a signal per input, and the item rows.
+#[derive(Clone, Copy)]
+struct SaleFields {
+    sale_date: RwSignal<String>,
+    store: RwSignal<String>,
+    method: RwSignal<String>,
+    coupon: RwSignal<bool>,
+    gender: RwSignal<String>,
+    age: RwSignal<String>,
+    email: RwSignal<String>,
+    satisfaction: RwSignal<String>,
+    items: RwSignal<Vec<ItemFields>>,
+    /// The key the next added item row gets (rows keep theirs when others go).
+    next_key: StoredValue<usize>,
+}
+
+impl SaleFields {
+    /// The sale as it is, or a new sale's defaults (one item, sold in store, 5 stars).
+    fn new(sale: Option<&Sale>) -> Self {
+        let input = sale
+            .map(|s| SaleInput::from(&s.draft))
+            .unwrap_or(SaleInput {
+                items: vec![ItemInput {
+                    quantity: "1".into(),
+                    ..Default::default()
+                }],
+                customer_satisfaction: "5".into(),
+                purchase_method: PurchaseMethod::InStore.as_str().into(),
+                ..Default::default()
+            });
+        Self {
+            sale_date: RwSignal::new(sale.map(local_value).unwrap_or_default()),
+            store: RwSignal::new(input.store_location),
+            method: RwSignal::new(input.purchase_method),
+            coupon: RwSignal::new(input.coupon_used),
+            gender: RwSignal::new(input.customer_gender),
+            age: RwSignal::new(input.customer_age),
+            email: RwSignal::new(input.customer_email),
+            satisfaction: RwSignal::new(input.customer_satisfaction),
+            next_key: StoredValue::new(input.items.len()),
+            items: RwSignal::new(
+                input
+                    .items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| ItemFields::new(i, item))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// What would be sent now, for the shared model to check and the server to save.
+    fn input(&self) -> SaleInput {
+        SaleInput {
+            sale_date: self.sale_date.get(),
+            items: self.items.get().iter().map(ItemFields::input).collect(),
+            store_location: self.store.get(),
+            customer_gender: self.gender.get(),
+            customer_age: self.age.get(),
+            customer_email: self.email.get(),
+            customer_satisfaction: self.satisfaction.get(),
+            coupon_used: self.coupon.get(),
+            purchase_method: self.method.get(),
+        }
+    }
+
+    /// The sum of the line totals that parse so far.
+    fn total(&self) -> Decimal {
+        self.items
+            .get()
+            .iter()
+            .filter_map(ItemFields::line_total)
+            .sum()
+    }
+}
+
 /// A datetime-local value (minutes, UTC) for a sale date.
 fn local_value(s: &Sale) -> String {
     s.draft.sale_date.format("%Y-%m-%dT%H:%M").to_string()
@@ -136,47 +213,21 @@ fn SaleForm(
     reload: Callback<()>,
     saved: RwSignal<Option<u64>>,
 ) -> impl IntoView {
-    let input = sale
-        .as_ref()
-        .map(|s| SaleInput::from(&s.draft))
-        .unwrap_or(SaleInput {
-            items: vec![ItemInput {
-                quantity: "1".into(),
-                ..Default::default()
-            }],
-            customer_satisfaction: "5".into(),
-            purchase_method: PurchaseMethod::InStore.as_str().into(),
-            ..Default::default()
-        });
     let editing = sale.clone();
-    let sale_date = RwSignal::new(sale.as_ref().map(local_value).unwrap_or_default());
-    let store = RwSignal::new(input.store_location.clone());
-    let method = RwSignal::new(input.purchase_method.clone());
-    let coupon = RwSignal::new(input.coupon_used);
-    let gender = RwSignal::new(input.customer_gender.clone());
-    let age = RwSignal::new(input.customer_age.clone());
-    let email = RwSignal::new(input.customer_email.clone());
-    let satisfaction = RwSignal::new(input.customer_satisfaction.clone());
-    let next_key = StoredValue::new(input.items.len());
-    let items = RwSignal::new(
-        input
-            .items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| ItemFields::new(i, item))
-            .collect::<Vec<_>>(),
-    );
-    let current = move || SaleInput {
-        sale_date: sale_date.get(),
-        items: items.get().iter().map(ItemFields::input).collect(),
-        store_location: store.get(),
-        customer_gender: gender.get(),
-        customer_age: age.get(),
-        customer_email: email.get(),
-        customer_satisfaction: satisfaction.get(),
-        coupon_used: coupon.get(),
-        purchase_method: method.get(),
-    };
+    let fields = SaleFields::new(sale.as_ref());
+    let SaleFields {
+        sale_date,
+        store,
+        method,
+        coupon,
+        gender,
+        age,
+        email,
+        satisfaction,
+        items,
+        next_key,
+    } = fields;
+    let current = move || fields.input();
     let checked = Memo::new(move |_| current().parse().err().unwrap_or_default());
     let attempted = RwSignal::new(false);
     let create = ServerAction::<CreateSale>::new();
@@ -202,13 +253,7 @@ fn SaleForm(
             mine.or_else(|| server_error.get().and_then(|e| e.field_message(&field)))
         })
     };
-    let total = move || {
-        items
-            .get()
-            .iter()
-            .filter_map(ItemFields::line_total)
-            .sum::<Decimal>()
-    };
+    let total = move || fields.total();
     let navigate = use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(sale)) = create.value().get() {
@@ -279,8 +324,8 @@ fn SaleForm(
                 <fieldset>
                     <legend>"Sale"</legend>
                     <div class="grid-fields">
-                        <TextField label="Date and time (UTC)" id="sale_date" kind="datetime-local" value=sale_date error=message("sale_date".into())/>
-                        <TextField label="Store" id="store_location" kind="text" value=store error=message("store_location".into())/>
+                        <Field label="Date and time (UTC)" id="sale_date" kind="datetime-local" value=sale_date error=message("sale_date".into())/>
+                        <Field label="Store" id="store_location" kind="text" value=store error=message("store_location".into())/>
                         <div class="field">
                             <label for="purchase_method">"Purchase method"</label>
                             <select id="purchase_method" on:change=move |ev| method.set(event_target_value(&ev))>
@@ -299,18 +344,19 @@ fn SaleForm(
                 <fieldset>
                     <legend>"Customer"</legend>
                     <div class="grid-fields">
-                        <TextField label="Email" id="customer_email" kind="email" value=email error=message("customer_email".into())/>
-                        <TextField label="Age" id="customer_age" kind="number" value=age error=message("customer_age".into())/>
+                        <Field label="Email" id="customer_email" kind="email" value=email error=message("customer_email".into())/>
+                        <Field label="Age" id="customer_age" kind="number" value=age error=message("customer_age".into())/>
                         <div class="field">
                             <label for="customer_gender">"Gender"</label>
                             <select id="customer_gender" on:change=move |ev| gender.set(event_target_value(&ev))>
                                 <option value="" selected=move || gender.get().is_empty()>"Choose…"</option>
-                                <option value="F" selected=move || gender.get() == "F">"F"</option>
-                                <option value="M" selected=move || gender.get() == "M">"M"</option>
+                                {Gender::ALL.into_iter().map(|g| view! {
+                                    <option value=g.as_str() selected=move || gender.get() == g.as_str()>{g.as_str()}</option>
+                                }).collect_view()}
                             </select>
                             {move || message("customer_gender".into()).get().map(|m| view! { <span class="field-error">{m}</span> })}
                         </div>
-                        <TextField label="Satisfaction (1–5)" id="customer_satisfaction" kind="number" value=satisfaction error=message("customer_satisfaction".into())/>
+                        <Field label="Satisfaction (1–5)" id="customer_satisfaction" kind="number" value=satisfaction error=message("customer_satisfaction".into())/>
                     </div>
                 </fieldset>
                 <fieldset>
@@ -339,29 +385,6 @@ fn SaleForm(
 }
 
 #[component]
-fn TextField(
-    label: &'static str,
-    id: &'static str,
-    kind: &'static str,
-    value: RwSignal<String>,
-    error: Signal<Option<String>>,
-) -> impl IntoView {
-    let err_id = format!("{id}-error");
-    view! {
-        <div class="field">
-            <label for=id>{label}</label>
-            // The attribute shows the value in the server's HTML, before hydration; the
-            // property keeps it in step afterwards.
-            <input id=id type=kind value=value.get_untracked() prop:value=move || value.get()
-                on:input=move |ev| value.set(event_target_value(&ev))
-                aria-invalid=move || error.get().is_some().to_string()
-                aria-describedby=err_id.clone()/>
-            {move || error.get().map(|m| view! { <span class="field-error" id=format!("{id}-error")>{m}</span> })}
-        </div>
-    }
-}
-
-#[component]
 fn ItemEditor(
     index: usize,
     fields: ItemFields,
@@ -383,34 +406,13 @@ fn ItemEditor(
     let prefix = format!("item-{}", fields.key);
     view! {
         <div class="item-row" data-testid="item-row">
-            <TextFieldDyn label="Item" id=format!("{prefix}-name") value=fields.name error=err("name")/>
-            <TextFieldDyn label="Tags (comma-separated)" id=format!("{prefix}-tags") value=fields.tags error=err("tags")/>
-            <TextFieldDyn label="Price" id=format!("{prefix}-price") value=fields.price error=err("price")/>
-            <TextFieldDyn label="Quantity" id=format!("{prefix}-quantity") value=fields.quantity error=err("quantity")/>
+            <Field label="Item" id=format!("{prefix}-name") value=fields.name error=err("name")/>
+            <Field label="Tags (comma-separated)" id=format!("{prefix}-tags") value=fields.tags error=err("tags")/>
+            <Field label="Price" id=format!("{prefix}-price") value=fields.price error=err("price")/>
+            <Field label="Quantity" id=format!("{prefix}-quantity") value=fields.quantity error=err("quantity")/>
             <div class="line-total"><span class="kpi-label">"Line total"</span>{line}</div>
             <button type="button" class="btn secondary small" aria-label=move || format!("Remove item {}", position() + 1)
                 on:click=move |_| items.update(|v| v.retain(|f| f.key != fields.key))>"Remove"</button>
-        </div>
-    }
-}
-
-#[component]
-fn TextFieldDyn(
-    label: &'static str,
-    id: String,
-    value: RwSignal<String>,
-    error: Signal<Option<String>>,
-) -> impl IntoView {
-    let err_id = format!("{id}-error");
-    let err_id2 = err_id.clone();
-    view! {
-        <div class="field">
-            <label for=id.clone()>{label}</label>
-            <input id=id type="text" value=value.get_untracked() prop:value=move || value.get()
-                on:input=move |ev| value.set(event_target_value(&ev))
-                aria-invalid=move || error.get().is_some().to_string()
-                aria-describedby=err_id/>
-            {move || error.get().map(|m| view! { <span class="field-error" id=err_id2.clone()>{m}</span> })}
         </div>
     }
 }

@@ -3,8 +3,7 @@
 use crate::api::sales::load_sale_history;
 use crate::auth::RequireRole;
 use crate::components::{ErrorNote, ScrollTable, format_time};
-use crate::model::{AppError, HistoryEntry, SaleHistory};
-use crate::pages::worker::STAFF;
+use crate::model::{AppError, HistoryEntry, Role, SaleHistory};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
@@ -16,7 +15,7 @@ pub fn SaleHistoryPage() -> impl IntoView {
     let id = Signal::derive(move || params.read().get("id").unwrap_or_default());
     view! {
         <Title text="Sale history"/>
-        <RequireRole roles=STAFF>
+        <RequireRole roles=Role::STAFF>
             <SaleHistoryPanel id refresh=Signal::derive(|| 0)/>
         </RequireRole>
     }

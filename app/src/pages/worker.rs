@@ -10,66 +10,72 @@ use crate::pages::replication::ReplicationPanel;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{A, Form};
-use leptos_router::hooks::use_query_map;
-use leptos_router::params::ParamsMap;
+use leptos_router::hooks::use_query;
+use leptos_router::params::{Params, ParamsMap};
 
-pub const STAFF: &[Role] = &[Role::TechnicalWorker, Role::SeniorManagement];
+/// The filters as the URL carries them (`/worker?store=Denver&page=2`): bookmarkable,
+/// and kept by the back button.
+#[derive(Params, Clone, Debug, Default, PartialEq)]
+struct Filters {
+    store: Option<String>,
+    method: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    coupon: Option<String>,
+    email: Option<String>,
+    sort: Option<String>,
+    page: Option<String>,
+}
 
-fn query_from(map: &ParamsMap) -> SalesQuery {
-    let get = |k: &str| map.get(k).unwrap_or_default();
-    SalesQuery {
-        store: get("store"),
-        method: get("method"),
-        from: get("from"),
-        to: get("to"),
-        coupon: get("coupon"),
-        email: get("email"),
-        sort: get("sort"),
-        page: get("page"),
+impl From<Filters> for SalesQuery {
+    fn from(f: Filters) -> Self {
+        SalesQuery {
+            store: f.store.unwrap_or_default(),
+            method: f.method.unwrap_or_default(),
+            from: f.from.unwrap_or_default(),
+            to: f.to.unwrap_or_default(),
+            coupon: f.coupon.unwrap_or_default(),
+            email: f.email.unwrap_or_default(),
+            sort: f.sort.unwrap_or_default(),
+            page: f.page.unwrap_or_default(),
+        }
     }
 }
 
 /// `/worker?…` for these filters, with `page` (and optionally `sort`) replaced.
 fn href_for(q: &SalesQuery, page: u32, sort: Option<SaleSort>) -> String {
-    let sort = sort
-        .map(|s| s.as_str().to_string())
-        .unwrap_or(q.sort.clone());
-    let pairs = [
+    let sort = match sort {
+        Some(s) => s.as_str(),
+        None => q.sort.as_str(),
+    };
+    let page = if page > 1 {
+        page.to_string()
+    } else {
+        String::new()
+    };
+    let pairs: [(&'static str, &str); 8] = [
         ("store", q.store.as_str()),
         ("method", &q.method),
         ("from", &q.from),
         ("to", &q.to),
         ("coupon", &q.coupon),
         ("email", &q.email),
-        ("sort", &sort),
+        ("sort", sort),
+        ("page", &page),
     ];
-    let mut out: Vec<String> = pairs
-        .iter()
+    let params: ParamsMap = pairs
+        .into_iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .map(|(k, v)| (k, v.to_string()))
         .collect();
-    if page > 1 {
-        out.push(format!("page={page}"));
-    }
-    format!("/worker?{}", out.join("&"))
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    format!("/worker{}", params.to_query_string())
 }
 
 #[component]
 pub fn WorkerDashboard() -> impl IntoView {
     view! {
         <Title text="Sales"/>
-        <RequireRole roles=STAFF>
+        <RequireRole roles=Role::STAFF>
             <section class="hero row">
                 <div>
                     <h1>"Sales"</h1>
@@ -85,8 +91,8 @@ pub fn WorkerDashboard() -> impl IntoView {
 
 #[component]
 fn SalesTable() -> impl IntoView {
-    let params = use_query_map();
-    let query = Memo::new(move |_| query_from(&params.read()));
+    let filters = use_query::<Filters>();
+    let query = Memo::new(move |_| SalesQuery::from(filters.get().unwrap_or_default()));
     let delete = ServerAction::<DeleteSale>::new();
     let sales = Resource::new(
         move || (query.get(), delete.version().get()),
@@ -270,5 +276,32 @@ fn Row(
                 </Show>
             </td>
         </tr>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_keeps_every_filter_encoded_and_replaces_the_page_and_sort() {
+        let q = SalesQuery {
+            store: "New York".into(),
+            email: "a+b@c.co".into(),
+            sort: "total_desc".into(),
+            page: "3".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            href_for(&q, 2, None),
+            // As the server renders it; the browser's encodeURIComponent leaves `.` and
+            // `_` as they are, which decodes to the same.
+            "/worker?store=New%20York&email=a%2Bb%40c%2Eco&sort=total%5Fdesc&page=2"
+        );
+        assert_eq!(
+            href_for(&q, 1, Some(SaleSort::DateAsc)),
+            "/worker?store=New%20York&email=a%2Bb%40c%2Eco&sort=date%5Fasc"
+        );
+        assert_eq!(href_for(&SalesQuery::default(), 1, None), "/worker");
     }
 }

@@ -61,6 +61,35 @@ pub async fn mongo_database(
     Ok(mongodb::Client::with_options(options)?.database(database))
 }
 
+/// What a store's failure becomes for the caller, logged with what was being done:
+/// `query.fetch_one(pool).await.context("count sales")?`. Unavailability (a lost
+/// connection, a full pool, a time limit) names the store; anything else is an
+/// internal error whose details stay in the log.
+pub trait Context<T>: Sized {
+    fn context(self, doing: &'static str) -> Result<T, AppError>;
+
+    /// For the MySQL tables of the sales backup: their unavailability is the reporting
+    /// database's, not the account database's, to the user.
+    fn reporting(self, doing: &'static str) -> Result<T, AppError> {
+        self.context(doing).map_err(|e| match e {
+            AppError::Unavailable(Store::MySql) => AppError::Unavailable(Store::Reporting),
+            e => e,
+        })
+    }
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, doing: &'static str) -> Result<T, AppError> {
+        self.map_err(|e| mysql_error(doing, e))
+    }
+}
+
+impl<T> Context<T> for Result<T, mongodb::error::Error> {
+    fn context(self, doing: &'static str) -> Result<T, AppError> {
+        self.map_err(|e| mongo_error(doing, e))
+    }
+}
+
 pub fn mysql_error(context: &'static str, e: sqlx::Error) -> AppError {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
@@ -168,6 +197,14 @@ pub fn finish_in_list<'a>(
 }
 
 /// At most `max` characters of `text`, for columns of that length.
+/// `text` with LIKE's wildcards (and its escape character) taken literally, for a
+/// pattern built around it.
+pub fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 pub fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
@@ -179,6 +216,31 @@ mod tests {
     fn command_error(code: i32, message: &str) -> mongodb::error::CommandError {
         bson::from_document(bson::doc! { "code": code, "errmsg": message })
             .expect("a command error document")
+    }
+
+    #[test]
+    fn like_wildcards_in_user_text_match_only_themselves() {
+        assert_eq!(like_literal("50%_off\\"), "50\\%\\_off\\\\");
+        assert_eq!(like_literal("plain@mail.co"), "plain@mail.co");
+    }
+
+    #[test]
+    fn a_store_that_cannot_answer_is_named_for_what_it_holds() {
+        let down = || Err::<(), _>(sqlx::Error::PoolTimedOut);
+        assert_eq!(
+            down().context("log in"),
+            Err(AppError::Unavailable(Store::MySql))
+        );
+        assert_eq!(
+            down().reporting("count sales"),
+            Err(AppError::Unavailable(Store::Reporting))
+        );
+        assert_eq!(
+            Err::<(), _>(sqlx::Error::RowNotFound).reporting("count sales"),
+            Err(AppError::Internal),
+            "a fault stays a fault"
+        );
+        assert_eq!(Store::Reporting.to_string(), "The reporting database");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! stalled past its lease finds its token outdated at its next write and stops.
 
 use crate::model::AppError;
-use crate::server::db::mysql_error;
+use crate::server::db::Context;
 use sqlx::{MySqlConnection, MySqlPool};
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ pub async fn acquire(
     .bind(name)
     .execute(pool)
     .await
-    .map_err(|e| mysql_error("take job lease", e))?
+    .reporting("take job lease")?
     .rows_affected();
     if taken != 1 {
         return Ok(None);
@@ -53,7 +53,7 @@ pub async fn acquire(
             .bind(owner)
             .fetch_one(pool)
             .await
-            .map_err(|e| mysql_error("take job lease", e))?;
+            .reporting("take job lease")?;
     Ok(Some(JobLease {
         name,
         owner: owner.to_string(),
@@ -75,7 +75,7 @@ impl JobLease {
         .bind(self.token)
         .execute(pool)
         .await
-        .map_err(|e| mysql_error("renew job lease", e))?
+        .reporting("renew job lease")?
         .rows_affected();
         Ok(rows == 1)
     }
@@ -89,7 +89,7 @@ impl JobLease {
                 .bind(self.name)
                 .fetch_optional(&mut *conn)
                 .await
-                .map_err(|e| mysql_error("check job lease", e))?;
+                .reporting("check job lease")?;
         Ok(token == Some(self.token))
     }
 
@@ -99,7 +99,7 @@ impl JobLease {
             .bind(self.token)
             .execute(pool)
             .await
-            .map_err(|e| mysql_error("release job lease", e))?;
+            .reporting("release job lease")?;
         Ok(())
     }
 }
@@ -112,7 +112,7 @@ pub async fn is_held(pool: &MySqlPool, name: &str) -> Result<bool, AppError> {
     .bind(name)
     .fetch_optional(pool)
     .await
-    .map_err(|e| mysql_error("read job lease", e))?;
+    .reporting("read job lease")?;
     Ok(held == Some(1))
 }
 
@@ -127,7 +127,7 @@ pub async fn claim_turn(pool: &MySqlPool, name: &str, every: Duration) -> Result
     .bind(name)
     .execute(pool)
     .await
-    .map_err(|e| mysql_error("claim periodic job", e))?
+    .reporting("claim periodic job")?
     .rows_affected();
     Ok(rows == 1)
 }

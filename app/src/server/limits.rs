@@ -3,7 +3,7 @@
 //! process runs at once (password hashing and strength estimates).
 
 use crate::model::AppError;
-use crate::server::db::mysql_error;
+use crate::server::db::{Context, mysql_error, truncate};
 use sqlx::MySqlPool;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,7 +36,7 @@ pub enum Counter {
     Forbidden,
 }
 
-crate::model::role::string_enum!(Counter {
+crate::model::string_enum::string_enum!(Counter {
     LoginAccount => "login_account",
     LoginClient => "login_client",
     LoginDevice => "login_device",
@@ -125,7 +125,7 @@ pub async fn hit(
     subject: &str,
     limit: Limit,
 ) -> Result<Result<Reserved, Refused>, AppError> {
-    let subject: String = subject.chars().take(128).collect();
+    let subject = truncate(subject, 128);
     let fail = |e| mysql_error("count request", e);
     let mut tx = pool.begin().await.map_err(fail)?;
     sqlx::query(
@@ -190,7 +190,7 @@ pub async fn release(pool: &MySqlPool, reserved: &Reserved) -> Result<(), AppErr
         .bind(&reserved.subject)
         .execute(pool)
         .await
-        .map_err(|e| mysql_error("release request count", e))?;
+        .context("release request count")?;
     Ok(())
 }
 
@@ -202,7 +202,7 @@ pub async fn prune(pool: &MySqlPool, older_than: Duration) -> Result<u64, AppErr
     .bind(micros(older_than))
     .execute(pool)
     .await
-    .map_err(|e| mysql_error("prune counters", e))?
+    .context("prune counters")?
     .rows_affected())
 }
 

@@ -7,7 +7,7 @@
 //! backoff: a mail server that is down delays mail and loses none.
 
 use crate::model::{AppError, Email};
-use crate::server::db::{mysql_error, truncate};
+use crate::server::db::{Context, truncate};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::MySqlConnection;
@@ -91,7 +91,7 @@ pub async fn enqueue(conn: &mut MySqlConnection, mail: &Mail) -> Result<(), AppE
     .bind(&mail.body)
     .execute(conn)
     .await
-    .map_err(|e| mysql_error("queue mail", e))?;
+    .context("queue mail")?;
     Ok(())
 }
 
@@ -125,7 +125,7 @@ pub async fn send_due(
     .bind(BATCH)
     .execute(pool)
     .await
-    .map_err(|e| mysql_error("claim mail", e))?
+    .context("claim mail")?
     .rows_affected();
     if claimed == 0 {
         return Ok(0);
@@ -137,7 +137,7 @@ pub async fn send_due(
     .bind(sender)
     .fetch_all(pool)
     .await
-    .map_err(|e| mysql_error("load mail", e))?;
+    .context("load mail")?;
     let mut sent = 0;
     for m in queued {
         let outcome = mailer.send(&m.recipient, &m.subject, &m.body).await;
@@ -162,10 +162,7 @@ pub async fn send_due(
                 .bind(sender)
             }
         };
-        update
-            .execute(pool)
-            .await
-            .map_err(|e| mysql_error("record mail outcome", e))?;
+        update.execute(pool).await.context("record mail outcome")?;
         if outcome.is_ok() {
             sent += 1;
         }
@@ -304,4 +301,13 @@ pub mod templates {
                 .to_string(),
         )
     }
+}
+
+/// Forgets mail sent more than 30 days ago; run hourly by every instance.
+pub async fn prune(pool: &sqlx::MySqlPool) -> Result<(), AppError> {
+    sqlx::query("DELETE FROM mail_outbox WHERE sent_at < UTC_TIMESTAMP(6) - INTERVAL 30 DAY")
+        .execute(pool)
+        .await
+        .context("prune sent mail")?;
+    Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client_ip;
 pub mod db;
+pub mod demo;
 pub mod health;
 pub mod jobs;
 pub mod limits;
@@ -19,22 +20,43 @@ pub use state::{AppState, AuthSettings, app_state};
 /// it after the first `.await`.
 pub struct Call {
     pub state: AppState,
-    pub info: auth::guard::RequestInfo,
+    pub info: auth::request::RequestInfo,
 }
 
-impl Call {
+/// An access level a server function names first, in `respond`: checked before its
+/// body runs, and what the body is given about its caller.
+pub trait Gate {
+    /// The signed-in user for `Access`, nothing for `Access::PUBLIC`.
+    type Caller;
+    fn admit(
+        self,
+        call: &Call,
+    ) -> impl std::future::Future<Output = Result<Self::Caller, crate::model::AppError>> + Send;
+}
+
+impl Gate for auth::Access {
+    type Caller = auth::CurrentUser;
     /// Checks the session and the role (see `auth::guard::require`).
-    pub async fn require(
-        &self,
-        access: auth::Access,
-    ) -> Result<auth::CurrentUser, crate::model::AppError> {
-        auth::guard::require(&self.state, &self.info, access).await
+    async fn admit(self, call: &Call) -> Result<auth::CurrentUser, crate::model::AppError> {
+        auth::guard::require(&call.state, &call.info, self).await
     }
 }
 
-/// Runs a server function's body with its `Call`, and sets the HTTP status of a failure
-/// from its error, so clients and tests see 401/403/400/429/503 rather than a blanket 500.
-pub async fn respond<T, Body>(body: impl FnOnce(Call) -> Body) -> Result<T, crate::model::AppError>
+impl Gate for auth::guard::Public {
+    type Caller = ();
+    async fn admit(self, _: &Call) -> Result<(), crate::model::AppError> {
+        Ok(())
+    }
+}
+
+/// Every server function is this: the access level, then the body, which runs only if
+/// the caller passes and gets its `Call` and the caller (`respond(Access::STAFF,
+/// |call, user| …)`). A failure's HTTP status is set from its error, so clients and
+/// tests see 401/403/400/429/503 rather than a blanket 500.
+pub async fn respond<G: Gate, T, Body>(
+    gate: G,
+    body: impl FnOnce(Call, G::Caller) -> Body,
+) -> Result<T, crate::model::AppError>
 where
     Body: std::future::Future<Output = Result<T, crate::model::AppError>>,
 {
@@ -42,13 +64,14 @@ where
     // A form posted without JavaScript is answered with a redirect back to its page,
     // the error in the URL for the form to show; an error status would override it.
     let redirects = is_plain_form_post();
-    let result = match app_state() {
-        Ok(state) => match auth::guard::request_info(state.auth.cookie_secure) {
-            Ok(info) => body(Call { state, info }).await,
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let state = app_state()?;
+        let info = auth::request::request_info(state.auth.cookie_secure)?;
+        let call = Call { state, info };
+        let caller = gate.admit(&call).await?;
+        body(call, caller).await
+    }
+    .await;
     if let Err(e) = &result
         && !redirects
         && let Some(options) = options

@@ -1049,18 +1049,14 @@ async fn cli_user_create_reads_the_password_from_stdin() {
 async fn demo_accounts_are_seeded_once() {
     let app = spawn_app().await;
     assert_eq!(
-        app::server::auth::accounts::seed_demo_accounts(&app.mysql)
-            .await
-            .unwrap(),
+        app::server::demo::seed_accounts(&app.mysql).await.unwrap(),
         3
     );
     assert_eq!(
-        app::server::auth::accounts::seed_demo_accounts(&app.mysql)
-            .await
-            .unwrap(),
+        app::server::demo::seed_accounts(&app.mysql).await.unwrap(),
         0
     );
-    for demo in app::server::auth::accounts::DEMO_ACCOUNTS {
+    for demo in app::server::demo::DEMO_ACCOUNTS {
         let client = app.new_client();
         assert_eq!(
             app.login(&client, demo.username, demo.password).await.0,

@@ -605,7 +605,8 @@ async fn a_cluster_under_chaos_loses_no_acknowledged_edit() {
 
     // No acknowledged edit lost: per sale, acknowledged versions are distinct, and both
     // stores hold the last acknowledged edit, or a later one whose answer was lost.
-    let history = history.lock().unwrap();
+    // Every editor has finished: the record is read out whole, not borrowed across awaits.
+    let history = std::mem::take(&mut *history.lock().unwrap());
     assert!(
         history.backwards.is_empty(),
         "versions went backwards: {:?}",

@@ -77,11 +77,11 @@ async fn behind_proxy(store: app::model::Store) -> (Proxy, crate::helpers::TestA
     use app::model::Store;
     let mut options = TestOptions::default();
     let proxy = match store {
-        Store::MySql => Proxy::start(mysql_target()).await,
+        Store::MySql | Store::Reporting => Proxy::start(mysql_target()).await,
         Store::MongoDb => Proxy::start(mongo_target()).await,
     };
     match store {
-        Store::MySql => options.mysql_addr = Some(proxy.addr),
+        Store::MySql | Store::Reporting => options.mysql_addr = Some(proxy.addr),
         Store::MongoDb => options.mongo_addr = Some(proxy.addr),
     }
     (proxy, spawn_app_with(options).await)

@@ -6,16 +6,17 @@
 //! password" whether or not the user exists.
 
 use super::audit::{self, AuditEvent, AuditRecord};
-use super::guard::{CurrentUser, RequestInfo};
+use super::request::RequestInfo;
+use super::sessions::CurrentUser;
 use super::throttle::{self, Source};
 use super::tokens::{self, Purpose};
 use super::{devices, password, sessions};
 use crate::model::{
-    AccountStatus, AppError, Email, FieldError, NewAccount, NewPassword, Role, SecondFactor,
-    SessionUser, Username,
+    AccountStatus, AppError, Email, NewAccount, NewPassword, Role, SecondFactor, SessionUser,
+    Username,
 };
 use crate::server::AppState;
-use crate::server::db::{mysql_error, violated_key};
+use crate::server::db::{Context, mysql_error, truncate, violated_key};
 use crate::server::limits::{self, Counter, Limit};
 use crate::server::mail::{self, Mail, templates};
 use sqlx::{MySqlConnection, MySqlPool};
@@ -70,7 +71,7 @@ async fn find_by(
     .bind(value)
     .fetch_optional(pool)
     .await
-    .map_err(|e| mysql_error("find user", e))
+    .context("find user")
 }
 
 /// The server's part of the password policy: the shared rules plus the common-password
@@ -120,11 +121,11 @@ async fn insert_user(
 }
 
 async fn begin(pool: &MySqlPool) -> Result<sqlx::Transaction<'static, sqlx::MySql>, AppError> {
-    pool.begin().await.map_err(|e| mysql_error("begin", e))
+    pool.begin().await.context("begin")
 }
 
 async fn commit(tx: sqlx::Transaction<'static, sqlx::MySql>) -> Result<(), AppError> {
-    tx.commit().await.map_err(|e| mysql_error("commit", e))
+    tx.commit().await.context("commit")
 }
 
 /// Ends a transaction that is given up at once (it may hold row locks).
@@ -474,7 +475,7 @@ pub async fn login(
     let key = Username::parse(username)
         .map(|u| u.key())
         .unwrap_or_else(|_| username.trim().to_lowercase());
-    let key: String = key.chars().take(64).collect();
+    let key = truncate(&key, 64);
     let policy = &state.auth.throttle;
     // The hashing slot first: logins waiting in line hold no throttle reservation, so a
     // burst of logins from one office address does not fill the address's count with
@@ -551,7 +552,7 @@ pub async fn login(
         .bind(user.id)
         .execute(&state.mysql)
         .await
-        .map_err(|e| mysql_error("record login", e))?;
+        .context("record login")?;
     audit::record(
         &state.mysql,
         AuditEvent::LoginSucceeded,
@@ -597,7 +598,7 @@ pub async fn logout_everywhere(
     info.session
         .flush()
         .await
-        .map_err(super::guard::session_error)?;
+        .map_err(super::sessions::session_error)?;
     let detail = Some(format!("everywhere: {ended} sessions ended"));
     let record = AuditRecord {
         user_id: Some(current.user.id),
@@ -669,7 +670,7 @@ pub async fn change_password(
         .bind(current.user.id)
         .execute(&mut *tx)
         .await
-        .map_err(|e| mysql_error("update password", e))?;
+        .context("update password")?;
     password_replaced(
         state,
         &mut tx,
@@ -842,13 +843,13 @@ pub async fn reset_password(
         .bind(found.user_id)
         .execute(&mut *tx)
         .await
-        .map_err(|e| mysql_error("reset password", e))?;
+        .context("reset password")?;
     password_replaced(state, &mut tx, found.user_id, &found.username, &found.email).await?;
     sqlx::query("DELETE FROM user_sessions WHERE user_id = ?")
         .bind(found.user_id)
         .execute(&mut *tx)
         .await
-        .map_err(|e| mysql_error("end sessions", e))?;
+        .context("end sessions")?;
     commit(tx).await?;
     state.mailer.nudge();
     audit::record(
@@ -862,6 +863,14 @@ pub async fn reset_password(
     )
     .await;
     Ok(())
+}
+
+/// The id of the account with this username key, if there is one.
+pub(crate) async fn id_by_username_key(
+    pool: &MySqlPool,
+    key: &str,
+) -> Result<Option<u64>, AppError> {
+    Ok(find_by(pool, "username_key", key).await?.map(|u| u.id))
 }
 
 /// `server user create` and the demo seed: an active, verified user of any role. `via`
@@ -878,10 +887,7 @@ pub async fn create_active_user(
     )
     .await?;
     let hash = password::hash(account.password.expose().to_string()).await?;
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(|e| mysql_error("create user", e))?;
+    let mut conn = pool.acquire().await.context("create user")?;
     let id = match insert_user(&mut conn, account, &hash, AccountStatus::Active, true).await? {
         Ok(id) => id,
         Err(Taken::Email) => {
@@ -905,84 +911,4 @@ pub async fn create_active_user(
     )
     .await;
     Ok(id)
-}
-
-/// The demo accounts `scripts/run` provides, one per role (documented in the README).
-/// A demo account, created by `PORTAL_SEED_DEMO` (loopback only): its password and,
-/// for staff, its TOTP secret are published in the README.
-pub struct DemoAccount {
-    pub username: &'static str,
-    pub email: &'static str,
-    pub password: &'static str,
-    pub role: Role,
-    /// Base32; `scripts/demo-code` prints the current code.
-    pub totp_secret: Option<&'static str>,
-}
-
-pub const DEMO_ACCOUNTS: [DemoAccount; 3] = [
-    DemoAccount {
-        username: "demo.customer",
-        email: "demo.customer@example.com",
-        password: "Paperclip-Harbor-42",
-        role: Role::Customer,
-        totp_secret: None,
-    },
-    DemoAccount {
-        username: "demo.worker",
-        email: "demo.worker@example.com",
-        password: "Stapler-Lantern-77",
-        role: Role::TechnicalWorker,
-        totp_secret: Some("STAPLERLANTERNDEMOWORKERSECRETAA"),
-    },
-    DemoAccount {
-        username: "demo.manager",
-        email: "demo.manager@example.com",
-        password: "Ledger-Orchard-19",
-        role: Role::SeniorManagement,
-        totp_secret: Some("LEDGERORCHARDDEMOMANAGERSECRETAA"),
-    },
-];
-
-/// Creates the demo accounts that do not exist yet, and gives demo staff their
-/// published second factor if they have none; returns how many accounts were created.
-pub async fn seed_demo_accounts(pool: &MySqlPool) -> Result<usize, AppError> {
-    let mut created = 0;
-    for demo in &DEMO_ACCOUNTS {
-        let input = crate::model::RegistrationInput {
-            username: demo.username.into(),
-            email: demo.email.into(),
-            password: demo.password.into(),
-            confirm_password: demo.password.into(),
-            role: demo.role.as_str().into(),
-        };
-        let account = input.parse().map_err(AppError::Invalid)?;
-        let id = match find_by(pool, "username_key", &account.username.key()).await? {
-            Some(existing) => existing.id,
-            None => match create_active_user(pool, &account, "demo seed").await {
-                Ok(id) => {
-                    created += 1;
-                    id
-                }
-                // Another instance seeded it between our check and insert.
-                Err(AppError::Invalid(e))
-                    if e.iter().any(|f: &FieldError| f.field == "username") =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
-            },
-        };
-        if let Some(secret) = demo.totp_secret {
-            sqlx::query(
-                "INSERT IGNORE INTO second_factors (user_id, secret, confirmed_at, created_at) \
-                 VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-            )
-            .bind(id)
-            .bind(secret)
-            .execute(pool)
-            .await
-            .map_err(|e| mysql_error("seed demo second factor", e))?;
-        }
-    }
-    Ok(created)
 }

@@ -1,11 +1,12 @@
 //! User administration for senior management.
 
 use super::audit::{self, AuditEvent, AuditRecord};
-use super::guard::{CurrentUser, RequestInfo};
+use super::request::RequestInfo;
+use super::sessions::CurrentUser;
 use super::{accounts, sessions};
 use crate::model::{AccountStatus, AppError, Role, UserSummary};
 use crate::server::AppState;
-use crate::server::db::mysql_error;
+use crate::server::db::{Context, mysql_error};
 use chrono::NaiveDateTime;
 use sqlx::MySqlPool;
 
@@ -51,12 +52,7 @@ pub async fn list(
 ) -> Result<Vec<UserSummary>, AppError> {
     let pattern = format!(
         "%{}%",
-        query
-            .trim()
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
+        crate::server::db::like_literal(&query.trim().to_lowercase())
     );
     let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
         "SELECT {SUMMARY_COLUMNS} FROM users \
@@ -69,7 +65,7 @@ pub async fn list(
     .bind(status.map(|s| s.as_str()))
     .fetch_all(pool)
     .await
-    .map_err(|e| mysql_error("list users", e))?;
+    .context("list users")?;
     Ok(rows.into_iter().map(UserSummary::from).collect())
 }
 
@@ -79,7 +75,7 @@ async fn load(pool: &MySqlPool, id: u64) -> Result<UserSummary, AppError> {
             .bind(id)
             .fetch_optional(pool)
             .await
-            .map_err(|e| mysql_error("load user", e))?;
+            .context("load user")?;
     row.map(UserSummary::from).ok_or(AppError::NotFound)
 }
 
@@ -296,11 +292,7 @@ pub async fn reset_second_factor(
 ) -> Result<UserSummary, AppError> {
     not_self(actor, id)?;
     let user = load(&state.mysql, id).await?;
-    let mut tx = state
-        .mysql
-        .begin()
-        .await
-        .map_err(|e| mysql_error("begin", e))?;
+    let mut tx = state.mysql.begin().await.context("begin")?;
     if !super::second_factor::remove(&mut tx, id).await? {
         let _ = tx.rollback().await;
         return Err(AppError::Conflict(format!(
@@ -315,7 +307,7 @@ pub async fn reset_second_factor(
         )
         .await?;
     }
-    tx.commit().await.map_err(|e| mysql_error("commit", e))?;
+    tx.commit().await.context("commit")?;
     state.mailer.nudge();
     let ended = sessions::delete_all(&state.mysql, id, None).await?;
     audit_action(

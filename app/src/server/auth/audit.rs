@@ -1,7 +1,7 @@
 //! The append-only authentication audit log.
 
 use crate::model::{AppError, AuditEntry};
-use crate::server::db::mysql_error;
+use crate::server::db::{Context, truncate};
 use sqlx::MySqlPool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub enum AuditEvent {
     Forbidden,
 }
 
-crate::model::role::string_enum!(AuditEvent {
+crate::model::string_enum::string_enum!(AuditEvent {
     Registered => "registered",
     UserCreated => "user_created",
     EmailVerified => "email_verified",
@@ -102,11 +102,7 @@ pub async fn record(pool: &MySqlPool, event: AuditEvent, record: AuditRecord<'_>
     }))
     .bind(record.actor_id)
     .bind(record.ip)
-    .bind(
-        record
-            .detail
-            .map(|d| d.chars().take(255).collect::<String>()),
-    )
+    .bind(record.detail.map(|d| truncate(&d, 255)))
     .execute(pool)
     .await;
     if let Err(e) = result {
@@ -143,7 +139,7 @@ pub async fn list(
         .bind(limit)
         .fetch_all(pool)
         .await
-        .map_err(|e| mysql_error("list audit log", e))?;
+        .context("list audit log")?;
     Ok(rows
         .into_iter()
         .map(|(id, at, event, username, actor, ip, detail)| AuditEntry {

@@ -5,7 +5,7 @@
 
 use super::tokens::{digest, random_hex};
 use crate::model::AppError;
-use crate::server::db::mysql_error;
+use crate::server::db::Context;
 use sqlx::MySqlPool;
 
 /// How long a browser stays trusted without logging in again.
@@ -62,7 +62,7 @@ pub async fn trusted_for(
     .bind(LIFETIME_DAYS)
     .fetch_optional(pool)
     .await
-    .map_err(|e| mysql_error("check trusted browser", e))?;
+    .context("check trusted browser")?;
     Ok(found.map(|_| hex::encode(digest(token))))
 }
 
@@ -81,7 +81,7 @@ pub async fn remember(
         .bind(user_id)
         .execute(pool)
         .await
-        .map_err(|e| mysql_error("refresh trusted browser", e))?
+        .context("refresh trusted browser")?
         .rows_affected();
         if kept == 1 {
             return Ok(token.to_string());
@@ -96,7 +96,7 @@ pub async fn remember(
     .bind(user_id)
     .execute(pool)
     .await
-    .map_err(|e| mysql_error("trust browser", e))?;
+    .context("trust browser")?;
     Ok(token)
 }
 
@@ -108,6 +108,6 @@ pub async fn prune(pool: &MySqlPool) -> Result<u64, AppError> {
     .bind(LIFETIME_DAYS)
     .execute(pool)
     .await
-    .map_err(|e| mysql_error("prune trusted browsers", e))?
+    .context("prune trusted browsers")?
     .rows_affected())
 }

@@ -6,9 +6,11 @@ pub mod audit;
 pub mod devices;
 pub mod guard;
 pub mod password;
+pub mod request;
 pub mod second_factor;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 
-pub use guard::{Access, CurrentUser};
+pub use guard::Access;
+pub use sessions::CurrentUser;

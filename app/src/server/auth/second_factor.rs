@@ -7,10 +7,11 @@
 //! stored as SHA-256 and spent by one conditional UPDATE.
 
 use super::audit::{self, AuditEvent, AuditRecord};
-use super::guard::{CurrentUser, RequestInfo};
+use super::request::RequestInfo;
+use super::sessions::CurrentUser;
 use crate::model::{AppError, RecoveryCodes, TotpEnrolment, TwoFactorStatus};
 use crate::server::AppState;
-use crate::server::db::mysql_error;
+use crate::server::db::Context;
 use crate::server::limits::{self, Counter, Limit};
 use sha2::{Digest, Sha256};
 use sqlx::{MySqlConnection, MySqlPool};
@@ -73,10 +74,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn new_secret() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 20];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    match Secret::Raw(bytes.to_vec()).to_encoded() {
+    match Secret::Raw(super::tokens::random_bytes(20)).to_encoded() {
         Secret::Encoded(s) => s,
         Secret::Raw(_) => unreachable!("to_encoded always encodes"),
     }
@@ -139,7 +137,7 @@ pub async fn enabled(pool: &MySqlPool, user_id: u64) -> Result<bool, AppError> {
     .bind(user_id)
     .fetch_optional(pool)
     .await
-    .map_err(|e| mysql_error("read second factor", e))?;
+    .context("read second factor")?;
     Ok(found.is_some())
 }
 
@@ -150,7 +148,7 @@ pub async fn status(pool: &MySqlPool, current: &CurrentUser) -> Result<TwoFactor
     .bind(current.user.id)
     .fetch_one(pool)
     .await
-    .map_err(|e| mysql_error("count recovery codes", e))?;
+    .context("count recovery codes")?;
     Ok(TwoFactorStatus {
         enabled: enabled(pool, current.user.id).await?,
         required: current.user.role.needs_second_factor(),
@@ -180,7 +178,7 @@ pub async fn begin(state: &AppState, current: &CurrentUser) -> Result<TotpEnrolm
     .bind(&secret)
     .execute(&state.mysql)
     .await
-    .map_err(|e| mysql_error("store second factor", e))?;
+    .context("store second factor")?;
     let uri = otpauth_uri(&secret, &current.user.username);
     Ok(TotpEnrolment {
         qr_svg: qr_svg(&uri)?,
@@ -200,7 +198,7 @@ async fn spend_step(conn: &mut MySqlConnection, user_id: u64, step: u64) -> Resu
     .bind(step)
     .execute(&mut *conn)
     .await
-    .map_err(|e| mysql_error("use one-time code", e))?
+    .context("use one-time code")?
     .rows_affected()
         == 1)
 }
@@ -220,18 +218,14 @@ pub async fn confirm(
         SECOND_STEP_LIMIT,
     )
     .await?;
-    let mut tx = state
-        .mysql
-        .begin()
-        .await
-        .map_err(|e| mysql_error("begin", e))?;
+    let mut tx = state.mysql.begin().await.context("begin")?;
     let secret: Option<String> = sqlx::query_scalar(
         "SELECT secret FROM second_factors WHERE user_id = ? AND confirmed_at IS NULL FOR UPDATE",
     )
     .bind(current.user.id)
     .fetch_optional(&mut *tx)
     .await
-    .map_err(|e| mysql_error("read second factor", e))?;
+    .context("read second factor")?;
     let Some(secret) = secret else {
         let _ = tx.rollback().await;
         return Err(AppError::Conflict(
@@ -261,16 +255,16 @@ pub async fn confirm(
         .bind(current.user.id)
         .execute(&mut *tx)
         .await
-        .map_err(|e| mysql_error("confirm second factor", e))?;
+        .context("confirm second factor")?;
     let codes = replace_recovery_codes(&mut tx, current.user.id).await?;
     super::sessions::pass_second_step(&mut tx, &current.session_key).await?;
-    tx.commit().await.map_err(|e| mysql_error("commit", e))?;
+    tx.commit().await.context("commit")?;
     limits::release(&state.mysql, &reserved).await?;
     // Proving a new factor raises what the session may do: a new id for it.
     info.session
         .cycle_id()
         .await
-        .map_err(super::guard::session_error)?;
+        .map_err(super::sessions::session_error)?;
     audit_event(
         state,
         info,
@@ -290,7 +284,7 @@ async fn replace_recovery_codes(
         .bind(user_id)
         .execute(&mut *conn)
         .await
-        .map_err(|e| mysql_error("replace recovery codes", e))?;
+        .context("replace recovery codes")?;
     let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
     let mut q =
         sqlx::QueryBuilder::<sqlx::MySql>::new("INSERT INTO recovery_codes (user_id, code_hash) ");
@@ -300,7 +294,7 @@ async fn replace_recovery_codes(
     q.build()
         .execute(&mut *conn)
         .await
-        .map_err(|e| mysql_error("store recovery codes", e))?;
+        .context("store recovery codes")?;
     Ok(RecoveryCodes(codes))
 }
 
@@ -315,13 +309,9 @@ pub async fn regenerate_recovery_codes(
             "Set up two-factor authentication first.".into(),
         ));
     }
-    let mut tx = state
-        .mysql
-        .begin()
-        .await
-        .map_err(|e| mysql_error("begin", e))?;
+    let mut tx = state.mysql.begin().await.context("begin")?;
     let codes = replace_recovery_codes(&mut tx, current.user.id).await?;
-    tx.commit().await.map_err(|e| mysql_error("commit", e))?;
+    tx.commit().await.context("commit")?;
     audit_event(
         state,
         info,
@@ -365,18 +355,14 @@ pub async fn second_step(
             return Err(AppError::Throttled(refused.retry_after));
         }
     };
-    let mut tx = state
-        .mysql
-        .begin()
-        .await
-        .map_err(|e| mysql_error("begin", e))?;
+    let mut tx = state.mysql.begin().await.context("begin")?;
     let secret: Option<String> = sqlx::query_scalar(
         "SELECT secret FROM second_factors WHERE user_id = ? AND confirmed_at IS NOT NULL",
     )
     .bind(user_id)
     .fetch_optional(&mut *tx)
     .await
-    .map_err(|e| mysql_error("read second factor", e))?;
+    .context("read second factor")?;
     let Some(secret) = secret else {
         let _ = tx.rollback().await;
         return Err(AppError::Conflict(
@@ -393,7 +379,7 @@ pub async fn second_step(
         .bind(recovery_hash(code))
         .execute(&mut *tx)
         .await
-        .map_err(|e| mysql_error("use recovery code", e))?
+        .context("use recovery code")?
         .rows_affected()
         .eq(&1)
         .then_some("recovery code")
@@ -407,12 +393,12 @@ pub async fn second_step(
         ));
     };
     super::sessions::pass_second_step(&mut tx, &current.session_key).await?;
-    tx.commit().await.map_err(|e| mysql_error("commit", e))?;
+    tx.commit().await.context("commit")?;
     limits::release(&state.mysql, &reserved).await?;
     info.session
         .cycle_id()
         .await
-        .map_err(super::guard::session_error)?;
+        .map_err(super::sessions::session_error)?;
     audit_event(
         state,
         info,
@@ -431,12 +417,12 @@ pub async fn remove(conn: &mut MySqlConnection, user_id: u64) -> Result<bool, Ap
         .bind(user_id)
         .execute(&mut *conn)
         .await
-        .map_err(|e| mysql_error("remove recovery codes", e))?;
+        .context("remove recovery codes")?;
     Ok(sqlx::query("DELETE FROM second_factors WHERE user_id = ?")
         .bind(user_id)
         .execute(&mut *conn)
         .await
-        .map_err(|e| mysql_error("remove second factor", e))?
+        .context("remove second factor")?
         .rows_affected()
         > 0)
 }

@@ -1,12 +1,156 @@
-//! Logins as rows of `user_sessions`, tied to tower-sessions records.
+//! Logins as rows of `user_sessions`, tied to tower-sessions records, and the check
+//! that a request's session is still one.
+//!
+//! A request is authenticated when its tower-session carries an `AuthState` whose key
+//! still has a row in `user_sessions`. The row enforces the idle and absolute timeouts
+//! and makes revocation immediate; the user's current role and status are read from
+//! `users` on every request, so a role change or a disabled account takes effect at once.
 
-use super::guard::{AUTH_KEY, AuthState, RequestInfo, session_error};
-use crate::model::{AppError, SessionSummary, SessionUser};
+use super::request::RequestInfo;
+use crate::model::{
+    AccountStatus, AppError, Role, SecondFactor, SessionSummary, SessionUser, Store,
+};
 use crate::server::AppState;
-use crate::server::db::mysql_error;
+use crate::server::db::Context;
 use chrono::{NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
+use tower_sessions::Session;
+
+pub const AUTH_KEY: &str = "auth";
+
+/// What the session record holds about its login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthState {
+    pub key: String,
+    pub user_id: u64,
+    pub role: Role,
+    pub status: AccountStatus,
+}
+
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: SessionUser,
+    pub session_key: String,
+}
+
+pub fn session_error(e: tower_sessions::session::Error) -> AppError {
+    tracing::warn!(error = %e, "session store error");
+    AppError::Unavailable(Store::MySql)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn authenticate(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<CurrentUser>, AppError> {
+    let Some(auth) = session
+        .get::<AuthState>(AUTH_KEY)
+        .await
+        .map_err(session_error)?
+    else {
+        return Ok(None);
+    };
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: u64,
+        username: String,
+        email: String,
+        role: Role,
+        status: AccountStatus,
+        email_verified: bool,
+        has_factor: bool,
+        passed_second_step: bool,
+        created_at: NaiveDateTime,
+        last_seen_at: NaiveDateTime,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT u.id, u.username, u.email, u.role, u.status, u.email_verified_at IS NOT NULL AS email_verified, \
+         f.confirmed_at IS NOT NULL AS has_factor, s.second_factor_at IS NOT NULL AS passed_second_step, \
+         s.created_at, s.last_seen_at FROM user_sessions s JOIN users u ON u.id = s.user_id \
+         LEFT JOIN second_factors f ON f.user_id = u.id WHERE s.id = ?",
+    )
+    .bind(&auth.key)
+    .fetch_optional(&state.mysql)
+    .await
+    .context("load session")?;
+
+    let Some(Row {
+        id,
+        username,
+        email,
+        role,
+        status,
+        email_verified,
+        has_factor,
+        passed_second_step,
+        created_at,
+        last_seen_at,
+    }) = row
+    else {
+        // Revoked elsewhere (log out everywhere, disabled account, password change).
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
+    };
+    let now = Utc::now().naive_utc();
+    let settings = &state.auth;
+    let expired = now - created_at
+        > chrono::Duration::from_std(settings.absolute_timeout).unwrap_or(chrono::Duration::MAX)
+        || now - last_seen_at
+            > chrono::Duration::from_std(settings.idle_timeout).unwrap_or(chrono::Duration::MAX);
+    if expired || status == AccountStatus::Disabled {
+        super::sessions::delete_key(&state.mysql, &auth.key).await?;
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
+    }
+    if role != auth.role || status != auth.status {
+        // Privileges changed: a new session id, so a copy of the old cookie taken
+        // before the change does not carry the new rights.
+        session.cycle_id().await.map_err(session_error)?;
+        session
+            .insert(
+                AUTH_KEY,
+                AuthState {
+                    role,
+                    status,
+                    ..auth.clone()
+                },
+            )
+            .await
+            .map_err(session_error)?;
+    }
+    // Writing on every request would cost a row update per click; slack of a tenth of
+    // the idle timeout (at most 5 s) is harmless.
+    let slack = chrono::Duration::from_std(settings.idle_timeout / 10)
+        .unwrap_or_default()
+        .min(chrono::Duration::seconds(5));
+    if now - last_seen_at > slack {
+        sqlx::query("UPDATE user_sessions SET last_seen_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(&auth.key)
+            .execute(&state.mysql)
+            .await
+            .context("touch session")?;
+    }
+    Ok(Some(CurrentUser {
+        user: SessionUser {
+            id,
+            username,
+            email,
+            role,
+            status,
+            email_verified,
+            second_factor: match (has_factor, passed_second_step) {
+                (true, true) => SecondFactor::Passed,
+                (true, false) => SecondFactor::Pending,
+                (false, _) if role.needs_second_factor() => SecondFactor::Missing,
+                (false, _) => SecondFactor::Off,
+            },
+        },
+        session_key: auth.key,
+    }))
+}
 
 fn random_key() -> String {
     super::tokens::random_hex(32)[..43].to_string()
@@ -31,7 +175,7 @@ pub async fn start(
         .bind(&info.user_agent)
         .execute(&state.mysql)
         .await
-        .map_err(|e| mysql_error("create session", e))?;
+        .context("create session")?;
     if let Some(old) = info
         .session
         .get::<AuthState>(AUTH_KEY)
@@ -66,7 +210,7 @@ pub async fn pass_second_step(conn: &mut sqlx::MySqlConnection, key: &str) -> Re
         .bind(key)
         .execute(&mut *conn)
         .await
-        .map_err(|e| mysql_error("record second step", e))?;
+        .context("record second step")?;
     Ok(())
 }
 
@@ -81,7 +225,7 @@ pub async fn delete_key(pool: &MySqlPool, key: &str) -> Result<(), AppError> {
         .bind(key)
         .execute(pool)
         .await
-        .map_err(|e| mysql_error("delete session", e))?;
+        .context("delete session")?;
     Ok(())
 }
 
@@ -98,7 +242,7 @@ pub async fn delete_all(
             .bind(except_key)
             .execute(pool)
             .await
-            .map_err(|e| mysql_error("delete sessions", e))?;
+            .context("delete sessions")?;
     Ok(done.rows_affected())
 }
 
@@ -126,7 +270,7 @@ pub async fn list(
     .bind(user_id)
     .fetch_all(pool)
     .await
-    .map_err(|e| mysql_error("list sessions", e))?;
+    .context("list sessions")?;
     Ok(rows
         .into_iter()
         .map(
@@ -153,7 +297,7 @@ pub async fn revoke(
         .bind(current.user.id)
         .fetch_all(&state.mysql)
         .await
-        .map_err(|e| mysql_error("list session keys", e))?;
+        .context("list session keys")?;
     let key = keys
         .into_iter()
         .find(|k| handle(k) == target)
@@ -170,5 +314,21 @@ pub async fn revoke(
         },
     )
     .await;
+    Ok(())
+}
+
+/// Deletes logins past the absolute timeout (their tower-sessions records expire on
+/// their own); run hourly by every instance, harmless when they overlap.
+pub async fn prune(
+    pool: &MySqlPool,
+    absolute_timeout: std::time::Duration,
+) -> Result<(), AppError> {
+    let cutoff = Utc::now().naive_utc()
+        - chrono::Duration::from_std(absolute_timeout).unwrap_or(chrono::Duration::hours(8));
+    sqlx::query("DELETE FROM user_sessions WHERE created_at < ?")
+        .bind(cutoff)
+        .execute(pool)
+        .await
+        .context("prune sessions")?;
     Ok(())
 }

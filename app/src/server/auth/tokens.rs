@@ -5,7 +5,7 @@
 //! issuing a new one for the same purpose invalidates the older ones.
 
 use crate::model::{AppError, Email};
-use crate::server::db::mysql_error;
+use crate::server::db::Context;
 use sha2::{Digest, Sha256};
 use sqlx::MySqlConnection;
 use std::time::Duration;
@@ -16,7 +16,7 @@ pub enum Purpose {
     ResetPassword,
 }
 
-crate::model::role::string_enum!(Purpose {
+crate::model::string_enum::string_enum!(Purpose {
     VerifyEmail => "verify_email",
     ResetPassword => "reset_password",
 });
@@ -30,13 +30,19 @@ impl Purpose {
     }
 }
 
-/// A random secret of `bytes` bytes, hex-encoded: submission tokens, session keys,
-/// link and device tokens all come from here.
-pub fn random_hex(bytes: usize) -> String {
+/// `n` bytes from the operating system's generator: every secret the portal makes
+/// (tokens, session keys, second-factor secrets) comes from here.
+pub fn random_bytes(n: usize) -> Vec<u8> {
     use rand::RngCore;
-    let mut buf = vec![0u8; bytes];
+    let mut buf = vec![0u8; n];
     rand::rngs::OsRng.fill_bytes(&mut buf);
-    hex::encode(buf)
+    buf
+}
+
+/// A random secret of `bytes` bytes, hex-encoded: submission tokens, session keys,
+/// link and device tokens.
+pub fn random_hex(bytes: usize) -> String {
+    hex::encode(random_bytes(bytes))
 }
 
 pub fn digest(token: &str) -> Vec<u8> {
@@ -66,7 +72,7 @@ pub async fn issue(
     .bind(purpose.lifetime().as_secs())
     .execute(conn)
     .await
-    .map_err(|e| mysql_error("create link token", e))?;
+    .context("create link token")?;
     Ok(token)
 }
 
@@ -84,7 +90,7 @@ pub async fn invalidate(
     .bind(purpose)
     .execute(conn)
     .await
-    .map_err(|e| mysql_error("invalidate link tokens", e))?;
+    .context("invalidate link tokens")?;
     Ok(())
 }
 
@@ -112,13 +118,13 @@ pub async fn redeem(
     .bind(purpose)
     .fetch_optional(&mut *conn)
     .await
-    .map_err(|e| mysql_error("find link token", e))?;
+    .context("find link token")?;
     if found.is_some() {
         sqlx::query("UPDATE email_tokens SET used_at = UTC_TIMESTAMP(6) WHERE token_hash = ?")
             .bind(digest(token))
             .execute(&mut *conn)
             .await
-            .map_err(|e| mysql_error("use link token", e))?;
+            .context("use link token")?;
     }
     Ok(found)
 }

@@ -1,39 +1,10 @@
 //! The normalized copy of the sales in MySQL: `sales`, `sale_items`, `sale_item_tags`.
 
+use super::changes::count_change;
 use super::rollups::Delta;
 use crate::model::{AppError, Sale, SaleId};
-use crate::server::db::{finish_in_list, mysql_error};
+use crate::server::db::{Context, finish_in_list};
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
-
-/// Slots of the change counter: writers bump one slot each, so concurrent commits
-/// rarely wait on the same row lock.
-const CHANGE_SLOTS: u64 = 16;
-
-/// Counts a change to the backup tables, inside the writing transaction: a figure
-/// cached from these tables (the sales list's match counts) compares the sum of all
-/// slots, read before it was computed, with the sum now. Equal sums mean no write
-/// committed in between, in any process. (The latest `updated_at` could not tell:
-/// commit order is not timestamp order.)
-pub async fn count_change(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<(), AppError> {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    ids.first().hash(&mut h);
-    sqlx::query("UPDATE backup_changes SET n = n + 1 WHERE slot = ?")
-        .bind(h.finish() % CHANGE_SLOTS)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| mysql_error("count backup change", e))?;
-    Ok(())
-}
-
-/// The change count: the sum of the slots, as of this read.
-pub async fn generation(pool: &sqlx::MySqlPool) -> Result<u64, AppError> {
-    let n: Option<rust_decimal::Decimal> = sqlx::query_scalar("SELECT SUM(n) FROM backup_changes")
-        .fetch_one(pool)
-        .await
-        .map_err(|e| mysql_error("read backup change count", e))?;
-    Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
-}
 
 /// Rows per multi-row INSERT, kept well under MySQL's 65,535 placeholders.
 const CHUNK: usize = 2000;
@@ -78,7 +49,7 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
         q.build()
             .execute(&mut *conn)
             .await
-            .map_err(|e| mysql_error("insert sales", e))?;
+            .reporting("insert sales")?;
     }
 
     let items: Vec<(&SaleId, u16, &crate::model::Item)> = sales
@@ -105,7 +76,7 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
         q.build()
             .execute(&mut *conn)
             .await
-            .map_err(|e| mysql_error("insert sale items", e))?;
+            .reporting("insert sale items")?;
     }
 
     let tags: Vec<(&SaleId, u16, u8, &str)> = items
@@ -130,7 +101,7 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
         q.build()
             .execute(&mut *conn)
             .await
-            .map_err(|e| mysql_error("insert item tags", e))?;
+            .reporting("insert item tags")?;
     }
     delta.apply(conn).await?;
     count_change(conn, &ids).await
@@ -159,7 +130,7 @@ async fn delete_rows(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, 
             .build()
             .execute(&mut *conn)
             .await
-            .map_err(|e| mysql_error("delete sales", e))?
+            .reporting("delete sales")?
             .rows_affected();
     }
     Ok(deleted)
@@ -183,7 +154,7 @@ pub async fn delete_older_than(
             .build_query_scalar()
             .fetch_all(&mut *conn)
             .await
-            .map_err(|e| mysql_error("find extra sales", e))?;
+            .reporting("find extra sales")?;
         old.extend(rows.iter().filter_map(|id| SaleId::parse(id).ok()));
     }
     delete(conn, &old).await?;
@@ -200,7 +171,7 @@ pub async fn existing(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<Vec<
             .build_query_scalar()
             .fetch_all(&mut *conn)
             .await
-            .map_err(|e| mysql_error("find sales", e))?;
+            .reporting("find sales")?;
         found.extend(rows.into_iter().filter_map(|id| SaleId::parse(&id).ok()));
     }
     Ok(found)
@@ -260,45 +231,71 @@ pub async fn load_rows(
     );
     finish_in_list(&mut q, ids);
     q.push(" ORDER BY id");
-    type Row = (
-        String,
-        chrono::NaiveDateTime,
-        String,
-        String,
-        bool,
-        String,
-        u8,
-        String,
-        u8,
-        u64,
-        chrono::NaiveDateTime,
-        rust_decimal::Decimal,
-    );
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: String,
+        sale_date: chrono::NaiveDateTime,
+        store_location: String,
+        purchase_method: String,
+        coupon_used: bool,
+        customer_gender: String,
+        customer_age: u8,
+        customer_email: String,
+        customer_satisfaction: u8,
+        version: u64,
+        updated_at: chrono::NaiveDateTime,
+        total: rust_decimal::Decimal,
+    }
+    #[derive(sqlx::FromRow)]
+    struct ItemRow {
+        sale_id: String,
+        position: u16,
+        name: String,
+        price: rust_decimal::Decimal,
+        quantity: u16,
+    }
+    #[derive(sqlx::FromRow)]
+    struct TagRow {
+        sale_id: String,
+        position: u16,
+        tag_position: u8,
+        tag: String,
+    }
     let rows: Vec<Row> = q
         .build_query_as()
         .fetch_all(&mut *conn)
         .await
-        .map_err(|e| mysql_error("load sales", e))?;
-    let items: Vec<(String, u16, String, rust_decimal::Decimal, u16)> =
+        .reporting("load sales")?;
+    let items: Vec<ItemRow> =
         in_list("SELECT sale_id, position, name, price, quantity FROM sale_items")
             .build_query_as()
             .fetch_all(&mut *conn)
             .await
-            .map_err(|e| mysql_error("load sale items", e))?;
-    let tags: Vec<(String, u16, u8, String)> =
+            .reporting("load sale items")?;
+    let tags: Vec<TagRow> =
         in_list("SELECT sale_id, position, tag_position, tag FROM sale_item_tags")
             .build_query_as()
             .fetch_all(&mut *conn)
             .await
-            .map_err(|e| mysql_error("load item tags", e))?;
+            .reporting("load item tags")?;
 
     let mut tag_map: HashMap<(String, u16), Vec<(u8, String)>> = HashMap::new();
-    for (id, pos, tpos, tag) in tags {
-        tag_map.entry((id, pos)).or_default().push((tpos, tag));
+    for t in tags {
+        tag_map
+            .entry((t.sale_id, t.position))
+            .or_default()
+            .push((t.tag_position, t.tag));
     }
     type Items = Vec<(u16, Result<Item, String>)>;
     let mut item_map: HashMap<String, Items> = HashMap::new();
-    for (id, pos, name, price, quantity) in items {
+    for ItemRow {
+        sale_id: id,
+        position: pos,
+        name,
+        price,
+        quantity,
+    } in items
+    {
         let mut t = tag_map.remove(&(id.clone(), pos)).unwrap_or_default();
         t.sort();
         let item = (|| {
@@ -317,20 +314,20 @@ pub async fn load_rows(
     Ok(rows
         .into_iter()
         .map(
-            |(
-                id,
-                date,
-                store,
-                method,
-                coupon,
-                gender,
-                age,
-                email,
-                satisfaction,
-                version,
-                updated_at,
-                total,
-            )| {
+            |Row {
+                 id,
+                 sale_date: date,
+                 store_location: store,
+                 purchase_method: method,
+                 coupon_used: coupon,
+                 customer_gender: gender,
+                 customer_age: age,
+                 customer_email: email,
+                 customer_satisfaction: satisfaction,
+                 version,
+                 updated_at,
+                 total,
+             }| {
                 let mut items = item_map.remove(&id).unwrap_or_default();
                 items.sort_by_key(|(pos, _)| *pos);
                 let sale = (|| {

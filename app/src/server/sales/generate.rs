@@ -166,45 +166,6 @@ pub fn sales(seed: u64) -> impl Iterator<Item = SaleDraft> {
     })
 }
 
-/// Demo data: 5,000 generated sales (fixed seed), one in 250 of them bought by the demo
-/// customer account so its dashboard has purchases. Only when the collection is empty.
-/// Written through the dual writer's batch create, whose leases keep an early edit of
-/// a seeded sale from racing the seed's backup write.
-pub async fn seed_demo_sales(
-    writer: &super::dual_write::Writer,
-) -> Result<u64, crate::model::AppError> {
-    const DEMO_SEED: u64 = 2015;
-    let mongo = &writer.primary().db;
-    if !super::primary::is_empty(mongo).await? {
-        return Ok(0);
-    }
-    super::primary::ensure_indexes(mongo).await?;
-    let demo_email = Email::parse(crate::server::auth::accounts::DEMO_ACCOUNTS[0].email)
-        .expect("demo email is valid");
-    let now = Utc::now();
-    let all: Vec<Sale> = sales(DEMO_SEED)
-        .take(5000)
-        .enumerate()
-        .map(|(i, mut draft)| {
-            if i % 250 == 0 {
-                draft.customer.email = demo_email.clone();
-            }
-            Sale {
-                id: super::import::derived_id(&draft),
-                version: 1,
-                updated_at: now,
-                draft,
-            }
-        })
-        .collect();
-    let writer = writer.by(super::dual_write::Author::Import);
-    let mut inserted = 0;
-    for batch in all.chunks(super::import::DEFAULT_BATCH) {
-        inserted += writer.import_batch(batch).await?.0;
-    }
-    Ok(inserted)
-}
-
 /// One sale as a line of relaxed Extended JSON, shaped like the dataset's lines.
 pub fn to_extended_json(draft: &SaleDraft) -> String {
     Bson::Document(draft_to_document(draft, MoneyEncoding::Decimal128))

@@ -5,7 +5,7 @@
 use super::dual_write::{ActorKind, IntentState, Op};
 use crate::model::history::diff;
 use crate::model::{Actor, AppError, HistoryEntry, HistoryOp, Sale, SaleHistory, SaleId};
-use crate::server::db::mysql_error;
+use crate::server::db::Context;
 use chrono::NaiveDateTime;
 use sqlx::MySqlPool;
 
@@ -90,12 +90,12 @@ pub async fn load(pool: &MySqlPool, id: &SaleId) -> Result<SaleHistory, AppError
     .bind(id.as_str())
     .fetch_all(pool)
     .await
-    .map_err(|e| mysql_error("load sale history", e))?;
+    .reporting("load sale history")?;
     let exists: Option<String> = sqlx::query_scalar("SELECT id FROM sales WHERE id = ?")
         .bind(id.as_str())
         .fetch_optional(pool)
         .await
-        .map_err(|e| mysql_error("load sale history", e))?;
+        .reporting("load sale history")?;
     if rows.is_empty() && exists.is_none() {
         return Err(AppError::NotFound);
     }

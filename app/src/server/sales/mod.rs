@@ -2,6 +2,7 @@
 //! import and generation.
 
 pub mod backup;
+pub mod changes;
 pub mod codec;
 pub mod dual_write;
 pub mod generate;

@@ -2,7 +2,7 @@
 
 use super::codec::{MoneyEncoding, document_to_sale, object_id, sale_to_document};
 use crate::model::{AppError, Sale, SaleId};
-use crate::server::db::mongo_error;
+use crate::server::db::{Context, mongo_error};
 use bson::{Document, doc};
 use futures::TryStreamExt;
 use mongodb::{Collection, Database, IndexModel, options::IndexOptions};
@@ -40,7 +40,7 @@ pub async fn ensure_indexes(db: &Database) -> Result<(), AppError> {
         collection(db)
             .create_index(model)
             .await
-            .map_err(|e| mongo_error("create sales index", e))?;
+            .context("create sales index")?;
     }
     Ok(())
 }
@@ -152,11 +152,8 @@ pub async fn deployment(db: &Database) -> Result<Deployment, AppError> {
             let build_info = db
                 .run_command(doc! { "buildInfo": 1 })
                 .await
-                .map_err(|e| mongo_error("buildInfo", e))?;
-            let hello = db
-                .run_command(doc! { "hello": 1 })
-                .await
-                .map_err(|e| mongo_error("hello", e))?;
+                .context("buildInfo")?;
+            let hello = db.run_command(doc! { "hello": 1 }).await.context("hello")?;
             let found = Deployment::from_answers(&build_info, &hello);
             tracing::info!(deployment = %found.describe(), "MongoDB deployment detected");
             Ok(found)
@@ -238,7 +235,7 @@ pub async fn find_by_ids(db: &Database, ids: &[SaleId]) -> Result<Vec<Sale>, App
         .buffered(8)
         .try_collect()
         .await
-        .map_err(|e| mongo_error("find sales", e))?;
+        .context("find sales")?;
     found.iter().flatten().map(decode).collect()
 }
 
@@ -256,7 +253,7 @@ pub async fn delete_created(db: &Database, ids: &[SaleId]) -> Result<u64, AppErr
     let done = for_writes(db, &deployment(db).await?)
         .delete_many(doc! { "_id": { "$in": oids }, "version": 1_i64 })
         .await
-        .map_err(|e| mongo_error("delete sales", e))?;
+        .context("delete sales")?;
     Ok(done.deleted_count)
 }
 
@@ -265,7 +262,7 @@ pub async fn is_empty(db: &Database) -> Result<bool, AppError> {
         .find_one(doc! {})
         .projection(doc! { "_id": 1 })
         .await
-        .map_err(|e| mongo_error("probe sales", e))?;
+        .context("probe sales")?;
     Ok(first.is_none())
 }
 

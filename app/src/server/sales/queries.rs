@@ -2,13 +2,13 @@
 //! its indexes, and the analytics sum the daily rollups. MongoDB (the primary) is read
 //! only to load a sale for editing, where its version is the truth.
 
-use super::backup;
+use super::{backup, changes};
 use crate::model::report::{
     Analytics, ItemSlice, Kpis, PAGE_SIZE, PURCHASES_PAGE_SIZE, Purchases, SaleRow, SaleSort,
     SalesFilter, SalesPage, Slice,
 };
 use crate::model::{AppError, PurchaseMethod, SaleId};
-use crate::server::db::mysql_error;
+use crate::server::db::Context;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlPool, QueryBuilder};
@@ -33,12 +33,8 @@ fn push_filters(q: &mut QueryBuilder<'_, MySql>, f: &SalesFilter) {
         q.push(" AND coupon_used = ").push_bind(coupon);
     }
     if let Some(email) = &f.email {
-        let escaped = email
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
         q.push(" AND customer_email LIKE ")
-            .push_bind(format!("{escaped}%"));
+            .push_bind(format!("{}%", crate::server::db::like_literal(email)));
     }
 }
 
@@ -61,7 +57,7 @@ type CountKey = (
 /// Recently computed match counts, by filter. Paging through a list, or many people
 /// opening the same one, recounts at most every few seconds; the rows themselves are
 /// always read fresh. A figure is also recomputed once the backup tables have changed
-/// since it was made, in any process (`backup::generation`, read once per request), so
+/// since it was made, in any process (`changes::generation`, read once per request), so
 /// whoever opens a list on any instance sees the count that includes every committed
 /// edit. Requests that miss together share one computation: fifty workers opening the
 /// same page at once run one count, not fifty.
@@ -162,7 +158,7 @@ async fn count_matching(pool: &MySqlPool, f: &SalesFilter) -> Result<u64, AppErr
             .build_query_scalar()
             .fetch_one(pool)
             .await
-            .map_err(|e| mysql_error("count sales", e))?;
+            .reporting("count sales")?;
         return Ok(n as u64);
     }
     let mut q = QueryBuilder::<MySql>::new(
@@ -182,7 +178,7 @@ async fn count_matching(pool: &MySqlPool, f: &SalesFilter) -> Result<u64, AppErr
         .build_query_scalar()
         .fetch_one(pool)
         .await
-        .map_err(|e| mysql_error("count sales", e))?;
+        .reporting("count sales")?;
     Ok(n as u64)
 }
 
@@ -195,7 +191,7 @@ pub async fn list(
 ) -> Result<SalesPage, AppError> {
     // Read before the counts are computed or looked up: a commit after this read
     // changes the generation, so a count made now is never kept past it.
-    let generation = backup::generation(pool).await?;
+    let generation = changes::generation(pool).await?;
     let matching = counts.count(pool, generation, f).await? as i64;
 
     let mut q = QueryBuilder::<MySql>::new(
@@ -228,7 +224,7 @@ pub async fn list(
         .build_query_as()
         .fetch_all(pool)
         .await
-        .map_err(|e| mysql_error("list sales", e))?;
+        .reporting("list sales")?;
     let rows = rows
         .into_iter()
         .map(
@@ -265,7 +261,7 @@ pub async fn stores(pool: &MySqlPool) -> Result<Vec<String>, AppError> {
     )
     .fetch_all(pool)
     .await
-    .map_err(|e| mysql_error("list stores", e))
+    .reporting("list stores")
 }
 
 /// A customer's purchases: only sales whose email is the account's (the caller passes
@@ -277,7 +273,7 @@ pub async fn purchases(pool: &MySqlPool, email: &str, page: u32) -> Result<Purch
             .bind(email)
             .fetch_one(pool)
             .await
-            .map_err(|e| mysql_error("count purchases", e))?;
+            .reporting("count purchases")?;
     let favourite: Option<String> = sqlx::query_scalar(
         "SELECT store_location FROM sales WHERE customer_email = ? \
          GROUP BY store_location ORDER BY COUNT(*) DESC, SUM(total) DESC, store_location LIMIT 1",
@@ -285,7 +281,7 @@ pub async fn purchases(pool: &MySqlPool, email: &str, page: u32) -> Result<Purch
     .bind(email)
     .fetch_optional(pool)
     .await
-    .map_err(|e| mysql_error("favourite store", e))?;
+    .reporting("favourite store")?;
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM sales WHERE customer_email = ? ORDER BY sale_date DESC, id DESC LIMIT ? OFFSET ?",
     )
@@ -294,12 +290,9 @@ pub async fn purchases(pool: &MySqlPool, email: &str, page: u32) -> Result<Purch
     .bind(u64::from(page - 1) * u64::from(PURCHASES_PAGE_SIZE))
     .fetch_all(pool)
     .await
-    .map_err(|e| mysql_error("list purchases", e))?;
+    .reporting("list purchases")?;
     let ids: Vec<SaleId> = ids.iter().filter_map(|i| SaleId::parse(i).ok()).collect();
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(|e| mysql_error("load purchases", e))?;
+    let mut conn = pool.acquire().await.reporting("load purchases")?;
     let mut sales = backup::load(&mut conn, &ids).await?;
     sales.sort_by(|a, b| (b.draft.sale_date, &b.id).cmp(&(a.draft.sale_date, &a.id)));
     Ok(Purchases {
@@ -341,7 +334,7 @@ pub async fn analytics(
         .build_query_as()
         .fetch_one(pool)
         .await
-        .map_err(|e| mysql_error("analytics totals", e))?;
+        .reporting("analytics totals")?;
 
     let slices = |group: &'static str, order: &'static str| {
         let mut q = QueryBuilder::<MySql>::new(format!(
@@ -354,11 +347,8 @@ pub async fn analytics(
         q
     };
     let fetch = |mut q: QueryBuilder<'static, MySql>, what: &'static str| async move {
-        let rows: Vec<(String, Decimal, i64)> = q
-            .build_query_as()
-            .fetch_all(pool)
-            .await
-            .map_err(|e| mysql_error(what, e))?;
+        let rows: Vec<(String, Decimal, i64)> =
+            q.build_query_as().fetch_all(pool).await.reporting(what)?;
         Ok::<_, AppError>(
             rows.into_iter()
                 .map(|(label, revenue, sales)| Slice {
@@ -386,7 +376,7 @@ pub async fn analytics(
                 .build_query_as()
                 .fetch_all(pool)
                 .await
-                .map_err(|e| mysql_error("top items", e))
+                .reporting("top items")
         },
     )?;
 

@@ -7,7 +7,7 @@
 //! the sales tables (after a sync, or when in doubt).
 
 use crate::model::{AppError, Sale, SaleId};
-use crate::server::db::mysql_error;
+use crate::server::db::Context;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
@@ -86,33 +86,34 @@ impl Delta {
         let mut stored = 0;
         for chunk in ids.chunks(2000) {
             let mut q = QueryBuilder::<MySql>::new(
-                "SELECT DATE(sale_date), store_location, CAST(purchase_method AS CHAR), coupon_used, total, customer_satisfaction \
-                 FROM sales WHERE id IN (",
+                "SELECT DATE(sale_date) AS day, store_location, CAST(purchase_method AS CHAR) AS purchase_method, \
+                 coupon_used, total, customer_satisfaction FROM sales WHERE id IN (",
             );
             crate::server::db::finish_in_list(&mut q, chunk);
             q.push(" FOR UPDATE");
-            let rows: Vec<(NaiveDate, String, String, bool, Decimal, u8)> = q
+            let rows: Vec<SaleContribution> = q
                 .build_query_as()
                 .fetch_all(&mut *conn)
                 .await
-                .map_err(|e| mysql_error("read rollup contribution", e))?;
+                .reporting("read rollup contribution")?;
             stored += rows.len();
-            for (day, store, method, coupon, total, sat) in rows {
-                self.add_sale(-1, (day, store, method, coupon), total, sat);
+            for r in rows {
+                let key = (r.day, r.store_location, r.purchase_method, r.coupon_used);
+                self.add_sale(-1, key, r.total, r.customer_satisfaction);
             }
             let mut q = QueryBuilder::<MySql>::new(
-                "SELECT DATE(s.sale_date), i.name, i.price * i.quantity, i.quantity \
+                "SELECT DATE(s.sale_date) AS day, i.name, i.price * i.quantity AS revenue, i.quantity \
                  FROM sale_items i JOIN sales s ON s.id = i.sale_id WHERE i.sale_id IN (",
             );
             crate::server::db::finish_in_list(&mut q, chunk);
             q.push(" FOR UPDATE");
-            let rows: Vec<(NaiveDate, String, Decimal, u16)> = q
+            let rows: Vec<ItemContribution> = q
                 .build_query_as()
                 .fetch_all(&mut *conn)
                 .await
-                .map_err(|e| mysql_error("read rollup contribution", e))?;
-            for (day, name, revenue, qty) in rows {
-                self.add_item(-1, day, name, revenue, i64::from(qty));
+                .reporting("read rollup contribution")?;
+            for r in rows {
+                self.add_item(-1, r.day, r.name, r.revenue, i64::from(r.quantity));
             }
         }
         Ok(stored)
@@ -151,7 +152,7 @@ impl Delta {
             q.build()
                 .execute(&mut *conn)
                 .await
-                .map_err(|e| mysql_error("update sales rollup", e))?;
+                .reporting("update sales rollup")?;
         }
         let items: Vec<_> = self
             .items
@@ -174,7 +175,7 @@ impl Delta {
             q.build()
                 .execute(&mut *conn)
                 .await
-                .map_err(|e| mysql_error("update item rollup", e))?;
+                .reporting("update item rollup")?;
         }
         Ok(())
     }
@@ -183,10 +184,7 @@ impl Delta {
 /// Recomputes both rollups from the sales tables, in one transaction.
 #[tracing::instrument(skip_all)]
 pub async fn rebuild(pool: &sqlx::MySqlPool) -> Result<(), AppError> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(|e| mysql_error("rebuild rollups", e))?;
+    let mut tx = pool.begin().await.reporting("rebuild rollups")?;
     for sql in [
         "DELETE FROM sales_daily",
         "DELETE FROM item_daily",
@@ -202,10 +200,28 @@ pub async fn rebuild(pool: &sqlx::MySqlPool) -> Result<(), AppError> {
         sqlx::query(sql)
             .execute(&mut *tx)
             .await
-            .map_err(|e| mysql_error("rebuild rollups", e))?;
+            .reporting("rebuild rollups")?;
     }
-    super::backup::count_change(&mut tx, &[]).await?;
-    tx.commit()
-        .await
-        .map_err(|e| mysql_error("rebuild rollups", e))
+    super::changes::count_change(&mut tx, &[]).await?;
+    tx.commit().await.reporting("rebuild rollups")
+}
+
+/// What one stored sale adds to `sales_daily`.
+#[derive(sqlx::FromRow)]
+struct SaleContribution {
+    day: NaiveDate,
+    store_location: String,
+    purchase_method: String,
+    coupon_used: bool,
+    total: Decimal,
+    customer_satisfaction: u8,
+}
+
+/// What one stored item line adds to `item_daily`.
+#[derive(sqlx::FromRow)]
+struct ItemContribution {
+    day: NaiveDate,
+    name: String,
+    revenue: Decimal,
+    quantity: u16,
 }

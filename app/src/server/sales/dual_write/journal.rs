@@ -14,7 +14,7 @@
 use super::lease::{Claim, Lease};
 use super::ports::{Author, Backup, Begun, Held, Holder, Intent, IntentState, NewIntent, Op};
 use crate::model::{AppError, Sale, SaleId};
-use crate::server::db::{is_deadlock, is_unique_violation, mysql_error, retry_deadlocks};
+use crate::server::db::{Context, is_deadlock, is_unique_violation, retry_deadlocks};
 use crate::server::sales::backup;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use std::time::Duration;
@@ -94,7 +94,7 @@ async fn load_where(
         .bind(value)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(|e| mysql_error("load intent", e))?;
+        .reporting("load intent")?;
     row.map(Intent::try_from).transpose()
 }
 
@@ -104,7 +104,7 @@ async fn load_id(conn: &mut MySqlConnection, id: u64) -> Result<Option<Intent>, 
         .bind(id)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(|e| mysql_error("load intent", e))?;
+        .reporting("load intent")?;
     row.map(Intent::try_from).transpose()
 }
 
@@ -120,16 +120,18 @@ fn held(rows: u64) -> Held {
     if rows == 1 { Held::Yes } else { Held::Lost }
 }
 
+/// An intent's state and lease holder, its row locked.
+const HOLDER: &str = "SELECT state, lease_owner AS owner FROM sale_intents WHERE id = ? FOR UPDATE";
+
 /// Locks the intent row and checks that `claim` still holds it, open.
 async fn lock_claim(conn: &mut MySqlConnection, claim: &Claim) -> Result<Held, AppError> {
-    let row: Option<(IntentState, Option<String>)> =
-        sqlx::query_as("SELECT state, lease_owner FROM sale_intents WHERE id = ? FOR UPDATE")
-            .bind(claim.intent)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| mysql_error("check intent lease", e))?;
+    let row: Option<Holder> = sqlx::query_as(HOLDER)
+        .bind(claim.intent)
+        .fetch_optional(&mut *conn)
+        .await
+        .reporting("check intent lease")?;
     Ok(match row {
-        Some((state, Some(owner))) if state.is_open() && owner == claim.owner() => Held::Yes,
+        Some(h) if h.state.is_open() && h.owner.as_deref() == Some(claim.owner()) => Held::Yes,
         _ => Held::Lost,
     })
 }
@@ -145,11 +147,7 @@ impl MySqlBackup {
         state: IntentState,
         note: Option<&str>,
     ) -> Result<Held, AppError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| mysql_error("begin backup write", e))?;
+        let mut tx = self.pool.begin().await.reporting("begin backup write")?;
         if lock_claim(&mut tx, claim).await? == Held::Lost {
             rollback(tx).await;
             return Ok(Held::Lost);
@@ -175,10 +173,8 @@ impl MySqlBackup {
         .bind(claim.intent)
         .execute(&mut *tx)
         .await
-        .map_err(|e| mysql_error("close intent", e))?;
-        tx.commit()
-            .await
-            .map_err(|e| mysql_error("commit backup write", e))?;
+        .reporting("close intent")?;
+        tx.commit().await.reporting("commit backup write")?;
         Ok(Held::Yes)
     }
 }
@@ -224,13 +220,9 @@ impl Backup for MySqlBackup {
             let e = match inserted {
                 Ok(done) => return Ok(Begun::Claimed(done.last_insert_id())),
                 Err(e) if is_unique_violation(&e) => e,
-                Err(e) => return Err(mysql_error("record intent", e)),
+                Err(e) => return Err(e).reporting("record intent"),
             };
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| mysql_error("record intent", e))?;
+            let mut conn = self.pool.acquire().await.reporting("record intent")?;
             if let Some(key) = new.key
                 && let Some(earlier) =
                     load_where(&mut conn, "idempotency_key", key.as_str()).await?
@@ -246,11 +238,7 @@ impl Backup for MySqlBackup {
     }
 
     async fn copy(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| mysql_error("read backup copy", e))?;
+        let mut conn = self.pool.acquire().await.reporting("read backup copy")?;
         Ok(backup::load_rows(&mut conn, std::slice::from_ref(id))
             .await?
             .pop()
@@ -276,7 +264,7 @@ impl Backup for MySqlBackup {
             .execute(&self.pool)
         })
         .await
-        .map_err(|e| mysql_error("record before-image", e))?
+        .reporting("record before-image")?
         .rows_affected();
         Ok(held(rows))
     }
@@ -294,7 +282,7 @@ impl Backup for MySqlBackup {
                 .execute(&self.pool)
         })
         .await
-        .map_err(|e| mysql_error("renew lease", e))?
+        .reporting("renew lease")?
         .rows_affected();
         Ok(held(rows))
     }
@@ -334,27 +322,20 @@ impl Backup for MySqlBackup {
             .execute(&self.pool)
         })
         .await
-        .map_err(|e| mysql_error("set intent state", e))?
+        .reporting("set intent state")?
         .rows_affected();
         Ok(held(rows))
     }
 
     async fn holder(&self, intent: u64) -> Result<Option<Holder>, AppError> {
-        let mut tx = self
-            .pool
-            .begin()
+        let mut tx = self.pool.begin().await.reporting("read intent state")?;
+        let row: Option<Holder> = sqlx::query_as(HOLDER)
+            .bind(intent)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| mysql_error("read intent state", e))?;
-        let row: Option<(IntentState, Option<String>)> =
-            sqlx::query_as("SELECT state, lease_owner FROM sale_intents WHERE id = ? FOR UPDATE")
-                .bind(intent)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| mysql_error("read intent state", e))?;
-        tx.commit()
-            .await
-            .map_err(|e| mysql_error("read intent state", e))?;
-        Ok(row.map(|(state, owner)| Holder { state, owner }))
+            .reporting("read intent state")?;
+        tx.commit().await.reporting("read intent state")?;
+        Ok(row)
     }
 
     async fn release_key(&self, intent: u64) -> Result<(), AppError> {
@@ -364,32 +345,24 @@ impl Backup for MySqlBackup {
                 .execute(&self.pool)
         })
         .await
-            .map_err(|e| mysql_error("release submission key", e))?;
+            .reporting("release submission key")?;
         Ok(())
     }
 
     async fn take_over(&self, intent: u64, lease: &Lease) -> Result<Option<Intent>, AppError> {
         let taken = retry_deadlocks(|| take_over_query(lease, intent).execute(&self.pool))
             .await
-            .map_err(|e| mysql_error("take over intent", e))?
+            .reporting("take over intent")?
             .rows_affected();
         if taken != 1 {
             return Ok(None);
         }
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| mysql_error("take over intent", e))?;
+        let mut conn = self.pool.acquire().await.reporting("take over intent")?;
         load_id(&mut conn, intent).await
     }
 
     async fn claim_due(&self, lease: &Lease) -> Result<Option<Intent>, AppError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| mysql_error("claim intent", e))?;
+        let mut tx = self.pool.begin().await.reporting("claim intent")?;
         // SKIP LOCKED lets instances claim side by side; the compare-and-set in the
         // UPDATE is what makes the claim exclusive.
         let candidate: Option<u64> = sqlx::query_scalar(&format!(
@@ -400,7 +373,7 @@ impl Backup for MySqlBackup {
         ))
         .fetch_optional(&mut *tx)
         .await
-        .map_err(|e| mysql_error("claim intent", e))?;
+        .reporting("claim intent")?;
         let Some(id) = candidate else {
             rollback(tx).await;
             return Ok(None);
@@ -408,20 +381,14 @@ impl Backup for MySqlBackup {
         let claimed = take_over_query(lease, id)
             .execute(&mut *tx)
             .await
-            .map_err(|e| mysql_error("claim intent", e))?
+            .reporting("claim intent")?
             .rows_affected()
             == 1;
-        tx.commit()
-            .await
-            .map_err(|e| mysql_error("claim intent", e))?;
+        tx.commit().await.reporting("claim intent")?;
         if !claimed {
             return Ok(None);
         }
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| mysql_error("claim intent", e))?;
+        let mut conn = self.pool.acquire().await.reporting("claim intent")?;
         load_id(&mut conn, id).await
     }
 
@@ -436,7 +403,7 @@ impl Backup for MySqlBackup {
                 .build_query_as()
                 .fetch_all(&self.pool)
                 .await
-                .map_err(|e| mysql_error("load open intents", e))?;
+                .reporting("load open intents")?;
             for row in rows {
                 found.push(Intent::try_from(row)?);
             }
@@ -463,7 +430,7 @@ impl Backup for MySqlBackup {
                 .execute(&self.pool)
         })
         .await
-        .map_err(|e| mysql_error("defer intent", e))?
+        .reporting("defer intent")?
         .rows_affected();
         Ok(held(rows))
     }
@@ -520,7 +487,7 @@ impl Backup for MySqlBackup {
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(attempt * 10)).await;
                     }
-                    Err(e) => return Err(mysql_error("record import intents", e)),
+                    Err(e) => return Err(e).reporting("record import intents"),
                 }
             }
         }
@@ -530,7 +497,7 @@ impl Backup for MySqlBackup {
         .bind(&lease.owner)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| mysql_error("record import intents", e))?;
+        .reporting("record import intents")?;
         ids.iter()
             .map(|id| SaleId::parse(id).map_err(|_| AppError::Internal))
             .collect()
@@ -547,7 +514,7 @@ impl Backup for MySqlBackup {
             .execute(&self.pool)
         })
         .await
-        .map_err(|e| mysql_error("renew import leases", e))?
+        .reporting("renew import leases")?
         .rows_affected();
         Ok(if rows == claimed as u64 {
             Held::Yes
@@ -557,11 +524,7 @@ impl Backup for MySqlBackup {
     }
 
     async fn present(&self, ids: &[SaleId]) -> Result<Vec<SaleId>, AppError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| mysql_error("find sales", e))?;
+        let mut conn = self.pool.acquire().await.reporting("find sales")?;
         backup::existing(&mut conn, ids).await
     }
 
@@ -572,18 +535,14 @@ impl Backup for MySqlBackup {
         rows: &[Sale],
         skipped: &[SaleId],
     ) -> Result<Held, AppError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| mysql_error("begin import batch", e))?;
+        let mut tx = self.pool.begin().await.reporting("begin import batch")?;
         let still: Vec<u64> = sqlx::query_scalar(
             "SELECT id FROM sale_intents WHERE lease_owner = ? AND state = 'pending' FOR UPDATE",
         )
         .bind(&lease.owner)
         .fetch_all(&mut *tx)
         .await
-        .map_err(|e| mysql_error("check import leases", e))?;
+        .reporting("check import leases")?;
         if still.len() != claimed {
             rollback(tx).await;
             return Ok(Held::Lost);
@@ -600,7 +559,7 @@ impl Backup for MySqlBackup {
             q.build()
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| mysql_error("close import intents", e))?;
+                .reporting("close import intents")?;
         }
         sqlx::query(
             "UPDATE sale_intents SET state = 'done', updated_at = UTC_TIMESTAMP(6) WHERE lease_owner = ? AND state = 'pending'",
@@ -608,10 +567,8 @@ impl Backup for MySqlBackup {
         .bind(&lease.owner)
         .execute(&mut *tx)
         .await
-        .map_err(|e| mysql_error("close import intents", e))?;
-        tx.commit()
-            .await
-            .map_err(|e| mysql_error("commit import batch", e))?;
+        .reporting("close import intents")?;
+        tx.commit().await.reporting("commit import batch")?;
         Ok(Held::Yes)
     }
 
@@ -632,7 +589,7 @@ impl Backup for MySqlBackup {
             .execute(&self.pool)
         })
         .await
-        .map_err(|e| mysql_error("close import intents", e))?
+        .reporting("close import intents")?
         .rows_affected())
     }
 }
@@ -653,7 +610,7 @@ pub async fn intent_counts(pool: &sqlx::MySqlPool) -> Result<crate::model::Inten
     )
     .fetch_one(pool)
     .await
-    .map_err(|e| mysql_error("count intents", e))?;
+    .reporting("count intents")?;
     Ok(crate::model::IntentCounts {
         pending: c.pending as u64,
         needs_repair: c.needs_repair as u64,

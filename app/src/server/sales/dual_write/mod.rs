@@ -143,6 +143,12 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         &self.primary
     }
 
+    /// A sale as the primary (the truth) holds it now: what an edit starts from, so
+    /// the version the form carries is the one `update` and `delete` check.
+    pub async fn current(&self, id: &SaleId) -> Result<Option<Sale>, AppError> {
+        self.primary.get(id).await
+    }
+
     pub fn backup(&self) -> &B {
         &self.backup
     }
@@ -780,10 +786,10 @@ mod tests {
     #[test]
     fn intent_states_and_ops_round_trip() {
         for s in IntentState::ALL {
-            assert_eq!(IntentState::parse(s.as_str()), Ok(*s));
+            assert_eq!(IntentState::parse(s.as_str()), Ok(s));
         }
         for op in Op::ALL {
-            assert_eq!(Op::parse(op.as_str()), Ok(*op));
+            assert_eq!(Op::parse(op.as_str()), Ok(op));
         }
         assert!(IntentState::Pending.is_open() && IntentState::NeedsRepair.is_open());
         assert!(!IntentState::Done.is_open() && !IntentState::Failed.is_open());

@@ -7,7 +7,7 @@
 
 use super::ports::Primary;
 use crate::model::{AppError, Sale, SaleId};
-use crate::server::db::mongo_error;
+use crate::server::db::Context;
 use crate::server::sales::codec::{object_id, sale_to_document};
 use crate::server::sales::primary::{self, Deployment};
 use bson::doc;
@@ -71,7 +71,7 @@ impl Primary for MongoPrimary {
             .return_document(mongodb::options::ReturnDocument::Before)
             .max_time(self.max_time)
             .await
-            .map_err(|e| mongo_error("insert sale", e))?;
+            .context("insert sale")?;
         match existing.as_ref().map(primary::decode).transpose()? {
             None => Ok(()),
             Some(existing) if super::holds(Some(&existing), Some(sale)) => Ok(()),
@@ -91,7 +91,7 @@ impl Primary for MongoPrimary {
             .return_document(mongodb::options::ReturnDocument::Before)
             .max_time(self.max_time)
             .await
-            .map_err(|e| mongo_error("replace sale", e))?;
+            .context("replace sale")?;
         replaced.as_ref().map(primary::decode).transpose()
     }
 
@@ -101,7 +101,7 @@ impl Primary for MongoPrimary {
             .find_one_and_delete(Self::filter(&deployment, id, expected))
             .max_time(self.max_time)
             .await
-            .map_err(|e| mongo_error("delete sale", e))?;
+            .context("delete sale")?;
         deleted.as_ref().map(primary::decode).transpose()
     }
 
@@ -122,7 +122,7 @@ impl Primary for MongoPrimary {
             .return_document(mongodb::options::ReturnDocument::After)
             .max_time(self.max_time)
             .await
-            .map_err(|e| mongo_error("fence sale", e))?;
+            .context("fence sale")?;
         moved.as_ref().map(primary::decode).transpose()
     }
 

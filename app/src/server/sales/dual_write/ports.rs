@@ -34,14 +34,14 @@ pub enum IntentState {
     NeedsRepair,
 }
 
-crate::model::role::string_enum!(Op {
+crate::model::string_enum::string_enum!(Op {
     Create => "create",
     Update => "update",
     Delete => "delete",
     Repair => "repair",
 });
 
-crate::model::role::string_enum!(IntentState {
+crate::model::string_enum::string_enum!(IntentState {
     Pending => "pending",
     Done => "done",
     Failed => "failed",
@@ -112,7 +112,7 @@ pub enum Held {
 }
 
 /// An intent's state as a locking read sees it, with its lease holder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Holder {
     pub state: IntentState,
     pub owner: Option<String>,
@@ -184,7 +184,7 @@ pub enum ActorKind {
     System,
 }
 
-crate::model::role::string_enum!(ActorKind {
+crate::model::string_enum::string_enum!(ActorKind {
     User => "user",
     Import => "import",
     Sync => "sync",

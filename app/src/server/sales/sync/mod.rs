@@ -24,14 +24,19 @@
 //! `running` until its lease runs out; it then shows as interrupted, and the next run
 //! starts over.
 
+mod runs;
+
+pub use runs::{load, status};
+
 use super::codec::document_to_sale;
 use super::dual_write::Writer;
 use super::{backup, primary};
 use crate::model::{AppError, Sale, SaleId, SyncReport, SyncStatus, SyncTrigger};
-use crate::server::db::{finish_in_list, mongo_error, mysql_error};
+use crate::server::db::{Context, finish_in_list, mongo_error, truncate};
 use crate::server::jobs::{self, JobLease, SALES_SYNC, SALES_SYNC_SCHEDULE};
 use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
+use runs::close_interrupted;
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -112,7 +117,7 @@ pub async fn begin(writer: &Writer, options: SyncOptions) -> Result<Run, AppErro
     let expected: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sales")
         .fetch_one(pool)
         .await
-        .map_err(|e| mysql_error("count sales", e))?;
+        .reporting("count sales")?;
     let id = sqlx::query(
         "INSERT INTO sync_runs (trigger_kind, started_by, dry_run, status, expected, started_at) \
          VALUES (?, ?, ?, 'running', ?, UTC_TIMESTAMP(6))",
@@ -123,7 +128,7 @@ pub async fn begin(writer: &Writer, options: SyncOptions) -> Result<Run, AppErro
     .bind(expected)
     .execute(pool)
     .await
-    .map_err(|e| mysql_error("record sync run", e))?
+    .reporting("record sync run")?
     .last_insert_id();
     let report = load(pool, id).await?.ok_or(AppError::Internal)?;
     let lost = Arc::new(AtomicBool::new(false));
@@ -161,16 +166,6 @@ fn spawn_heartbeat(
             }
         }
     })
-}
-
-async fn close_interrupted(pool: &MySqlPool) -> Result<(), AppError> {
-    sqlx::query(
-        "UPDATE sync_runs SET status = 'interrupted', finished_at = UTC_TIMESTAMP(6) WHERE status = 'running'",
-    )
-    .execute(pool)
-    .await
-    .map_err(|e| mysql_error("close stale sync runs", e))?;
-    Ok(())
 }
 
 /// Claims a run and executes it in the background (the Run sync button); the report
@@ -252,12 +247,12 @@ impl Run {
         .bind(r.deleted)
         .bind(r.skipped)
         .bind(r.invalid)
-        .bind(r.error.as_deref().map(|e| e.chars().take(255).collect::<String>()))
+        .bind(r.error.as_deref().map(|e| truncate(e, 255)))
         .bind(finished)
         .bind(r.id)
         .execute(&self.writer.backup().pool)
         .await
-        .map_err(|e| mysql_error("save sync report", e))?;
+        .reporting("save sync report")?;
         Ok(())
     }
 
@@ -290,18 +285,11 @@ impl Run {
         }
 
         seen.sort_unstable();
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|e| mysql_error("sync: list backup ids", e))?;
+        let mut conn = pool.acquire().await.reporting("sync: list backup ids")?;
         let mut ids =
             sqlx::query_scalar::<_, String>("SELECT id FROM sales ORDER BY id").fetch(&mut *conn);
         let mut extras = Vec::new();
-        while let Some(id) = ids
-            .try_next()
-            .await
-            .map_err(|e| mysql_error("sync: list backup ids", e))?
-        {
+        while let Some(id) = ids.try_next().await.reporting("sync: list backup ids")? {
             let known = bson::oid::ObjectId::parse_str(&id)
                 .is_ok_and(|oid| seen.binary_search(&oid.bytes()).is_ok());
             if known {
@@ -327,10 +315,7 @@ impl Run {
     /// The sales of this batch that MySQL lacks or holds differently.
     async fn differing(&self, pool: &MySqlPool, sales: Vec<Sale>) -> Result<Vec<Diff>, AppError> {
         let ids: Vec<SaleId> = sales.iter().map(|s| s.id.clone()).collect();
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|e| mysql_error("sync: read backup", e))?;
+        let mut conn = pool.acquire().await.reporting("sync: read backup")?;
         let backed_up: HashMap<String, backup::StoredSale> = backup::load_rows(&mut conn, &ids)
             .await?
             .into_iter()
@@ -411,7 +396,7 @@ async fn repair(
         .pool
         .begin()
         .await
-        .map_err(|e| mysql_error("sync: begin repair", e))?;
+        .reporting("sync: begin repair")?;
     if !lease.still_held(&mut tx).await? {
         let _ = tx.rollback().await;
         return Err(AppError::Conflict(LEASE_LOST.into()));
@@ -458,7 +443,7 @@ async fn repair(
         .bind(&claim.owner)
         .execute(&mut *tx)
         .await
-        .map_err(|e| mysql_error("sync: release repaired sales", e))?;
+        .reporting("sync: release repaired sales")?;
     let before = |id: &SaleId| current.get(id.as_str()).and_then(|r| r.sale.as_ref().ok());
     let journaled: Vec<(&SaleId, Option<&Sale>, Option<&Sale>)> = replace
         .iter()
@@ -466,9 +451,7 @@ async fn repair(
         .chain(deleted.iter().map(|id| (id, before(id), None)))
         .collect();
     journal_repairs(&mut tx, &claim.owner, &journaled).await?;
-    tx.commit()
-        .await
-        .map_err(|e| mysql_error("sync: commit repair", e))?;
+    tx.commit().await.reporting("sync: commit repair")?;
     for s in &replace {
         tracing::info!(sale_id = %s.id, version = s.version, "sync: backup row repaired from MongoDB");
     }
@@ -500,7 +483,7 @@ async fn claim_sales(
             .build_query_scalar()
             .fetch_all(&mut *conn)
             .await
-            .map_err(|e| mysql_error("sync: hold sales", e))?
+            .reporting("sync: hold sales")?
             .into_iter()
             .collect();
         let free: Vec<&SaleId> = ids
@@ -527,7 +510,7 @@ async fn claim_sales(
         match q.build().execute(&mut *conn).await {
             Ok(_) => break,
             Err(e) if crate::server::db::is_unique_violation(&e) && attempt < 5 => continue,
-            Err(e) => return Err(mysql_error("sync: hold sales", e)),
+            Err(e) => return Err(e).reporting("sync: hold sales"),
         }
     }
     let held: Vec<String> =
@@ -535,7 +518,7 @@ async fn claim_sales(
             .bind(&claim.owner)
             .fetch_all(&mut *conn)
             .await
-            .map_err(|e| mysql_error("sync: hold sales", e))?;
+            .reporting("sync: hold sales")?;
     Ok(held.into_iter().collect())
 }
 
@@ -567,7 +550,7 @@ async fn journal_repairs(
     q.build()
         .execute(&mut *conn)
         .await
-        .map_err(|e| mysql_error("sync: journal repairs", e))?;
+        .reporting("sync: journal repairs")?;
     Ok(())
 }
 
@@ -591,7 +574,7 @@ async fn edited_since(
         .build_query_scalar()
         .fetch_all(&mut *conn)
         .await
-        .map_err(|e| mysql_error("sync: check intents", e))?;
+        .reporting("sync: check intents")?;
     Ok(rows.into_iter().collect())
 }
 
@@ -638,96 +621,6 @@ fn read_batches(
         }
     });
     rx
-}
-
-const REPORT_COLUMNS: &str = "r.id, r.trigger_kind, u.username AS started_by, r.dry_run, r.status, r.expected, \
-     r.scanned, r.created, r.updated, r.deleted, r.skipped, r.invalid, r.error, r.started_at, r.finished_at";
-
-#[derive(sqlx::FromRow)]
-struct ReportRow {
-    id: u64,
-    trigger_kind: SyncTrigger,
-    started_by: Option<String>,
-    dry_run: bool,
-    status: SyncStatus,
-    expected: u64,
-    scanned: u64,
-    created: u64,
-    updated: u64,
-    deleted: u64,
-    skipped: u64,
-    invalid: u64,
-    error: Option<String>,
-    started_at: chrono::NaiveDateTime,
-    finished_at: Option<chrono::NaiveDateTime>,
-}
-
-impl From<ReportRow> for SyncReport {
-    fn from(r: ReportRow) -> Self {
-        SyncReport {
-            id: r.id,
-            trigger: r.trigger_kind,
-            started_by: r.started_by,
-            dry_run: r.dry_run,
-            status: r.status,
-            expected: r.expected,
-            scanned: r.scanned,
-            created: r.created,
-            updated: r.updated,
-            deleted: r.deleted,
-            skipped: r.skipped,
-            invalid: r.invalid,
-            error: r.error,
-            started_at: r.started_at.and_utc(),
-            finished_at: r.finished_at.map(|t| t.and_utc()),
-        }
-    }
-}
-
-async fn query_reports(
-    pool: &MySqlPool,
-    condition: &str,
-    bind: Option<u64>,
-) -> Result<Option<SyncReport>, AppError> {
-    let sql = format!(
-        "SELECT {REPORT_COLUMNS} FROM sync_runs r LEFT JOIN users u ON u.id = r.started_by \
-         WHERE {condition} ORDER BY r.id DESC LIMIT 1"
-    );
-    let mut q = sqlx::query_as::<_, ReportRow>(&sql);
-    if let Some(b) = bind {
-        q = q.bind(b);
-    }
-    Ok(q.fetch_optional(pool)
-        .await
-        .map_err(|e| mysql_error("load sync report", e))?
-        .map(SyncReport::from))
-}
-
-pub async fn load(pool: &MySqlPool, id: u64) -> Result<Option<SyncReport>, AppError> {
-    query_reports(pool, "r.id = ?", Some(id)).await
-}
-
-/// The replication panel: journal counts, the run in progress, the last finished run
-/// and the drift as of the latest completed run. A `running` row whose run no longer
-/// holds the sync lease died with its process: it is closed as interrupted here, by
-/// whichever instance looks first.
-#[tracing::instrument(skip_all)]
-pub async fn status(pool: &MySqlPool) -> Result<crate::model::ReplicationStatus, AppError> {
-    // One after another: a few small queries, and a sync in progress needs the pool more.
-    let intents = super::dual_write::intent_counts(pool).await?;
-    if !jobs::is_held(pool, SALES_SYNC).await? {
-        close_interrupted(pool).await?;
-    }
-    let running = query_reports(pool, "r.status = 'running'", None).await?;
-    let last = query_reports(pool, "r.status <> 'running'", None).await?;
-    let completed = query_reports(pool, "r.status = 'completed'", None).await?;
-    Ok(crate::model::ReplicationStatus {
-        intents,
-        running,
-        last,
-        drift: completed.map(|r| if r.dry_run { r.drift() } else { r.skipped }),
-        deployment: None,
-    })
 }
 
 /// Runs a repairing sync once per `every` across all instances, for the life of the

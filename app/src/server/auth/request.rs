@@ -1,0 +1,46 @@
+//! The parts of an HTTP request the auth services need, read once per server function.
+
+use crate::model::AppError;
+use crate::server::db::truncate;
+use leptos::prelude::*;
+use tower_sessions::Session;
+
+/// The parts of the HTTP request the auth services need.
+pub struct RequestInfo {
+    pub session: Session,
+    pub ip: String,
+    pub user_agent: Option<String>,
+    /// The browser's device cookie (`auth::devices`), if it sent one.
+    pub device: Option<String>,
+    /// The path asked for, for the audit log.
+    pub path: String,
+}
+
+/// Read from the request synchronously (see `crate::server::respond`).
+pub fn request_info(secure_cookies: bool) -> Result<RequestInfo, AppError> {
+    let parts = use_context::<http::request::Parts>().ok_or_else(|| {
+        tracing::error!("request parts missing from the context");
+        AppError::Internal
+    })?;
+    let session = parts.extensions.get::<Session>().cloned().ok_or_else(|| {
+        tracing::error!("session layer missing");
+        AppError::Internal
+    })?;
+    let ip = parts
+        .extensions
+        .get::<crate::server::client_ip::ClientIp>()
+        .map(|client| client.0.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| truncate(s, 255));
+    Ok(RequestInfo {
+        session,
+        ip,
+        user_agent,
+        device: super::devices::read(&parts.headers, secure_cookies),
+        path: truncate(parts.uri.path(), 128),
+    })
+}
