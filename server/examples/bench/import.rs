@@ -1,7 +1,7 @@
 //! `scripts/bench import [--million]`: the streaming import against a row-by-row
 //! baseline, each run in a child process so that its peak RSS is its own.
 
-use crate::{fresh_databases, peak_rss_kb};
+use crate::{fresh_databases, peak_rss_kb, run_self};
 use sqlx::ConnectOptions;
 use sqlx::mysql::MySqlConnectOptions;
 use std::sync::Arc;
@@ -85,21 +85,13 @@ pub async fn child(mode: &str, file: &str, limit: u64) -> anyhow::Result<()> {
 }
 
 async fn run_child(mode: &str, file: &std::path::Path, limit: u64) -> anyhow::Result<RunResult> {
-    let out = tokio::process::Command::new(std::env::current_exe()?)
-        .args([
-            "__import",
-            mode,
-            &file.to_string_lossy(),
-            &limit.to_string(),
-        ])
-        .output()
-        .await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "child {mode} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run_self(&[
+        "__import",
+        mode,
+        &file.to_string_lossy(),
+        &limit.to_string(),
+    ])
+    .await?;
     let f: Vec<&str> = text.split_whitespace().collect();
     anyhow::ensure!(f.len() == 3, "unexpected child output {text:?}");
     Ok(RunResult {

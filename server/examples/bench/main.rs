@@ -172,6 +172,21 @@ async fn staff_session(
         .ok_or_else(|| anyhow::anyhow!("no session cookie after the second step"))
 }
 
+/// Runs this benchmark binary again with `args` (a hidden child subcommand), so that the
+/// child's peak RSS is its own; returns what it printed.
+async fn run_self(args: &[&str]) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new(std::env::current_exe()?)
+        .args(args)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "child {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

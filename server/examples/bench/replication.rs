@@ -2,7 +2,7 @@
 //! and reconciliation against a read-only scan of both stores and a naive per-record
 //! loop. Each sync measurement runs in a child process, so its peak RSS is its own.
 
-use crate::{fresh_databases, ms, peak_rss_kb, percentile};
+use crate::{fresh_databases, ms, peak_rss_kb, percentile, run_self};
 use app::model::{Sale, SaleId, SyncTrigger};
 use app::server::sales::sync::{self, SyncOptions};
 use app::server::sales::{backup, codec, dual_write, generate, primary};
@@ -331,16 +331,7 @@ struct ChildResult {
 }
 
 async fn child(mode: &str, db: &str) -> anyhow::Result<ChildResult> {
-    let out = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["__sync", mode, db])
-        .output()
-        .await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "child {mode} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let text = run_self(&["__sync", mode, db]).await?;
     let mut f = text.splitn(3, ' ');
     Ok(ChildResult {
         secs: f.next().unwrap_or("0").parse()?,
