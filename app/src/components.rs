@@ -58,6 +58,9 @@ pub fn FieldMessage(error: Signal<Option<AppError>>, field: &'static str) -> imp
     }
 }
 
+/// Marks an input in the server's HTML (see `Field`).
+const SERVER_RENDERED: &str = "data-server-rendered";
+
 /// A labelled input with its message below it, wired for screen readers: every text
 /// input of the portal. A field of a plain HTML form has a `name` (its id is then
 /// `f-{name}`); a field only a component reads (the sale editor's) has an `id`.
@@ -91,16 +94,19 @@ pub fn Field(
             ids.join(" ")
         }
     };
-    // Text typed before the page hydrated is in the input, not yet in `value`: the
-    // first run (just after hydration) adopts it instead of wiping it; later runs carry
-    // changes made by code into the input.
+    // Text typed before the page hydrated is in the input, not yet in `value`. An input
+    // the server rendered carries a marker; the first run after hydration adopts what
+    // it holds and drops the marker. Every other run (and an input rendered here, or
+    // one a re-render reused, which holds a previous form's text) carries `value` into
+    // the input.
     let input = NodeRef::<leptos::html::Input>::new();
-    Effect::new(move |adopted: Option<bool>| {
+    Effect::new(move |_| {
         let wanted = value.get();
         let Some(el) = input.get() else {
-            return false;
+            return;
         };
-        if adopted != Some(true) {
+        if el.has_attribute(SERVER_RENDERED) {
+            let _ = el.remove_attribute(SERVER_RENDERED);
             let typed = el.value();
             if typed != wanted {
                 value.set(typed);
@@ -108,7 +114,6 @@ pub fn Field(
         } else if el.value() != wanted {
             el.set_value(&wanted);
         }
-        true
     });
     view! {
         <div class="field">
@@ -120,6 +125,7 @@ pub fn Field(
                 type=kind
                 autocomplete=autocomplete
                 value=value.get_untracked()
+                data-server-rendered=cfg!(feature = "ssr").then_some("")
                 on:input=move |ev| value.set(event_target_value(&ev))
                 on:blur=move |_| { if let Some(cb) = on_blur { cb.run(()) } }
                 aria-invalid=move || error.get().is_some().to_string()
