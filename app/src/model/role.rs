@@ -69,7 +69,7 @@ string_enum!(AccountStatus {
     Active => "active",
     Pending => "pending",
     Disabled => "disabled",
-});
+} else "Status must be active, pending or disabled");
 
 #[cfg(test)]
 mod tests {

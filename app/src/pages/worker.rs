@@ -11,7 +11,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{A, Form};
 use leptos_router::hooks::use_query;
-use leptos_router::params::{Params, ParamsMap};
+use leptos_router::location::Url;
+use leptos_router::params::Params;
 
 /// The filters as the URL carries them (`/worker?store=Denver&page=2`): bookmarkable,
 /// and kept by the back button.
@@ -63,12 +64,18 @@ fn href_for(q: &SalesQuery, page: u32, sort: Option<SaleSort>) -> String {
         ("sort", sort),
         ("page", &page),
     ];
-    let params: ParamsMap = pairs
+    // Built here rather than through `ParamsMap`, whose `insert` decodes the values
+    // again: a literal `%41` typed in a filter would come back as `A`.
+    let query: Vec<String> = pairs
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k, v.to_string()))
+        .map(|(k, v)| format!("{k}={}", Url::escape(v)))
         .collect();
-    format!("/worker{}", params.to_query_string())
+    if query.is_empty() {
+        "/worker".into()
+    } else {
+        format!("/worker?{}", query.join("&"))
+    }
 }
 
 #[component]
@@ -288,6 +295,7 @@ mod tests {
         let q = SalesQuery {
             store: "New York".into(),
             email: "a+b@c.co".into(),
+            method: "%41".into(),
             sort: "total_desc".into(),
             page: "3".into(),
             ..Default::default()
@@ -296,11 +304,11 @@ mod tests {
             href_for(&q, 2, None),
             // As the server renders it; the browser's encodeURIComponent leaves `.` and
             // `_` as they are, which decodes to the same.
-            "/worker?store=New%20York&email=a%2Bb%40c%2Eco&sort=total%5Fdesc&page=2"
+            "/worker?store=New%20York&method=%2541&email=a%2Bb%40c%2Eco&sort=total%5Fdesc&page=2"
         );
         assert_eq!(
             href_for(&q, 1, Some(SaleSort::DateAsc)),
-            "/worker?store=New%20York&email=a%2Bb%40c%2Eco&sort=date%5Fasc"
+            "/worker?store=New%20York&method=%2541&email=a%2Bb%40c%2Eco&sort=date%5Fasc"
         );
         assert_eq!(href_for(&SalesQuery::default(), 1, None), "/worker");
     }

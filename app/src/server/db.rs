@@ -196,7 +196,6 @@ pub fn finish_in_list<'a>(
     q.push(")");
 }
 
-/// At most `max` characters of `text`, for columns of that length.
 /// `text` with LIKE's wildcards (and its escape character) taken literally, for a
 /// pattern built around it.
 pub fn like_literal(text: &str) -> String {
@@ -205,6 +204,7 @@ pub fn like_literal(text: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// At most `max` characters of `text`, for columns of that length.
 pub fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }

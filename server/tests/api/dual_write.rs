@@ -174,7 +174,7 @@ async fn failure_matrix_leaves_the_stores_equal() {
                     assert_eq!(e, AppError::Unavailable(Store::MongoDb), "{case}")
                 }
                 (Point::MySqlDownBeforeIntent, Ok(Err(e))) => {
-                    assert_eq!(e, AppError::Unavailable(Store::MySql), "{case}")
+                    assert_eq!(e, AppError::Unavailable(Store::Reporting), "{case}")
                 }
                 (Point::MySqlFailsAfterMongo, Ok(Err(e))) => assert_eq!(
                     e,

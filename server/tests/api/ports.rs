@@ -231,8 +231,9 @@ pub struct TestBackup<B> {
     pub gates: Gates,
 }
 
+/// What the real backup answers when MySQL is down: the reporting database's outage.
 fn mysql_down() -> AppError {
-    AppError::Unavailable(Store::MySql)
+    AppError::Unavailable(Store::Reporting)
 }
 
 impl<B> TestBackup<B> {
