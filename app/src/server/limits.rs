@@ -3,7 +3,7 @@
 //! process runs at once (password hashing and strength estimates).
 
 use crate::model::AppError;
-use crate::server::db::{Context, mysql_error, truncate};
+use crate::server::db::{Context, truncate};
 use sqlx::MySqlPool;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -126,8 +126,7 @@ pub async fn hit(
     limit: Limit,
 ) -> Result<Result<Reserved, Refused>, AppError> {
     let subject = truncate(subject, 128);
-    let fail = |e| mysql_error("count request", e);
-    let mut tx = pool.begin().await.map_err(fail)?;
+    let mut tx = pool.begin().await.context("count request")?;
     sqlx::query(
         "INSERT INTO counters (kind, subject, hits, window_start, last_hit_at, refused_since_hit) \
          VALUES (?, ?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), FALSE) \
@@ -137,7 +136,7 @@ pub async fn hit(
     .bind(&subject)
     .execute(&mut *tx)
     .await
-    .map_err(fail)?;
+    .context("count request")?;
     let row: Row = sqlx::query_as(
         "SELECT hits, TIMESTAMPDIFF(MICROSECOND, last_hit_at, UTC_TIMESTAMP(6)) AS idle_micros, \
          window_start < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND AS expired, refused_since_hit \
@@ -148,7 +147,7 @@ pub async fn hit(
     .bind(&subject)
     .fetch_one(&mut *tx)
     .await
-    .map_err(fail)?;
+    .context("count request")?;
     let hits = if row.expired { 0 } else { row.hits };
     let wait = micros(limit.delay(hits)) - row.idle_micros;
     if hits >= limit.max && wait > 0 {
@@ -157,8 +156,8 @@ pub async fn hit(
             .bind(&subject)
             .execute(&mut *tx)
             .await
-            .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
+            .context("count request")?;
+        tx.commit().await.context("count request")?;
         return Ok(Err(Refused {
             retry_after: (wait as u64).div_ceil(1_000_000).max(1),
             first: !row.refused_since_hit,
@@ -174,8 +173,8 @@ pub async fn hit(
     .bind(&subject)
     .execute(&mut *tx)
     .await
-    .map_err(fail)?;
-    tx.commit().await.map_err(fail)?;
+    .context("count request")?;
+    tx.commit().await.context("count request")?;
     Ok(Ok(Reserved {
         counter,
         subject,

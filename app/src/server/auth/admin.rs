@@ -6,7 +6,7 @@ use super::sessions::CurrentUser;
 use super::{accounts, sessions};
 use crate::model::{AccountStatus, AppError, Role, UserSummary};
 use crate::server::AppState;
-use crate::server::db::{Context, mysql_error};
+use crate::server::db::Context;
 use chrono::NaiveDateTime;
 use sqlx::MySqlPool;
 
@@ -136,8 +136,7 @@ async fn change_account(
         role: Role,
         status: AccountStatus,
     }
-    let fail = |e| mysql_error("change account", e);
-    let mut tx = state.mysql.begin().await.map_err(fail)?;
+    let mut tx = state.mysql.begin().await.context("change account")?;
     let locked: Vec<Locked> = sqlx::query_as(
         "SELECT id, role, status FROM users \
          WHERE id IN (?, ?) OR (role = 'senior_management' AND status = 'active') \
@@ -147,7 +146,7 @@ async fn change_account(
     .bind(id)
     .fetch_all(&mut *tx)
     .await
-    .map_err(fail)?;
+    .context("change account")?;
     let is_manager =
         |u: &Locked| u.role == Role::SeniorManagement && u.status == AccountStatus::Active;
     if !locked
@@ -179,8 +178,8 @@ async fn change_account(
         .bind(id)
         .execute(&mut *tx)
         .await
-        .map_err(fail)?;
-    tx.commit().await.map_err(fail)
+        .context("change account")?;
+    tx.commit().await.context("change account")
 }
 
 /// Approves (active) or rejects (disabled) a pending account.

@@ -100,7 +100,7 @@ pub async fn authenticate(
         || now - last_seen_at
             > chrono::Duration::from_std(settings.idle_timeout).unwrap_or(chrono::Duration::MAX);
     if expired || status == AccountStatus::Disabled {
-        super::sessions::delete_key(&state.mysql, &auth.key).await?;
+        delete_key(&state.mysql, &auth.key).await?;
         session.flush().await.map_err(session_error)?;
         return Ok(None);
     }
