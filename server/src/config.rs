@@ -169,6 +169,16 @@ pub struct ServeConfig {
         global = true
     )]
     pub recovery_interval_secs: u64,
+
+    /// Milliseconds between the live feed's reads of MySQL (one loop per instance):
+    /// how late, at most, an edit made on another instance reaches this one's pages.
+    #[arg(long, env = "LIVE_POLL_MS", default_value_t = 150, global = true)]
+    pub live_poll_ms: u64,
+
+    /// Seconds a live stream may carry no change before it is closed; the browser
+    /// reconnects at once, and is authenticated again.
+    #[arg(long, env = "LIVE_IDLE_SECS", default_value_t = 300, global = true)]
+    pub live_idle_secs: u64,
 }
 
 /// A setting that is required for the command at hand but missing or invalid.
@@ -303,12 +313,27 @@ impl ServeConfig {
                 "PUBLIC_URL must start with https:// or http://".into(),
             ));
         }
+        if !(10..=10_000).contains(&self.live_poll_ms) {
+            return Err(ConfigError(
+                "LIVE_POLL_MS must be between 10 and 10000".into(),
+            ));
+        }
+        if self.live_idle_secs == 0 {
+            return Err(ConfigError("LIVE_IDLE_SECS must be at least 1".into()));
+        }
         if self.recovery_interval_secs == 0 {
             return Err(ConfigError(
                 "RECOVERY_INTERVAL_SECS must be at least 1".into(),
             ));
         }
         Ok(())
+    }
+
+    pub fn live_settings(&self) -> app::server::live::LiveSettings {
+        app::server::live::LiveSettings {
+            poll: std::time::Duration::from_millis(self.live_poll_ms),
+            idle: std::time::Duration::from_secs(self.live_idle_secs),
+        }
     }
 
     /// Where users reach the site: PUBLIC_URL, or http:// and the listen address.
@@ -441,6 +466,8 @@ mod tests {
             seed_demo: false,
             sync_interval_secs: 0,
             recovery_interval_secs: 10,
+            live_poll_ms: 150,
+            live_idle_secs: 300,
         };
         assert!(c.validate().is_err());
         c.session_absolute_timeout_secs = 10;

@@ -99,6 +99,7 @@ impl Application {
             mysql,
             mongo,
             auth: serve.auth_settings(),
+            live: app::server::live::Live::new(serve.live_settings()),
         };
         migrate_or_retry_later(&state).await?;
         let listener = TcpListener::bind(serve.site_addr)
@@ -119,6 +120,7 @@ impl Application {
             app::server::sales::dual_write::instance_id(),
         );
         spawn_mongo_indexes(state.mongo.clone());
+        state.live.spawn_follower(state.mysql.clone());
         // Rolls back edits whose writer died or stalled past its lease, at start and then
         // every interval.
         app::server::sales::dual_write::spawn_recovery(
@@ -153,7 +155,14 @@ impl Application {
             self.router
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            // Open live streams would hold the shutdown until they idle out.
+            let live = self.state.live.clone();
+            async move {
+                shutdown_signal().await;
+                live.close();
+            }
+        })
         .await
     }
 }
@@ -201,7 +210,7 @@ fn spawn_mongo_indexes(mongo: mongodb::Database) {
 }
 
 /// Hourly clean-up: expired session records, timed-out logins, old counters, browsers
-/// no longer trusted, and sent mail after a month.
+/// no longer trusted, sent mail after a month, and change-feed entries after a day.
 fn spawn_maintenance(state: AppState, store: MySqlStore) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -223,6 +232,10 @@ fn spawn_maintenance(state: AppState, store: MySqlStore) {
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
                 app::server::auth::devices::prune(pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                app::server::live::prune(pool)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
@@ -252,6 +265,15 @@ pub fn router(state: AppState, serve: &ServeConfig) -> Router {
     let bundle_dir = format!("{}/{pkg}", state.leptos_options.site_root);
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/events", get(app::server::live::events))
+        .route(
+            "/api/export/sales.csv",
+            get(app::server::sales::export::sales_download),
+        )
+        .route(
+            "/api/export/analytics.csv",
+            get(app::server::sales::export::analytics_download),
+        )
         .nest(&format!("/{pkg}"), assets::bundle(&bundle_dir))
         .leptos_routes_with_context(&state, routes, context, shell)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(

@@ -21,9 +21,11 @@ use leptos::prelude::*;
 #[server(prefix = "/api", endpoint = "me")]
 pub async fn me() -> Result<Option<SessionUser>, AppError> {
     respond(Access::PUBLIC, |call, ()| async move {
-        Ok(sessions::authenticate(&call.state, &call.info.session)
-            .await?
-            .map(|c| c.user))
+        Ok(
+            sessions::authenticate(&call.state, &call.info.session, sessions::Activity::User)
+                .await?
+                .map(|c| c.user),
+        )
     })
     .await
 }

@@ -156,18 +156,9 @@ pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), 
 /// The management analytics over an inclusive date range (`YYYY-MM-DD`, either empty).
 #[server(prefix = "/api", endpoint = "analytics")]
 pub async fn load_analytics(from: String, to: String) -> Result<Analytics, AppError> {
-    use crate::model::report::parse_day;
     respond(Access::MANAGEMENT, |call, _| async move {
-        let from = parse_day(&from, "from").map_err(|e| AppError::Invalid(vec![e]))?;
-        let to = parse_day(&to, "to").map_err(|e| AppError::Invalid(vec![e]))?;
-        if let (Some(f), Some(t)) = (from, to)
-            && f > t
-        {
-            return Err(AppError::invalid(
-                "to",
-                "The end date is before the start date",
-            ));
-        }
+        let (from, to) = crate::model::report::parse_range(&from, &to)
+            .map_err(|e| AppError::Invalid(vec![e]))?;
         queries::analytics(&call.state.mysql, from, to).await
     })
     .await

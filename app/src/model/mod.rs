@@ -4,6 +4,7 @@ pub mod account;
 pub mod error;
 pub mod health;
 pub mod history;
+pub mod live;
 pub mod replication;
 pub mod report;
 pub mod role;

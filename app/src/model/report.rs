@@ -80,6 +80,23 @@ pub fn parse_day(raw: &str, field: &str) -> Result<Option<NaiveDate>, FieldError
         .transpose()
 }
 
+/// The analytics' date range, both ends inclusive and optional.
+pub fn parse_range(
+    from: &str,
+    to: &str,
+) -> Result<(Option<NaiveDate>, Option<NaiveDate>), FieldError> {
+    let (from, to) = (parse_day(from, "from")?, parse_day(to, "to")?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(FieldError::new(
+            "to",
+            "The end date is before the start date",
+        ));
+    }
+    Ok((from, to))
+}
+
 impl SalesQuery {
     pub fn parse(&self) -> Result<SalesFilter, Vec<FieldError>> {
         fn keep<T>(errors: &mut Vec<FieldError>, r: Result<T, FieldError>) -> Option<T> {

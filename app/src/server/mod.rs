@@ -8,6 +8,7 @@ pub mod demo;
 pub mod health;
 pub mod jobs;
 pub mod limits;
+pub mod live;
 pub mod mail;
 pub mod sales;
 pub mod state;
@@ -38,7 +39,13 @@ impl Gate for auth::Access {
     type Caller = auth::CurrentUser;
     /// Checks the session and the role (see `auth::guard::require`).
     async fn admit(self, call: &Call) -> Result<auth::CurrentUser, crate::model::AppError> {
-        auth::guard::require(&call.state, &call.info, self).await
+        auth::guard::require(
+            &call.state,
+            &call.info,
+            self,
+            auth::sessions::Activity::User,
+        )
+        .await
     }
 }
 
@@ -80,6 +87,15 @@ where
         options.set_status(code);
     }
     result
+}
+
+/// An error as the API answers it, for handlers outside Leptos: its status, and the
+/// error as JSON (`http::api_errors` turns an internal one into a request id).
+pub fn error_response(e: crate::model::AppError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = http::StatusCode::from_u16(e.status_code())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(e)).into_response()
 }
 
 /// Adds a `Set-Cookie` header to the server function's response.

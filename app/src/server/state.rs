@@ -18,6 +18,8 @@ pub struct AppState {
     pub writer: crate::server::sales::dual_write::Writer,
     pub counts: crate::server::sales::queries::CountCache,
     pub mailer: crate::server::mail::Mailer,
+    /// This instance's view of the change feed, which its live streams read.
+    pub live: crate::server::live::Live,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -5,6 +5,7 @@
 
 use crate::{Bench, ms, percentile};
 use app::model::{Role, Sale, SaleId};
+use app::server::sales::changes::Changes;
 use app::server::sales::{backup, generate, queries};
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,11 @@ async fn load_mysql(pool: &sqlx::MySqlPool, n: usize) -> anyhow::Result<Duration
             })
             .collect();
         let mut tx = pool.begin().await?;
-        backup::replace(&mut tx, &batch).await.map_err(err)?;
+        let mut changes = Changes::default();
+        backup::replace(&mut tx, &batch, &mut changes)
+            .await
+            .map_err(err)?;
+        changes.record(&mut tx).await.map_err(err)?;
         tx.commit().await?;
         done += batch.len();
         if done % 100_000 == 0 {

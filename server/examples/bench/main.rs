@@ -62,6 +62,8 @@ impl Bench {
             seed_demo: false,
             sync_interval_secs: 0,
             recovery_interval_secs: 10,
+            live_poll_ms: 150,
+            live_idle_secs: 300,
         };
         let app =
             Application::build(&databases, &serve, server::leptos_options(serve.site_addr)).await?;

@@ -4,6 +4,7 @@
 
 use crate::{fresh_databases, ms, peak_rss_kb, percentile, run_self};
 use app::model::{Sale, SaleId, SyncTrigger};
+use app::server::sales::changes::Changes;
 use app::server::sales::sync::{self, SyncOptions};
 use app::server::sales::{backup, codec, dual_write, generate, primary};
 use futures::TryStreamExt;
@@ -221,9 +222,11 @@ async fn latency() -> anyhow::Result<()> {
         coll.insert_one(codec::sale_to_document(&raw, money))
             .await?;
         let mut tx = mysql.begin().await?;
-        backup::replace(&mut tx, std::slice::from_ref(&raw))
+        let mut changes = Changes::default();
+        backup::replace(&mut tx, std::slice::from_ref(&raw), &mut changes)
             .await
             .map_err(err)?;
+        changes.record(&mut tx).await.map_err(err)?;
         tx.commit().await?;
         times[0][1].push(t.elapsed());
         raw_sales.push(raw);
@@ -246,9 +249,11 @@ async fn latency() -> anyhow::Result<()> {
         .upsert(true)
         .await?;
         let mut tx = mysql.begin().await?;
-        backup::replace(&mut tx, std::slice::from_ref(&upserted))
+        let mut changes = Changes::default();
+        backup::replace(&mut tx, std::slice::from_ref(&upserted), &mut changes)
             .await
             .map_err(err)?;
+        changes.record(&mut tx).await.map_err(err)?;
         tx.commit().await?;
         times[3][1].push(t.elapsed());
     }
@@ -269,9 +274,11 @@ async fn latency() -> anyhow::Result<()> {
         )
         .await?;
         let mut tx = mysql.begin().await?;
-        backup::replace(&mut tx, std::slice::from_ref(raw))
+        let mut changes = Changes::default();
+        backup::replace(&mut tx, std::slice::from_ref(raw), &mut changes)
             .await
             .map_err(err)?;
+        changes.record(&mut tx).await.map_err(err)?;
         tx.commit().await?;
         times[1][1].push(t.elapsed());
     }
@@ -284,9 +291,11 @@ async fn latency() -> anyhow::Result<()> {
         coll.delete_one(bson::doc! { "_id": codec::object_id(&raw.id) })
             .await?;
         let mut tx = mysql.begin().await?;
-        backup::delete(&mut tx, std::slice::from_ref(&raw.id))
+        let mut changes = Changes::default();
+        backup::delete(&mut tx, std::slice::from_ref(&raw.id), &mut changes)
             .await
             .map_err(err)?;
+        changes.record(&mut tx).await.map_err(err)?;
         tx.commit().await?;
         times[2][1].push(t.elapsed());
     }
@@ -396,9 +405,11 @@ pub async fn child_main(mode: &str, db: &str) -> anyhow::Result<()> {
                     .await
                     .map_err(err)?;
                 let mut tx = mysql.begin().await?;
-                backup::replace(&mut tx, std::slice::from_ref(&sale))
+                let mut changes = Changes::default();
+                backup::replace(&mut tx, std::slice::from_ref(&sale), &mut changes)
                     .await
                     .map_err(err)?;
+                changes.record(&mut tx).await.map_err(err)?;
                 tx.commit().await?;
                 n += 1;
             }
@@ -462,9 +473,11 @@ async fn sync_bench(size: usize) -> anyhow::Result<()> {
         .execute(&mysql)
         .await?;
     let mut tx = mysql.begin().await?;
-    backup::replace(&mut tx, &sales(10, third))
+    let mut changes = Changes::default();
+    backup::replace(&mut tx, &sales(10, third), &mut changes)
         .await
         .map_err(err)?;
+    changes.record(&mut tx).await.map_err(err)?;
     tx.commit().await?;
     let drifted = child("sync", &name).await?;
     let naive = child("naive", &name).await?;

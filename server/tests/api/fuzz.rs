@@ -216,7 +216,7 @@ async fn snapshot(app: &TestApp) -> (Vec<(String, Option<i64>)>, Vec<bson::Docum
     }
     let tables: Vec<Checksum> = sqlx::query_as(
         "CHECKSUM TABLE users, email_tokens, trusted_devices, mail_outbox, sales, sale_items, \
-         sale_item_tags, sales_daily, item_daily, sale_intents, backup_changes",
+         sale_item_tags, sales_daily, item_daily, sale_intents, sale_feed_head, sale_feed",
     )
     .fetch_all(&app.mysql)
     .await

@@ -172,6 +172,8 @@ impl Default for TestOptions {
                 seed_demo: false,
                 sync_interval_secs: 0,
                 recovery_interval_secs: 10,
+                live_poll_ms: 150,
+                live_idle_secs: 300,
             },
         }
     }

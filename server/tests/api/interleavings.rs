@@ -7,6 +7,7 @@ use crate::dual_write::{assert_in_sync, both, drafts, quiet_app, unfinished};
 use crate::helpers::{TestApp, TestOptions, spawn_app_with};
 use crate::ports::{Instance, MemoryPrimary, instance, instance_on, instance_with, test_policy};
 use app::model::{AppError, Sale, SaleId};
+use app::server::sales::changes::Changes;
 use app::server::sales::dual_write::{IdempotencyKey, Primary};
 use app::server::sales::{backup, rollups};
 use std::sync::atomic::Ordering;
@@ -505,18 +506,22 @@ async fn i8_concurrent_replacements_keep_the_rollups_exact() {
     };
     let (first, second) = (replaced(2), replaced(3));
     let mut tx1 = app.mysql.begin().await.unwrap();
-    backup::replace(&mut tx1, std::slice::from_ref(&first))
+    let mut changes1 = Changes::default();
+    backup::replace(&mut tx1, std::slice::from_ref(&first), &mut changes1)
         .await
         .unwrap();
     let pool = app.mysql.clone();
     let other = spawn(async move {
         let mut tx2 = pool.begin().await.unwrap();
-        backup::replace(&mut tx2, std::slice::from_ref(&second))
+        let mut changes2 = Changes::default();
+        backup::replace(&mut tx2, std::slice::from_ref(&second), &mut changes2)
             .await
             .unwrap();
+        changes2.record(&mut tx2).await.unwrap();
         tx2.commit().await.unwrap();
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
+    changes1.record(&mut tx1).await.unwrap();
     tx1.commit().await.unwrap();
     other.await.unwrap();
     assert!(

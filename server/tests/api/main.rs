@@ -10,6 +10,7 @@ mod fuzz;
 mod health;
 mod helpers;
 mod interleavings;
+mod live;
 mod outage;
 mod ports;
 mod sales_api;

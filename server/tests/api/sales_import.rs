@@ -298,6 +298,15 @@ async fn real_dataset_imports_exactly_into_both_stores() {
     );
     assert_eq!(revenue.to_string(), "9894572.27");
 
+    // What a manager downloads adds up to what the analytics show, to the cent.
+    let manager = app
+        .user_with_role("realexport", app::model::Role::SeniorManagement)
+        .await;
+    assert_eq!(
+        crate::live::exports_match_the_analytics(&app, &manager).await,
+        "9894572.27"
+    );
+
     let out = tokio::task::spawn_blocking(move || run(path, mysql_url, app.db_name.clone()))
         .await
         .unwrap();

@@ -3,6 +3,7 @@
 
 use crate::helpers::{TestApp, mongodb_uri, mysql_base_url, spawn_app};
 use app::model::{Sale, SaleId, SyncStatus, SyncTrigger};
+use app::server::sales::changes::Changes;
 use app::server::sales::dual_write::{Writer, writer};
 use app::server::sales::sync::{self, SyncOptions};
 use app::server::sales::{backup, generate, import, primary};
@@ -111,7 +112,11 @@ async fn seed_drift(app: &TestApp, sales: &[Sale]) -> (u64, u64, u64) {
         })
         .collect();
     let mut tx = db.begin().await.unwrap();
-    backup::replace(&mut tx, &extras).await.unwrap();
+    let mut changes = Changes::default();
+    backup::replace(&mut tx, &extras, &mut changes)
+        .await
+        .unwrap();
+    changes.record(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
     let changes = [
         (

@@ -2,7 +2,7 @@
 //! `crate::server::respond`), checked against the session's user (`sessions`).
 
 use super::request::RequestInfo;
-use super::sessions::{CurrentUser, authenticate};
+use super::sessions::{Activity, CurrentUser, authenticate};
 use crate::model::{AccountStatus, AppError, Role, SecondFactor, SessionUser};
 use crate::server::AppState;
 
@@ -36,8 +36,9 @@ pub async fn require(
     state: &AppState,
     info: &RequestInfo,
     access: Access,
+    activity: Activity,
 ) -> Result<CurrentUser, AppError> {
-    let current = authenticate(state, &info.session)
+    let current = authenticate(state, &info.session, activity)
         .await?
         .ok_or(AppError::Unauthorized)?;
     if let Err(e) = authorize(&current.user, access) {

@@ -22,6 +22,14 @@ pub fn request_info(secure_cookies: bool) -> Result<RequestInfo, AppError> {
         tracing::error!("request parts missing from the context");
         AppError::Internal
     })?;
+    from_parts(&parts, secure_cookies)
+}
+
+/// Read from a request's parts, for handlers outside Leptos (the live stream, exports).
+pub fn from_parts(
+    parts: &http::request::Parts,
+    secure_cookies: bool,
+) -> Result<RequestInfo, AppError> {
     let session = parts.extensions.get::<Session>().cloned().ok_or_else(|| {
         tracing::error!("session layer missing");
         AppError::Internal

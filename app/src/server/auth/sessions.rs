@@ -40,10 +40,20 @@ pub fn session_error(e: tower_sessions::session::Error) -> AppError {
     AppError::Unavailable(Store::MySql)
 }
 
+/// Whether a request is the user's doing, and so keeps their session from idling out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    User,
+    /// The page's own traffic (the live stream reconnecting): an open tab alone must
+    /// not keep a login alive past its idle timeout.
+    Background,
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(
     state: &AppState,
     session: &Session,
+    activity: Activity,
 ) -> Result<Option<CurrentUser>, AppError> {
     let Some(auth) = session
         .get::<AuthState>(AUTH_KEY)
@@ -125,7 +135,7 @@ pub async fn authenticate(
     let slack = chrono::Duration::from_std(settings.idle_timeout / 10)
         .unwrap_or_default()
         .min(chrono::Duration::seconds(5));
-    if now - last_seen_at > slack {
+    if activity == Activity::User && now - last_seen_at > slack {
         sqlx::query("UPDATE user_sessions SET last_seen_at = ? WHERE id = ?")
             .bind(now)
             .bind(&auth.key)

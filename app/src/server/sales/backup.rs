@@ -1,6 +1,6 @@
 //! The normalized copy of the sales in MySQL: `sales`, `sale_items`, `sale_item_tags`.
 
-use super::changes::count_change;
+use super::changes::Changes;
 use super::rollups::Delta;
 use crate::model::{AppError, Sale, SaleId};
 use crate::server::db::{Context, finish_in_list};
@@ -12,7 +12,11 @@ const CHUNK: usize = 2000;
 /// Writes the sales as they are, replacing any existing rows with the same ids.
 /// Runs on the caller's connection, so callers decide the transaction.
 #[tracing::instrument(skip_all, fields(n = sales.len()))]
-pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), AppError> {
+pub async fn replace(
+    conn: &mut MySqlConnection,
+    sales: &[Sale],
+    changes: &mut Changes,
+) -> Result<(), AppError> {
     if sales.is_empty() {
         return Ok(());
     }
@@ -20,8 +24,9 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
     let mut delta = Delta::default();
     let stored = delta.subtract_stored(conn, &ids).await?;
     delta.add(sales);
+    changes.stored(sales, &stored);
     // New sales (an import, a create) have no rows to delete.
-    if stored > 0 {
+    if !stored.is_empty() {
         delete_rows(conn, &ids).await?;
     }
 
@@ -103,21 +108,24 @@ pub async fn replace(conn: &mut MySqlConnection, sales: &[Sale]) -> Result<(), A
             .await
             .reporting("insert item tags")?;
     }
-    delta.apply(conn).await?;
-    count_change(conn, &ids).await
+    delta.apply(conn).await
 }
 
 /// Deletes the sales (items and tags go with them by cascade), and their share of the
 /// rollups.
-pub async fn delete(conn: &mut MySqlConnection, ids: &[SaleId]) -> Result<u64, AppError> {
+pub async fn delete(
+    conn: &mut MySqlConnection,
+    ids: &[SaleId],
+    changes: &mut Changes,
+) -> Result<u64, AppError> {
     if ids.is_empty() {
         return Ok(0);
     }
     let mut delta = Delta::default();
-    delta.subtract_stored(conn, ids).await?;
+    let stored = delta.subtract_stored(conn, ids).await?;
+    changes.deleted(&stored);
     let deleted = delete_rows(conn, ids).await?;
     delta.apply(conn).await?;
-    count_change(conn, ids).await?;
     Ok(deleted)
 }
 
@@ -142,6 +150,7 @@ pub async fn delete_older_than(
     conn: &mut MySqlConnection,
     ids: &[SaleId],
     cutoff: chrono::NaiveDateTime,
+    changes: &mut Changes,
 ) -> Result<Vec<SaleId>, AppError> {
     let mut old = Vec::new();
     for chunk in ids.chunks(CHUNK) {
@@ -157,7 +166,7 @@ pub async fn delete_older_than(
             .reporting("find extra sales")?;
         old.extend(rows.iter().filter_map(|id| SaleId::parse(id).ok()));
     }
-    delete(conn, &old).await?;
+    delete(conn, &old, changes).await?;
     Ok(old)
 }
 

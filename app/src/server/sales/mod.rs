@@ -5,6 +5,7 @@ pub mod backup;
 pub mod changes;
 pub mod codec;
 pub mod dual_write;
+pub mod export;
 pub mod generate;
 pub mod history;
 pub mod import;

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 
-fn push_filters(q: &mut QueryBuilder<'_, MySql>, f: &SalesFilter) {
+pub(super) fn push_filters(q: &mut QueryBuilder<'_, MySql>, f: &SalesFilter) {
     q.push(" WHERE 1 = 1");
     if let Some(store) = &f.store {
         q.push(" AND store_location = ").push_bind(store.clone());
@@ -35,6 +35,15 @@ fn push_filters(q: &mut QueryBuilder<'_, MySql>, f: &SalesFilter) {
     if let Some(email) = &f.email {
         q.push(" AND customer_email LIKE ")
             .push_bind(format!("{}%", crate::server::db::like_literal(email)));
+    }
+}
+
+pub(super) fn order_by(sort: SaleSort) -> &'static str {
+    match sort {
+        SaleSort::DateDesc => " ORDER BY sale_date DESC, id DESC",
+        SaleSort::DateAsc => " ORDER BY sale_date ASC, id ASC",
+        SaleSort::TotalDesc => " ORDER BY total DESC, id DESC",
+        SaleSort::TotalAsc => " ORDER BY total ASC, id ASC",
     }
 }
 
@@ -199,12 +208,7 @@ pub async fn list(
          (SELECT COUNT(*) FROM sale_items i WHERE i.sale_id = sales.id), total, version FROM sales",
     );
     push_filters(&mut q, f);
-    q.push(match f.sort {
-        SaleSort::DateDesc => " ORDER BY sale_date DESC, id DESC",
-        SaleSort::DateAsc => " ORDER BY sale_date ASC, id ASC",
-        SaleSort::TotalDesc => " ORDER BY total DESC, id DESC",
-        SaleSort::TotalAsc => " ORDER BY total ASC, id ASC",
-    });
+    q.push(order_by(f.sort));
     q.push(" LIMIT ")
         .push_bind(PAGE_SIZE)
         .push(" OFFSET ")
@@ -305,7 +309,11 @@ pub async fn purchases(pool: &MySqlPool, email: &str, page: u32) -> Result<Purch
     })
 }
 
-fn range(q: &mut QueryBuilder<'_, MySql>, from: Option<NaiveDate>, to: Option<NaiveDate>) {
+pub(super) fn range(
+    q: &mut QueryBuilder<'_, MySql>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) {
     q.push(" WHERE 1 = 1");
     if let Some(from) = from {
         q.push(" AND day >= ").push_bind(from);

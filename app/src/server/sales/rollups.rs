@@ -6,6 +6,7 @@
 //! rows in the same order and cannot deadlock on them. `rebuild` recomputes them from
 //! the sales tables (after a sync, or when in doubt).
 
+use super::changes::Previous;
 use crate::model::{AppError, Sale, SaleId};
 use crate::server::db::Context;
 use chrono::NaiveDate;
@@ -76,18 +77,18 @@ impl Delta {
 
     /// Subtracts the rows these sales have in MySQL now (before they are replaced or
     /// deleted), locking them: a second transaction replacing one of them waits, and
-    /// then subtracts what this one wrote, never the same rows twice. Returns how many
-    /// of the sales MySQL has.
+    /// then subtracts what this one wrote, never the same rows twice. Returns what
+    /// MySQL held of them.
     pub async fn subtract_stored(
         &mut self,
         conn: &mut MySqlConnection,
         ids: &[SaleId],
-    ) -> Result<usize, AppError> {
-        let mut stored = 0;
+    ) -> Result<Vec<Previous>, AppError> {
+        let mut stored = Vec::new();
         for chunk in ids.chunks(2000) {
             let mut q = QueryBuilder::<MySql>::new(
-                "SELECT DATE(sale_date) AS day, store_location, CAST(purchase_method AS CHAR) AS purchase_method, \
-                 coupon_used, total, customer_satisfaction FROM sales WHERE id IN (",
+                "SELECT id, DATE(sale_date) AS day, store_location, CAST(purchase_method AS CHAR) AS purchase_method, \
+                 coupon_used, total, customer_satisfaction, customer_email FROM sales WHERE id IN (",
             );
             crate::server::db::finish_in_list(&mut q, chunk);
             q.push(" FOR UPDATE");
@@ -96,8 +97,12 @@ impl Delta {
                 .fetch_all(&mut *conn)
                 .await
                 .reporting("read rollup contribution")?;
-            stored += rows.len();
             for r in rows {
+                stored.push(Previous {
+                    id: r.id,
+                    day: r.day,
+                    customer_email: r.customer_email,
+                });
                 let key = (r.day, r.store_location, r.purchase_method, r.coupon_used);
                 self.add_sale(-1, key, r.total, r.customer_satisfaction);
             }
@@ -202,19 +207,20 @@ pub async fn rebuild(pool: &sqlx::MySqlPool) -> Result<(), AppError> {
             .await
             .reporting("rebuild rollups")?;
     }
-    super::changes::count_change(&mut tx, &[]).await?;
     tx.commit().await.reporting("rebuild rollups")
 }
 
 /// What one stored sale adds to `sales_daily`.
 #[derive(sqlx::FromRow)]
 struct SaleContribution {
+    id: String,
     day: NaiveDate,
     store_location: String,
     purchase_method: String,
     coupon_used: bool,
     total: Decimal,
     customer_satisfaction: u8,
+    customer_email: String,
 }
 
 /// What one stored item line adds to `item_daily`.

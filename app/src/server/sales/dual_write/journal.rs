@@ -16,6 +16,7 @@ use super::ports::{Author, Backup, Begun, Held, Holder, Intent, IntentState, New
 use crate::model::{AppError, Sale, SaleId};
 use crate::server::db::{Context, is_deadlock, is_unique_violation, retry_deadlocks};
 use crate::server::sales::backup;
+use crate::server::sales::changes::Changes;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use std::time::Duration;
 
@@ -152,10 +153,13 @@ impl MySqlBackup {
             rollback(tx).await;
             return Ok(Held::Lost);
         }
+        let mut changes = Changes::default();
         match sale {
-            Some(sale) => backup::replace(&mut tx, std::slice::from_ref(sale)).await?,
+            Some(sale) => {
+                backup::replace(&mut tx, std::slice::from_ref(sale), &mut changes).await?
+            }
             None => {
-                backup::delete(&mut tx, std::slice::from_ref(id)).await?;
+                backup::delete(&mut tx, std::slice::from_ref(id), &mut changes).await?;
             }
         }
         // A settled (failed) intent keeps what it left in both stores: recovery may have
@@ -174,6 +178,7 @@ impl MySqlBackup {
         .execute(&mut *tx)
         .await
         .reporting("close intent")?;
+        changes.record(&mut tx).await?;
         tx.commit().await.reporting("commit backup write")?;
         Ok(Held::Yes)
     }
@@ -547,7 +552,8 @@ impl Backup for MySqlBackup {
             rollback(tx).await;
             return Ok(Held::Lost);
         }
-        backup::replace(&mut tx, rows).await?;
+        let mut changes = Changes::default();
+        backup::replace(&mut tx, rows, &mut changes).await?;
         for chunk in skipped.chunks(1000) {
             let mut q = QueryBuilder::<MySql>::new(
                 "UPDATE sale_intents SET state = 'failed', error = 'already present', updated_at = UTC_TIMESTAMP(6) \
@@ -568,6 +574,7 @@ impl Backup for MySqlBackup {
         .execute(&mut *tx)
         .await
         .reporting("close import intents")?;
+        changes.record(&mut tx).await?;
         tx.commit().await.reporting("commit import batch")?;
         Ok(Held::Yes)
     }

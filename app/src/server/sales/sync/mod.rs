@@ -28,6 +28,7 @@ mod runs;
 
 pub use runs::{load, status};
 
+use super::changes::Changes;
 use super::codec::document_to_sale;
 use super::dual_write::Writer;
 use super::{backup, primary};
@@ -435,8 +436,10 @@ async fn repair(
             _ => {}
         }
     }
-    backup::replace(&mut tx, &replace).await?;
-    let deleted = backup::delete_older_than(&mut tx, &delete, run_started.naive_utc()).await?;
+    let mut changes = Changes::default();
+    backup::replace(&mut tx, &replace, &mut changes).await?;
+    let deleted =
+        backup::delete_older_than(&mut tx, &delete, run_started.naive_utc(), &mut changes).await?;
     fixed.deleted = deleted.len() as u64;
     // The claims end with the transaction; the repairs made stay in the journal.
     sqlx::query("DELETE FROM sale_intents WHERE lease_owner = ?")
@@ -451,6 +454,7 @@ async fn repair(
         .chain(deleted.iter().map(|id| (id, before(id), None)))
         .collect();
     journal_repairs(&mut tx, &claim.owner, &journaled).await?;
+    changes.record(&mut tx).await?;
     tx.commit().await.reporting("sync: commit repair")?;
     for s in &replace {
         tracing::info!(sale_id = %s.id, version = s.version, "sync: backup row repaired from MongoDB");

@@ -1,0 +1,304 @@
+//! CSV exports of what the dashboards show: the worker's filtered sales list and the
+//! management analytics' daily table. Both stream from MySQL as they are read, so an
+//! export of a million sales holds one chunk in memory, not the file; amounts are
+//! written exactly as stored (decimal text, never floats).
+
+use super::queries::{order_by, push_filters, range};
+use crate::model::report::{SalesFilter, SalesQuery, parse_range};
+use crate::model::{AppError, Gender, PurchaseMethod};
+use crate::server::AppState;
+use crate::server::auth::{Access, guard, request, sessions::Activity};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::response::Response;
+use chrono::{NaiveDate, NaiveDateTime};
+use futures::TryStreamExt;
+use rust_decimal::Decimal;
+use sqlx::{MySql, MySqlPool, QueryBuilder};
+
+/// Bytes gathered before a chunk is sent.
+const CHUNK: usize = 64 * 1024;
+
+/// One CSV cell: quoted when it holds a separator, quote or line break, and defused
+/// when it starts like a formula (`=`, `+`, `-`, `@`, tab, CR), which a spreadsheet
+/// would otherwise run when the file is opened (CSV injection).
+fn cell(out: &mut String, text: &str) {
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula || text.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        if formula {
+            out.push('\'');
+        }
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(text);
+    }
+}
+
+fn line(out: &mut String, cells: &[&str]) {
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        cell(out, c);
+    }
+    out.push_str("\r\n");
+}
+
+/// Runs `query` on its own task and streams its rows as CSV lines under `header`.
+/// The task stops when the download is abandoned (the body's receiver is gone). A
+/// failure after the first bytes cannot change the status any more: it ends the body
+/// early, which the browser reports as a failed download, never a silently short file.
+fn csv_body<R>(
+    pool: MySqlPool,
+    header: &'static [&'static str],
+    query: QueryBuilder<'static, MySql>,
+    to_cells: fn(R) -> Vec<String>,
+) -> Body
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::mysql::MySqlRow> + Send + Unpin + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut query = query;
+        let mut out = String::with_capacity(CHUNK + 1024);
+        line(&mut out, header);
+        let mut rows = query.build_query_as::<R>().fetch(&pool);
+        loop {
+            match rows.try_next().await {
+                Ok(Some(row)) => {
+                    let cells = to_cells(row);
+                    let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+                    line(&mut out, &cells);
+                    if out.len() >= CHUNK
+                        && sender
+                            .send(Ok(Bytes::from(std::mem::take(&mut out))))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "CSV export failed mid-stream");
+                    let _ = sender
+                        .send(Err(std::io::Error::other("export failed")))
+                        .await;
+                    return;
+                }
+            }
+        }
+        if !out.is_empty() {
+            let _ = sender.send(Ok(Bytes::from(out))).await;
+        }
+    });
+    Body::from_stream(futures::stream::unfold(receiver, |mut r| async move {
+        r.recv().await.map(|chunk| (chunk, r))
+    }))
+}
+
+fn attachment(name: String, body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(http::header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+#[derive(sqlx::FromRow)]
+struct ExportedSale {
+    id: String,
+    sale_date: NaiveDateTime,
+    store_location: String,
+    purchase_method: PurchaseMethod,
+    coupon_used: bool,
+    customer_email: String,
+    customer_gender: Gender,
+    customer_age: u8,
+    customer_satisfaction: u8,
+    items: i64,
+    total: Decimal,
+    version: u64,
+}
+
+const SALES_HEADER: &[&str] = &[
+    "id",
+    "sale_date_utc",
+    "store_location",
+    "purchase_method",
+    "coupon_used",
+    "customer_email",
+    "customer_gender",
+    "customer_age",
+    "customer_satisfaction",
+    "items",
+    "total",
+    "version",
+];
+
+fn sale_cells(s: ExportedSale) -> Vec<String> {
+    vec![
+        s.id,
+        s.sale_date.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        s.store_location,
+        s.purchase_method.as_str().into(),
+        if s.coupon_used { "yes" } else { "no" }.into(),
+        s.customer_email,
+        s.customer_gender.as_str().into(),
+        s.customer_age.to_string(),
+        s.customer_satisfaction.to_string(),
+        s.items.to_string(),
+        s.total.to_string(),
+        s.version.to_string(),
+    ]
+}
+
+/// Every sale matching the filters, in the list's order (all pages).
+pub fn sales_csv(pool: MySqlPool, filter: &SalesFilter) -> Body {
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT id, sale_date, store_location, purchase_method, coupon_used, customer_email, \
+         customer_gender, customer_age, customer_satisfaction, \
+         (SELECT COUNT(*) FROM sale_items i WHERE i.sale_id = sales.id) AS items, total, version FROM sales",
+    );
+    push_filters(&mut q, filter);
+    q.push(order_by(filter.sort));
+    csv_body(pool, SALES_HEADER, q, sale_cells)
+}
+
+#[derive(sqlx::FromRow)]
+struct DailyRow {
+    day: NaiveDate,
+    store_location: String,
+    purchase_method: PurchaseMethod,
+    coupon_used: bool,
+    sales: i64,
+    revenue: Decimal,
+    satisfaction_sum: i64,
+}
+
+const DAILY_HEADER: &[&str] = &[
+    "day",
+    "store_location",
+    "purchase_method",
+    "coupon_used",
+    "sales",
+    "revenue",
+    "average_satisfaction",
+];
+
+fn daily_cells(r: DailyRow) -> Vec<String> {
+    let average = if r.sales > 0 {
+        (Decimal::from(r.satisfaction_sum) / Decimal::from(r.sales)).round_dp(2)
+    } else {
+        Decimal::ZERO
+    };
+    vec![
+        r.day.to_string(),
+        r.store_location,
+        r.purchase_method.as_str().into(),
+        if r.coupon_used { "yes" } else { "no" }.into(),
+        r.sales.to_string(),
+        r.revenue.to_string(),
+        average.to_string(),
+    ]
+}
+
+/// The analytics' table: sales and revenue per day, store, purchase method and coupon,
+/// from the rollups the analytics sum; its revenue column adds up to their revenue.
+pub fn analytics_csv(pool: MySqlPool, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Body {
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT day, store_location, purchase_method, coupon_used, sales, revenue, satisfaction_sum \
+         FROM sales_daily",
+    );
+    range(&mut q, from, to);
+    q.push(" AND sales > 0 ORDER BY day, store_location, purchase_method, coupon_used");
+    csv_body(pool, DAILY_HEADER, q, daily_cells)
+}
+
+/// Checks the caller for a download: a page's own request, so it counts as activity.
+async fn admit(state: &AppState, request: Request, access: Access) -> Result<(), AppError> {
+    let (parts, _) = request.into_parts();
+    let info = request::from_parts(&parts, state.auth.cookie_secure)?;
+    guard::require(state, &info, access, Activity::User).await?;
+    Ok(())
+}
+
+/// `GET /api/export/sales.csv?store=…`: the worker's list with the filters of its URL.
+pub async fn sales_download(
+    State(state): State<AppState>,
+    Query(query): Query<SalesQuery>,
+    request: Request,
+) -> Response {
+    let exported = async {
+        admit(&state, request, Access::STAFF).await?;
+        let filter = query.parse().map_err(AppError::Invalid)?;
+        Ok::<_, AppError>(attachment(
+            "sales.csv".into(),
+            sales_csv(state.mysql.clone(), &filter),
+        ))
+    };
+    exported.await.unwrap_or_else(crate::server::error_response)
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RangeQuery {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// `GET /api/export/analytics.csv?from=…&to=…`: the analytics' daily table.
+pub async fn analytics_download(
+    State(state): State<AppState>,
+    Query(range): Query<RangeQuery>,
+    request: Request,
+) -> Response {
+    let exported = async {
+        admit(&state, request, Access::MANAGEMENT).await?;
+        let (from, to) =
+            parse_range(&range.from, &range.to).map_err(|e| AppError::Invalid(vec![e]))?;
+        let name = format!(
+            "analytics-{}-{}.csv",
+            from.map_or("start".into(), |d| d.to_string()),
+            to.map_or("today".into(), |d| d.to_string())
+        );
+        Ok::<_, AppError>(attachment(
+            name,
+            analytics_csv(state.mysql.clone(), from, to),
+        ))
+    };
+    exported.await.unwrap_or_else(crate::server::error_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_quoted_when_needed_and_formulas_defused() {
+        let mut out = String::new();
+        line(
+            &mut out,
+            &[
+                "plain",
+                "a,b",
+                "say \"hi\"",
+                "=HYPERLINK(\"x\")",
+                "-2",
+                "line\nbreak",
+            ],
+        );
+        assert_eq!(
+            out,
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\"'=HYPERLINK(\"\"x\"\")\",\"'-2\",\"line\nbreak\"\r\n"
+        );
+    }
+}
