@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod components;
+pub mod live;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]
@@ -107,7 +108,20 @@ fn content_security_policy(options: &LeptosOptions) {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    auth::Auth::provide();
+    let auth = auth::Auth::provide();
+    // The live stream is for accounts that may see sales: active, past their second step.
+    let streaming = Signal::derive(move || {
+        auth.signed_in()
+            .filter(|u| {
+                u.status == model::AccountStatus::Active
+                    && !matches!(
+                        u.second_factor,
+                        model::SecondFactor::Pending | model::SecondFactor::Missing
+                    )
+            })
+            .map(|u| u.id)
+    });
+    live::connect(live::Live::provide(), streaming);
     // Guarded pages render in async mode, so a redirect to /login (or a 403) is decided
     // before the first byte is sent and arrives as a real HTTP redirect or status.
     let guarded = SsrMode::Async;
@@ -176,6 +190,7 @@ fn TopBar() -> impl IntoView {
                                 {links.into_iter().map(|(href, label)| view! { <A href=href>{label}</A> }).collect_view()}
                             </nav>
                             <div class="account">
+                                <live::LiveBadge/>
                                 <A href="/profile" attr:class="who">{u.username} " · " {u.role.label()}</A>
                                 <ActionForm action=auth.logout>
                                     <button type="submit" class="btn secondary">"Log out"</button>

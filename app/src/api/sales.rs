@@ -67,6 +67,16 @@ pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
     .await
 }
 
+/// How many sales match the filters: the table's count, when sales change elsewhere.
+#[server(prefix = "/api", endpoint = "sales/count", input = Json)]
+pub async fn count_sales(query: SalesQuery) -> Result<u64, AppError> {
+    respond(Access::STAFF, |call, _| async move {
+        let filter = query.parse().map_err(AppError::Invalid)?;
+        queries::matching(&call.state.mysql, &call.state.counts, &filter).await
+    })
+    .await
+}
+
 /// A sale as MongoDB (the truth) holds it, with a fresh token for the edit form.
 #[server(prefix = "/api", endpoint = "sales/get")]
 pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {

@@ -167,6 +167,26 @@ impl SalesQuery {
     }
 }
 
+impl SalesFilter {
+    /// Whether the list would show this sale, as MySQL decides it (store and email
+    /// compared without regard to case, as its collation does). The page uses it to
+    /// tell a sale created elsewhere that it would list from one it would not.
+    pub fn matches(&self, row: &SaleRow) -> bool {
+        let day = row.sale_date.date_naive();
+        self.store
+            .as_ref()
+            .is_none_or(|s| s.to_lowercase() == row.store_location.to_lowercase())
+            && self.method.is_none_or(|m| m == row.purchase_method)
+            && self.from.is_none_or(|f| day >= f)
+            && self.to.is_none_or(|t| day <= t)
+            && self.coupon.is_none_or(|c| c == row.coupon_used)
+            && self
+                .email
+                .as_ref()
+                .is_none_or(|e| row.customer_email.to_lowercase().starts_with(e.as_str()))
+    }
+}
+
 /// One line of the sales table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleRow {
@@ -272,6 +292,63 @@ pub fn money(d: Decimal) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_matches_a_row_as_the_database_would() {
+        let row = SaleRow {
+            id: SaleId::parse("5bd761dcae323e45a93ccfe8").expect("an id"),
+            sale_date: "2015-03-23T10:00:00Z".parse().expect("a time"),
+            store_location: "New York".into(),
+            purchase_method: PurchaseMethod::Online,
+            coupon_used: true,
+            customer_email: "Abc@example.com".into(),
+            items: 1,
+            total: Decimal::ONE,
+            version: 1,
+        };
+        let filter = |q: SalesQuery| q.parse().expect("valid filters");
+        assert!(filter(SalesQuery::default()).matches(&row));
+        let q = SalesQuery {
+            store: "new york".into(),
+            method: "Online".into(),
+            from: "2015-03-23".into(),
+            to: "2015-03-23".into(),
+            coupon: "yes".into(),
+            email: "ABC@".into(),
+            ..Default::default()
+        };
+        assert!(filter(q.clone()).matches(&row));
+        for other in [
+            SalesQuery {
+                store: "Denver".into(),
+                ..q.clone()
+            },
+            SalesQuery {
+                method: "Phone".into(),
+                ..q.clone()
+            },
+            SalesQuery {
+                from: "2015-03-24".into(),
+                to: String::new(),
+                ..q.clone()
+            },
+            SalesQuery {
+                to: "2015-03-22".into(),
+                from: String::new(),
+                ..q.clone()
+            },
+            SalesQuery {
+                coupon: "no".into(),
+                ..q.clone()
+            },
+            SalesQuery {
+                email: "bc".into(),
+                ..q.clone()
+            },
+        ] {
+            assert!(!filter(other.clone()).matches(&row), "{other:?}");
+        }
+    }
 
     #[test]
     fn money_is_exact_and_grouped() {

@@ -55,9 +55,10 @@ pub fn BarChart(title: &'static str, bars: Vec<Bar>) -> impl IntoView {
             }
         })
         .collect_view();
+    let figure = NodeRef::new();
     view! {
-        <figure class="chart">
-            <figcaption>{title}</figcaption>
+        <figure class="chart" node_ref=figure>
+            <figcaption>{title} <SvgDownload title figure/></figcaption>
             <svg viewBox=format!("0 0 560 {height}") role="list" aria-label=title preserveAspectRatio="xMinYMin meet">
                 {rows}
             </svg>
@@ -130,10 +131,12 @@ pub fn ColumnChart(
             Some(view! { <text x=i as f64 * slot + slot / 2.0 y=height - 4.0 class="axis" text-anchor="middle">{text}</text> })
         })
         .collect_view();
+    let figure = NodeRef::new();
     view! {
-        <figure class="chart wide">
+        <figure class="chart wide" node_ref=figure>
             <figcaption>
                 {title}
+                <SvgDownload title figure/>
                 <span class="toggle" role="group" aria-label="Series">
                     <button type="button" class="btn small" class:secondary=move || show_second.get()
                         aria-pressed=move || (!show_second.get()).to_string()
@@ -192,12 +195,125 @@ pub fn ShareChart(title: &'static str, parts: Vec<Bar>) -> impl IntoView {
             view! { <li><span class=format!("swatch c{i}")></span>{p.label.clone()} " " {format!("{share:.1}%")}</li> }
         })
         .collect_view();
+    let figure = NodeRef::new();
     view! {
-        <figure class="chart">
-            <figcaption>{title}</figcaption>
+        <figure class="chart" node_ref=figure>
+            <figcaption>{title} <SvgDownload title figure/></figcaption>
             <svg viewBox="0 0 600 40" role="list" aria-label=title preserveAspectRatio="none">{segments}</svg>
             <ul class="legend">{legend}</ul>
             <Readout current hint="Point at a share for its figures."/>
         </figure>
+    }
+}
+
+#[cfg(any(feature = "hydrate", test))]
+/// The chart's styles, inlined into a downloaded SVG so it looks the same outside the
+/// page (the site's colours; the series not shown stays hidden).
+const SVG_STYLE: &str = ".bar rect{fill:#1f5fbf}.alt .bar rect,.c1 rect{fill:#2f8f5b}\
+.c2 rect{fill:#c27c0e}.axis{font:12px sans-serif;fill:#566176}.hidden{display:none}";
+
+#[cfg(any(feature = "hydrate", test))]
+/// A chart's markup as a file of its own: the SVG namespace, the chart's title and
+/// its styles.
+pub fn standalone_svg(markup: &str, title: &str) -> String {
+    let markup = if markup.contains("xmlns=") {
+        markup.to_string()
+    } else {
+        markup.replacen("<svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"", 1)
+    };
+    let title = title
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    match markup.find('>') {
+        Some(end) => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}<title>{title}</title><style>{SVG_STYLE}</style>{}",
+            &markup[..=end],
+            &markup[end + 1..]
+        ),
+        None => markup,
+    }
+}
+
+#[cfg(any(feature = "hydrate", test))]
+/// `Revenue by store` → `revenue-by-store.svg`.
+fn file_name(title: &str) -> String {
+    let slug: Vec<String> = title
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    format!("{}.svg", slug.join("-"))
+}
+
+/// Saves the chart as it is shown as an SVG file (made in the page: nothing is asked
+/// of the server).
+#[component]
+fn SvgDownload(title: &'static str, figure: NodeRef<leptos::html::Figure>) -> impl IntoView {
+    let download = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(figure) = figure.get() {
+            save_svg(&figure, title);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = figure;
+    };
+    view! {
+        <button type="button" class="btn small secondary" on:click=download
+            aria-label=format!("Download the chart {title} as SVG") data-testid="download-svg">"SVG"</button>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn save_svg(figure: &web_sys::HtmlElement, title: &str) {
+    use wasm_bindgen::{JsCast, JsValue};
+    let Ok(Some(svg)) = figure.query_selector("svg") else {
+        return;
+    };
+    let file = standalone_svg(&svg.outer_html(), title);
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("image/svg+xml");
+    let parts = js_sys::Array::of1(&JsValue::from_str(&file));
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    let link = document()
+        .create_element("a")
+        .ok()
+        .and_then(|a| a.dyn_into::<web_sys::HtmlAnchorElement>().ok());
+    if let Some(link) = link {
+        link.set_href(&url);
+        link.set_download(&file_name(title));
+        link.click();
+    }
+    set_timeout(
+        move || {
+            let _ = web_sys::Url::revoke_object_url(&url);
+        },
+        std::time::Duration::from_secs(10),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_downloaded_chart_stands_alone() {
+        let file = standalone_svg(
+            "<svg viewBox=\"0 0 10 10\" role=\"list\"><g class=\"bar\"><rect></rect></g></svg>",
+            "Revenue <by> store",
+        );
+        assert!(file.starts_with("<?xml"));
+        assert!(file.contains("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\" role=\"list\"><title>Revenue &lt;by&gt; store</title><style>"));
+        assert!(file.ends_with("<g class=\"bar\"><rect></rect></g></svg>"));
+        assert_eq!(file_name("Revenue by store"), "revenue-by-store.svg");
+        assert_eq!(
+            file_name("Top items (by revenue)"),
+            "top-items-by-revenue.svg"
+        );
     }
 }

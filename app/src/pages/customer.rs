@@ -3,6 +3,7 @@
 use crate::api::sales::my_purchases;
 use crate::auth::RequireRole;
 use crate::components::{ErrorNote, Pager, ScrollTable, format_time};
+use crate::live::{Throttle, use_live};
 use crate::model::report::{Purchases, money};
 use crate::model::{AppError, Role, Sale};
 use leptos::prelude::*;
@@ -29,7 +30,14 @@ fn MyPurchases() -> impl IntoView {
             .and_then(|p| p.parse::<u32>().ok())
             .unwrap_or(1)
     };
-    let purchases = Resource::new(page, |p| my_purchases(Some(p)));
+    let refreshes = RwSignal::new(0u32);
+    let purchases = Resource::new(
+        move || (page(), refreshes.get()),
+        |(p, _)| my_purchases(Some(p)),
+    );
+    // The stream tells a customer of their own purchases only.
+    let refresh = Throttle::new(move || refreshes.update(|n| *n += 1));
+    use_live().follow(move |_| refresh.request());
     view! {
         <section class="hero">
             <h1>"My purchases"</h1>

@@ -4,14 +4,16 @@
 use crate::api::sales::load_analytics;
 use crate::auth::RequireRole;
 use crate::components::ErrorNote;
+use crate::live::{Heard, Throttle, use_live};
 use crate::model::Role;
-use crate::model::report::{Analytics, money};
+use crate::model::report::{Analytics, money, parse_range};
 use crate::pages::charts::{Bar, BarChart, ColumnChart, ShareChart};
 use crate::pages::replication::ReplicationPanel;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{A, Form};
 use leptos_router::hooks::use_query_map;
+use leptos_router::location::Url;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
@@ -48,7 +50,33 @@ fn AnalyticsPanel() -> impl IntoView {
             q.get("to").unwrap_or_default(),
         )
     };
-    let analytics = Resource::new(range, |(from, to)| load_analytics(from, to));
+    let refreshes = RwSignal::new(0u32);
+    let analytics = Resource::new(
+        move || (range(), refreshes.get()),
+        |((from, to), _)| load_analytics(from, to),
+    );
+    // Figures follow the sales of the range shown, refreshed at most once a second.
+    let refresh = Throttle::new(move || refreshes.update(|n| *n += 1));
+    use_live().follow(move |heard| {
+        let touched = match heard {
+            Heard::Missed => true,
+            Heard::Change(change) => {
+                let (from, to) = untrack(range);
+                parse_range(&from, &to).is_ok_and(|(from, to)| change.touches(from, to))
+            }
+        };
+        if touched {
+            refresh.request();
+        }
+    });
+    let export_href = move || {
+        let (from, to) = range();
+        format!(
+            "/api/export/analytics.csv?from={}&to={}",
+            Url::escape(&from),
+            Url::escape(&to)
+        )
+    };
     view! {
         <section class="card" aria-labelledby="analytics-title">
             <h2 id="analytics-title">"Analytics"</h2>
@@ -65,6 +93,7 @@ fn AnalyticsPanel() -> impl IntoView {
                 <div class="field actions">
                     <button type="submit" class="btn">"Show"</button>
                     <A href="/management" attr:class="btn secondary">"All time"</A>
+                    <a class="btn secondary" href=export_href download data-testid="export-analytics">"Download table (CSV)"</a>
                 </div>
             </Form>
             <Transition fallback=|| view! { <p class="muted">"Computing the figures…"</p> }>

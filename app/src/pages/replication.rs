@@ -2,6 +2,8 @@
 
 use crate::api::replication::{RunSync, replication_overview};
 use crate::components::{ErrorNote, FormError, action_error, format_time};
+use crate::live::{Throttle, use_live};
+use crate::model::live::Pulse;
 use crate::model::{ReplicationStatus, SyncReport, SyncStatus};
 use leptos::prelude::*;
 
@@ -13,20 +15,19 @@ pub fn ReplicationPanel() -> impl IntoView {
         move || (tick.get(), run.version().get()),
         |_| replication_overview(),
     );
-    // While a run is in progress, poll once a second for its progress (in the browser:
-    // effects do not run on the server).
-    Effect::new(move |_| {
-        let running = status
-            .get()
-            .and_then(|r| r.ok())
-            .is_some_and(|s| s.running.is_some());
-        if running || run.pending().get() {
-            set_timeout(
-                move || tick.update(|t| *t += 1),
-                std::time::Duration::from_millis(1000),
-            );
+    // The live stream's pulse moves whenever an edit starts or settles, a repair is
+    // made or a sync run progresses: the panel reloads then, at most once a second,
+    // instead of polling.
+    let refresh = Throttle::new(move || tick.update(|t| *t += 1));
+    let live = use_live();
+    Effect::new(move |previous: Option<Option<Pulse>>| {
+        let pulse = live.pulse.get();
+        if previous.is_some_and(|p| p != pulse) {
+            refresh.request();
         }
+        pulse
     });
+    live.follow(move |_| refresh.request());
     view! {
         <section class="card" aria-labelledby="replication-title" data-testid="replication">
             <h2 id="replication-title">"Replication"</h2>

@@ -3,7 +3,9 @@
 
 use crate::api::sales::{CreateSale, UpdateSale, load_sale, sale_token};
 use crate::auth::RequireRole;
-use crate::components::{ErrorNote, Field, FormError, action_error};
+use crate::components::{ErrorNote, Field, FormError, ScrollTable, action_error};
+use crate::live::{Heard, use_live};
+use crate::model::live::ChangeKind;
 use crate::model::report::money;
 use crate::model::{
     AppError, FieldError, Gender, ItemInput, PurchaseMethod, Role, Sale, SaleInput,
@@ -33,7 +35,7 @@ fn NewSale() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Preparing the form…"</p> }>
                 {move || Suspend::new(async move {
                     match token.await {
-                        Ok(token) => view! { <SaleForm sale=None token reload=Callback::new(|_| {}) saved=RwSignal::new(None)/> }.into_any(),
+                        Ok(token) => view! { <SaleForm sale=None token reload=Callback::new(|_| {}) saved=RwSignal::new(None) typed=RwSignal::new(None)/> }.into_any(),
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                     }
                 })}
@@ -60,11 +62,14 @@ fn EditSale() -> impl IntoView {
     let reload = Callback::new(move |_| reloads.update(|n| *n += 1));
     // The version last saved here; it outlives the form, which re-renders on reload.
     let saved = RwSignal::new(None::<u64>);
+    // What the user had typed when they loaded a version saved elsewhere: shown beside
+    // the reloaded form for comparison.
+    let typed = RwSignal::new(None::<SaleInput>);
     view! {
             <Transition fallback=|| view! { <p class="muted">"Loading the sale…"</p> }>
                 {move || Suspend::new(async move {
                     match sale.await {
-                    Ok(s) => view! { <SaleForm sale=Some(s.sale) token=s.token reload saved/> }.into_any(),
+                    Ok(s) => view! { <SaleForm sale=Some(s.sale) token=s.token reload saved typed/> }.into_any(),
                     Err(AppError::NotFound) => view! {
                         <section class="card narrow">
                             <h1>"Sale not found"</h1>
@@ -212,6 +217,7 @@ fn SaleForm(
     token: String,
     reload: Callback<()>,
     saved: RwSignal<Option<u64>>,
+    typed: RwSignal<Option<SaleInput>>,
 ) -> impl IntoView {
     let editing = sale.clone();
     let fields = SaleFields::new(sale.as_ref());
@@ -262,6 +268,7 @@ fn SaleForm(
     });
     Effect::new(move |_| {
         if let Some(Ok(sale)) = update.value().get() {
+            typed.set(None);
             saved.set(Some(sale.version));
             reload.run(());
         }
@@ -300,6 +307,40 @@ fn SaleForm(
         None => "New sale".to_string(),
     };
     let conflict = move || matches!(server_error.get(), Some(AppError::Conflict(_)));
+    // Loads the newest version, keeping what was typed to show beside it.
+    let load_newest = move |_| {
+        typed.set(Some(current()));
+        reload.run(());
+    };
+    let elsewhere = RwSignal::new(None::<Elsewhere>);
+    if let Some(s) = &editing {
+        let (id, shown) = (s.id.clone(), s.version);
+        use_live().follow(move |heard| {
+            let Heard::Change(change) = heard else {
+                return;
+            };
+            if change.sale_id.as_ref() != Some(&id) {
+                return;
+            }
+            match (change.kind, change.version()) {
+                (ChangeKind::Deleted, _) => elsewhere.set(Some(Elsewhere::Deleted)),
+                (_, Some(version)) if version > shown => {
+                    // This form's own save comes back too: the version it asked for.
+                    let ours = saved.get_untracked() == Some(version)
+                        || (update.pending().get_untracked() && version == shown + 1);
+                    if !ours {
+                        elsewhere.set(Some(Elsewhere::Changed(version)));
+                    }
+                }
+                _ => {}
+            }
+        });
+    }
+    let comparison = editing.as_ref().and_then(|s| {
+        let mine = typed.get_untracked()?;
+        let differences = differences(&mine, &untrack(|| fields.input()));
+        Some((s.version, differences))
+    });
     // The form is rebuilt with the reloaded sale after a save, so the notice keys on
     // the version saved here rather than on this form's own action.
     let shown_version = editing.as_ref().map(|s| s.version);
@@ -311,10 +352,27 @@ fn SaleForm(
                 <A href="/worker" attr:class="btn secondary">"Back to sales"</A>
             </div>
             {move || just_saved().then(|| view! { <p class="success" role="status" data-testid="saved">"Saved in both stores."</p> })}
+            {move || elsewhere.get().map(|e| match e {
+                Elsewhere::Changed(version) => view! {
+                    <div class="notice" role="alert" data-testid="changed-elsewhere">
+                        <p>"Someone else saved version " {version} " of this sale while you were editing it. "
+                            "Saving now would be refused."</p>
+                        <button type="button" class="btn" on:click=load_newest>"Load version " {version}</button>
+                        <span class="muted small">" What you typed stays on screen beside it."</span>
+                    </div>
+                }.into_any(),
+                Elsewhere::Deleted => view! {
+                    <div class="error" role="alert" data-testid="deleted-elsewhere">
+                        <p>"Someone else deleted this sale while you were editing it; it can no longer be saved."</p>
+                        <A href="/worker" attr:class="btn secondary">"Back to sales"</A>
+                    </div>
+                }.into_any(),
+            })}
+            {move || typed.with(Option::is_some).then(|| comparison.clone().map(|(version, differences)| view! { <YourDraft version differences typed/> })).flatten()}
             <Show when=conflict fallback=move || view! { <FormError error=server_error/> }>
                 <div class="error" role="alert" data-testid="conflict">
                     <p>{move || server_error.get().map(|e| e.to_string())}</p>
-                    <button type="button" class="btn" on:click=move |_| reload.run(())>"Reload the latest version"</button>
+                    <button type="button" class="btn" on:click=load_newest>"Reload the latest version"</button>
                 </div>
             </Show>
             {move || (attempted.get() && !checked.read().is_empty()).then(|| view! {
@@ -384,6 +442,109 @@ fn SaleForm(
     }
 }
 
+/// A change to the open sale saved by someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elsewhere {
+    Changed(u64),
+    Deleted,
+}
+
+/// One line of the item list as text, for comparing two versions.
+fn items_text(items: &[ItemInput]) -> String {
+    items
+        .iter()
+        .map(|i| {
+            format!(
+                "{} × {} at {}",
+                i.name.trim(),
+                i.quantity.trim(),
+                i.price.trim()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The fields where what the user typed differs from the version now in the form:
+/// (label, typed, saved).
+fn differences(mine: &SaleInput, saved: &SaleInput) -> Vec<(&'static str, String, String)> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    [
+        (
+            "Date and time (UTC)",
+            mine.sale_date.clone(),
+            saved.sale_date.clone(),
+        ),
+        (
+            "Store",
+            mine.store_location.clone(),
+            saved.store_location.clone(),
+        ),
+        (
+            "Purchase method",
+            mine.purchase_method.clone(),
+            saved.purchase_method.clone(),
+        ),
+        (
+            "Coupon used",
+            yes_no(mine.coupon_used),
+            yes_no(saved.coupon_used),
+        ),
+        (
+            "Email",
+            mine.customer_email.clone(),
+            saved.customer_email.clone(),
+        ),
+        ("Age", mine.customer_age.clone(), saved.customer_age.clone()),
+        (
+            "Gender",
+            mine.customer_gender.clone(),
+            saved.customer_gender.clone(),
+        ),
+        (
+            "Satisfaction",
+            mine.customer_satisfaction.clone(),
+            saved.customer_satisfaction.clone(),
+        ),
+        ("Items", items_text(&mine.items), items_text(&saved.items)),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a.trim() != b.trim())
+    .collect()
+}
+
+/// What the user had typed before loading the version saved elsewhere.
+#[component]
+fn YourDraft(
+    version: u64,
+    differences: Vec<(&'static str, String, String)>,
+    typed: RwSignal<Option<SaleInput>>,
+) -> impl IntoView {
+    view! {
+        <section class="notice" aria-labelledby="draft-title" data-testid="your-draft">
+            <h2 id="draft-title">"What you had typed"</h2>
+            {if differences.is_empty() {
+                view! { <p>"Version " {version} " holds everything you had typed."</p> }.into_any()
+            } else {
+                view! {
+                    <p>"The form now shows version " {version} ". Where your unsaved values differ:"</p>
+                    <ScrollTable label="Your values and the saved ones">
+                        <table>
+                            <thead><tr><th>"Field"</th><th>"You typed"</th><th>"Version " {version}</th></tr></thead>
+                            <tbody>
+                                {differences.into_iter().map(|(label, mine, saved)| view! {
+                                    <tr><th scope="row">{label}</th><td class="break">{mine}</td><td class="break">{saved}</td></tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </ScrollTable>
+                }.into_any()
+            }}
+            <button type="button" class="btn secondary small" on:click=move |_| typed.set(None)>"Dismiss"</button>
+        </section>
+    }
+}
+
 #[component]
 fn ItemEditor(
     index: usize,
@@ -414,5 +575,35 @@ fn ItemEditor(
             <button type="button" class="btn secondary small" aria-label=move || format!("Remove item {}", position() + 1)
                 on:click=move |_| items.update(|v| v.retain(|f| f.key != fields.key))>"Remove"</button>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_fields_that_differ_are_compared() {
+        let saved = SaleInput {
+            sale_date: "2015-03-23T10:00".into(),
+            store_location: "Denver".into(),
+            items: vec![ItemInput {
+                name: "pens".into(),
+                tags: vec![],
+                price: "1.50".into(),
+                quantity: "2".into(),
+            }],
+            ..Default::default()
+        };
+        let mut mine = saved.clone();
+        assert!(differences(&mine, &saved).is_empty());
+        mine.store_location = "Austin ".into();
+        mine.items[0].quantity = "3".into();
+        mine.coupon_used = true;
+        let found = differences(&mine, &saved);
+        let labels: Vec<&str> = found.iter().map(|d| d.0).collect();
+        assert_eq!(labels, ["Store", "Coupon used", "Items"]);
+        assert_eq!(found[2].1, "pens × 3 at 1.50");
+        assert_eq!(found[2].2, "pens × 2 at 1.50");
     }
 }

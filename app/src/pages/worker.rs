@@ -1,9 +1,11 @@
 //! `/worker`: the sales table with filters in the URL, delete with confirmation, and
 //! the replication panel.
 
-use crate::api::sales::{DeleteSale, list_sales};
+use crate::api::sales::{DeleteSale, count_sales, list_sales};
 use crate::auth::RequireRole;
 use crate::components::{ErrorNote, FormError, Pager, ScrollTable, action_error, format_time};
+use crate::live::{HIGHLIGHT, Heard, Throttle, use_live};
+use crate::model::live::ChangeKind;
 use crate::model::report::{SaleRow, SaleSort, SalesPage, SalesQuery, money};
 use crate::model::{PurchaseMethod, Role};
 use crate::pages::replication::ReplicationPanel;
@@ -45,6 +47,11 @@ impl From<Filters> for SalesQuery {
 
 /// `/worker?…` for these filters, with `page` (and optionally `sort`) replaced.
 fn href_for(q: &SalesQuery, page: u32, sort: Option<SaleSort>) -> String {
+    with_query("/worker", q, page, sort)
+}
+
+/// `path?…` with these filters, `page` (and optionally `sort`) replaced.
+fn with_query(path: &str, q: &SalesQuery, page: u32, sort: Option<SaleSort>) -> String {
     let sort = match sort {
         Some(s) => s.as_str(),
         None => q.sort.as_str(),
@@ -72,9 +79,9 @@ fn href_for(q: &SalesQuery, page: u32, sort: Option<SaleSort>) -> String {
         .map(|(k, v)| format!("{k}={}", Url::escape(v)))
         .collect();
     if query.is_empty() {
-        "/worker".into()
+        path.into()
     } else {
-        format!("/worker?{}", query.join("&"))
+        format!("{path}?{}", query.join("&"))
     }
 }
 
@@ -101,10 +108,12 @@ fn SalesTable() -> impl IntoView {
     let filters = use_query::<Filters>();
     let query = Memo::new(move |_| SalesQuery::from(filters.get().unwrap_or_default()));
     let delete = ServerAction::<DeleteSale>::new();
+    let reloads = RwSignal::new(0u32);
     let sales = Resource::new(
-        move || (query.get(), delete.version().get()),
-        |(q, _)| list_sales(q),
+        move || (query.get(), delete.version().get(), reloads.get()),
+        |(q, _, _)| list_sales(q),
     );
+    let reload = Callback::new(move |()| reloads.update(|n| *n += 1));
     view! {
         <section class="card" aria-labelledby="sales-title">
             <h2 id="sales-title" class="visually-hidden">"Sales table"</h2>
@@ -115,7 +124,7 @@ fn SalesTable() -> impl IntoView {
                     match sales.await {
                         Ok(page) => view! {
                             <Filters query stores=page.stores.clone()/>
-                            <Table page query=query.get_untracked() delete/>
+                            <Table page query=query.get_untracked() delete reload/>
                         }.into_any(),
                         Err(e) => view! { <Filters query stores=Vec::new()/> <ErrorNote error=e/> }.into_any(),
                     }
@@ -187,9 +196,122 @@ fn Filters(query: Memo<SalesQuery>, stores: Vec<String>) -> impl IntoView {
     }
 }
 
+/// A row as it stands now: its sale, and what happened to it elsewhere since the page
+/// was loaded.
+#[derive(Debug, Clone, PartialEq)]
+struct Shown {
+    row: SaleRow,
+    mark: Mark,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Unchanged,
+    /// Changed elsewhere by the change at this feed position (highlighted briefly).
+    Changed(u64),
+    Deleted,
+}
+
+impl Mark {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mark::Unchanged => "",
+            Mark::Changed(_) => "changed",
+            Mark::Deleted => "deleted",
+        }
+    }
+}
+
+/// The page's rows, updated in place as sales change anywhere: a row edited elsewhere
+/// takes its new content and is highlighted, a deleted one is marked, the match count
+/// follows, and sales created elsewhere that the filters match are offered. The rows'
+/// elements stay, so focus, filters, sort and page are kept.
 #[component]
-fn Table(page: SalesPage, query: SalesQuery, delete: ServerAction<DeleteSale>) -> impl IntoView {
+fn Table(
+    page: SalesPage,
+    query: SalesQuery,
+    delete: ServerAction<DeleteSale>,
+    reload: Callback<()>,
+) -> impl IntoView {
     let confirming = RwSignal::new(None::<String>);
+    let matching = RwSignal::new(page.matching);
+    let created_elsewhere = RwSignal::new(0u32);
+    let announcement = RwSignal::new(String::new());
+    let rows: Vec<RwSignal<Shown>> = page
+        .rows
+        .into_iter()
+        .map(|row| {
+            RwSignal::new(Shown {
+                row,
+                mark: Mark::Unchanged,
+            })
+        })
+        .collect();
+    let shown = StoredValue::new(rows.clone());
+    let filter = query.parse().ok();
+    let recount = {
+        let query = query.clone();
+        Throttle::new(move || {
+            let query = query.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(n) = count_sales(query).await {
+                    matching.try_set(n);
+                }
+            });
+        })
+    };
+    use_live().follow(move |heard| {
+        let change = match heard {
+            Heard::Missed => return reload.run(()),
+            Heard::Change(change) => change,
+        };
+        let on_page = change.sale_id.as_ref().and_then(|id| {
+            shown.with_value(|rows| {
+                rows.iter()
+                    .copied()
+                    .find(|r| r.with_untracked(|s| &s.row.id == id))
+            })
+        });
+        match (on_page, change.kind, &change.row) {
+            (Some(state), ChangeKind::Deleted, _) => {
+                state.update(|s| s.mark = Mark::Deleted);
+                announcement.set(format!(
+                    "Sale {} was deleted elsewhere.",
+                    state.with_untracked(|s| s.row.id.clone())
+                ));
+            }
+            (Some(state), _, Some(row)) => {
+                let seq = change.seq;
+                state.set(Shown {
+                    row: row.clone(),
+                    mark: Mark::Changed(seq),
+                });
+                announcement.set(format!(
+                    "Sale {} was changed elsewhere (version {}).",
+                    row.id, row.version
+                ));
+                set_timeout(
+                    // `try_`: the table may have been rebuilt meanwhile.
+                    move || {
+                        state.try_update(|s| {
+                            if s.mark == Mark::Changed(seq) {
+                                s.mark = Mark::Unchanged
+                            }
+                        });
+                    },
+                    HIGHLIGHT,
+                );
+            }
+            (None, ChangeKind::Created, Some(row))
+                if filter.as_ref().is_some_and(|f| f.matches(row)) =>
+            {
+                created_elsewhere.update(|n| *n += 1);
+            }
+            (None, ChangeKind::Bulk, _) => created_elsewhere.update(|n| *n += change.sales),
+            _ => {}
+        }
+        recount.request();
+    });
     let q = query.clone();
     let sort_link = move |asc: SaleSort, desc: SaleSort| {
         let current = SaleSort::parse(&q.sort).unwrap_or_default();
@@ -202,9 +324,20 @@ fn Table(page: SalesPage, query: SalesQuery, delete: ServerAction<DeleteSale>) -
     );
     let q2 = query.clone();
     let pager_href = Callback::new(move |p: u32| href_for(&q2, p, None));
+    let export_href = with_query("/api/export/sales.csv", &query, 1, None);
     view! {
-        <p class="muted small" data-testid="matching">{page.matching} " matching sales"</p>
-        {if page.rows.is_empty() {
+        <div class="table-head">
+            <p class="muted small" data-testid="matching">{matching} " matching sales"</p>
+            <a class="btn secondary small" href=export_href download="sales.csv" data-testid="export-sales">"Download CSV"</a>
+        </div>
+        <p class="visually-hidden" role="status" aria-live="polite">{announcement}</p>
+        {move || (created_elsewhere.get() > 0).then(|| view! {
+            <p class="notice" role="status" data-testid="new-sales">
+                {created_elsewhere.get()} " sales were added or changed elsewhere since this page was loaded. "
+                <button type="button" class="btn small" on:click=move |_| reload.run(())>"Show the current list"</button>
+            </p>
+        })}
+        {if rows.is_empty() {
             view! { <p class="muted">"No sales match these filters."</p> }.into_any()
         } else {
             view! {
@@ -223,7 +356,7 @@ fn Table(page: SalesPage, query: SalesQuery, delete: ServerAction<DeleteSale>) -
                             </tr>
                         </thead>
                         <tbody>
-                            {page.rows.into_iter().map(|row| view! { <Row row confirming delete/> }).collect_view()}
+                            {rows.into_iter().map(|state| view! { <Row state confirming delete/> }).collect_view()}
                         </tbody>
                     </table>
                 </ScrollTable>
@@ -235,11 +368,11 @@ fn Table(page: SalesPage, query: SalesQuery, delete: ServerAction<DeleteSale>) -
 
 #[component]
 fn Row(
-    row: SaleRow,
+    state: RwSignal<Shown>,
     confirming: RwSignal<Option<String>>,
     delete: ServerAction<DeleteSale>,
 ) -> impl IntoView {
-    let id = row.id.to_string();
+    let id = state.with_untracked(|s| s.row.id.to_string());
     let is_confirming = {
         let id = id.clone();
         move || confirming.get().as_deref() == Some(id.as_str())
@@ -250,37 +383,48 @@ fn Row(
     };
     let confirm = {
         let id = id.clone();
-        let version = row.version;
         move |_| {
+            // The version shown now: the row may have been updated in place.
             delete.dispatch(DeleteSale {
                 token: String::new(),
                 id: id.clone(),
-                version,
+                version: state.with_untracked(|s| s.row.version),
             });
             confirming.set(None);
         }
     };
     let edit_href = format!("/worker/sales/{id}");
+    let cell = move |f: fn(&SaleRow) -> String| move || state.with(|s| f(&s.row));
+    let mark = move || state.with(|s| s.mark);
+    // Rebuilt only when what they offer changes, so a highlight coming and going does
+    // not take the focus off a button.
+    let actions = Memo::new(move |_| (mark() == Mark::Deleted, is_confirming()));
     view! {
-        <tr data-sale-id=id.clone()>
-            <td>{format_time(&row.sale_date)}</td>
-            <td>{row.store_location}</td>
-            <td>{row.purchase_method.as_str()}</td>
-            <td>{if row.coupon_used { "yes" } else { "no" }}</td>
-            <td class="break">{row.customer_email}</td>
-            <td class="num">{row.items}</td>
-            <td class="num">{money(row.total)}</td>
+        <tr data-sale-id=id.clone() data-version=cell(|r| r.version.to_string()) data-mark=move || mark().as_str()
+            class:row-changed=move || matches!(mark(), Mark::Changed(_))
+            class:row-deleted=move || mark() == Mark::Deleted>
+            <td>{cell(|r| format_time(&r.sale_date))}</td>
+            <td>{cell(|r| r.store_location.clone())}</td>
+            <td>{cell(|r| r.purchase_method.as_str().into())}</td>
+            <td>{cell(|r| if r.coupon_used { "yes" } else { "no" }.into())}</td>
+            <td class="break">{cell(|r| r.customer_email.clone())}</td>
+            <td class="num">{cell(|r| r.items.to_string())}</td>
+            <td class="num">{cell(|r| money(r.total))}</td>
             <td class="row-actions">
-                <Show when=is_confirming.clone() fallback=move || view! {
-                    <A href=edit_href.clone() attr:class="btn secondary small">"Edit"</A>
-                    <button type="button" class="btn danger small" on:click=ask.clone()>"Delete"</button>
-                }>
-                    <span class="confirm" role="group" aria-label="Confirm delete">
-                        "Delete this sale? "
-                        <button type="button" class="btn danger small" on:click=confirm.clone()>"Yes, delete"</button>
-                        <button type="button" class="btn secondary small" on:click=move |_| confirming.set(None)>"Cancel"</button>
-                    </span>
-                </Show>
+                {move || match actions.get() {
+                    (true, _) => view! { <span class="muted small">"Deleted elsewhere"</span> }.into_any(),
+                    (false, true) => view! {
+                        <span class="confirm" role="group" aria-label="Confirm delete">
+                            "Delete this sale? "
+                            <button type="button" class="btn danger small" on:click=confirm.clone()>"Yes, delete"</button>
+                            <button type="button" class="btn secondary small" on:click=move |_| confirming.set(None)>"Cancel"</button>
+                        </span>
+                    }.into_any(),
+                    (false, false) => view! {
+                        <A href=edit_href.clone() attr:class="btn secondary small">"Edit"</A>
+                        <button type="button" class="btn danger small" on:click=ask.clone()>"Delete"</button>
+                    }.into_any(),
+                }}
             </td>
         </tr>
     }

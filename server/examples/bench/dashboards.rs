@@ -159,7 +159,13 @@ pub async fn run(bench: &Bench, size: usize) -> anyhow::Result<()> {
     println!("\nTarget: p50 at most 300 ms.");
 
     // Throughput, with a technical worker's session.
-    let cookie = super::staff_session(bench, "bench.worker", Role::TechnicalWorker).await?;
+    let cookie = super::staff_session(
+        &bench.mysql,
+        &bench.base_url,
+        "bench.worker",
+        Role::TechnicalWorker,
+    )
+    .await?;
 
     println!("\n## Throughput (wrk, 2 threads, 50 connections, 15 s each, {size} sales)\n");
     println!("| request | requests/s | p50 | p99 | errors | vs /healthz |");

@@ -1,4 +1,4 @@
-//! Benchmarks: `scripts/bench auth|dashboards|import|replication` (see docs/benchmarks.md).
+//! Benchmarks: `scripts/bench auth|dashboards|import|replication|live` (see docs/benchmarks.md).
 //! Prints tables of figures, each compared with a baseline measured in the same run.
 //! Not a test: nothing here asserts. One module per benchmark; this file holds what
 //! they share and the command line.
@@ -9,6 +9,7 @@
 mod auth;
 mod dashboards;
 mod import;
+mod live;
 mod replication;
 
 use server::config::{Databases, ServeConfig};
@@ -28,43 +29,14 @@ struct Bench {
 
 impl Bench {
     async fn start() -> anyhow::Result<Bench> {
-        let mysql_url = std::env::var("MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://portal:portal@127.0.0.1:3307/portal".into());
-        let mongodb_uri =
-            std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into());
-        let admin: MySqlConnectOptions = mysql_url.parse()?;
+        let admin = mysql_admin()?;
         let db_name = format!("bench_{}", std::process::id());
         let mut conn = admin.connect().await?;
         sqlx::query(&format!("CREATE DATABASE `{db_name}`"))
             .execute(&mut conn)
             .await?;
-        let databases = Databases {
-            mysql: admin.clone().database(&db_name),
-            mongodb_uri,
-            mongodb_database: db_name.clone(),
-            mysql_max_connections: 20,
-            lease: app::server::sales::dual_write::LeasePolicy::default(),
-        };
-        let serve = ServeConfig {
-            site_addr: "127.0.0.1:0".parse()?,
-            cookie_secure: false,
-            session_idle_timeout_secs: 1800,
-            session_absolute_timeout_secs: 28800,
-            login_throttle_max_failures: 5,
-            login_throttle_base_delay_secs: 30,
-            login_throttle_client_max_failures: 50,
-            login_rate_per_minute: 1_000_000,
-            allow_insecure_cookies: false,
-            public_url: None,
-            smtp_url: "smtp://127.0.0.1:1025".into(),
-            mail_from: "bench <bench@localhost>".into(),
-            trusted_proxies: Vec::new(),
-            seed_demo: false,
-            sync_interval_secs: 0,
-            recovery_interval_secs: 10,
-            live_poll_ms: 150,
-            live_idle_secs: 300,
-        };
+        let databases = databases(&admin, &db_name);
+        let serve = serve_config()?;
         let app =
             Application::build(&databases, &serve, server::leptos_options(serve.site_addr)).await?;
         let base_url = format!("http://127.0.0.1:{}", app.port());
@@ -83,15 +55,57 @@ impl Bench {
         sqlx::query(&format!("DROP DATABASE `{}`", self.db_name))
             .execute(&mut conn)
             .await?;
-        if let Ok(client) = mongodb::Client::with_uri_str(
-            std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into()),
-        )
-        .await
-        {
+        if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri()).await {
             let _ = client.database(&self.db_name).drop().await;
         }
         Ok(())
     }
+}
+
+fn mysql_admin() -> anyhow::Result<MySqlConnectOptions> {
+    Ok(std::env::var("MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://portal:portal@127.0.0.1:3307/portal".into())
+        .parse()?)
+}
+
+fn mongodb_uri() -> String {
+    std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into())
+}
+
+/// The server's databases: `name` on the local MariaDB and FerretDB.
+fn databases(admin: &MySqlConnectOptions, name: &str) -> Databases {
+    Databases {
+        mysql: admin.clone().database(name),
+        mongodb_uri: mongodb_uri(),
+        mongodb_database: name.into(),
+        mysql_max_connections: 20,
+        lease: app::server::sales::dual_write::LeasePolicy::default(),
+    }
+}
+
+/// The server as benchmarked: port 0, plain HTTP on loopback, no periodic sync, no
+/// login rate limit in the way of the load.
+fn serve_config() -> anyhow::Result<ServeConfig> {
+    Ok(ServeConfig {
+        site_addr: "127.0.0.1:0".parse()?,
+        cookie_secure: false,
+        session_idle_timeout_secs: 1800,
+        session_absolute_timeout_secs: 28800,
+        login_throttle_max_failures: 5,
+        login_throttle_base_delay_secs: 30,
+        login_throttle_client_max_failures: 50,
+        login_rate_per_minute: 1_000_000,
+        allow_insecure_cookies: false,
+        public_url: None,
+        smtp_url: "smtp://127.0.0.1:1025".into(),
+        mail_from: "bench <bench@localhost>".into(),
+        trusted_proxies: Vec::new(),
+        seed_demo: false,
+        sync_interval_secs: 0,
+        recovery_interval_secs: 10,
+        live_poll_ms: 150,
+        live_idle_secs: 300,
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -122,7 +136,8 @@ fn browser(origin: &str) -> reqwest::Client {
 /// A logged-in session of a new staff account (a second factor set up, both steps of
 /// the login done), as the `Cookie` header value a load generator sends.
 async fn staff_session(
-    bench: &Bench,
+    mysql: &sqlx::MySqlPool,
+    base_url: &str,
     username: &str,
     role: app::model::Role,
 ) -> anyhow::Result<String> {
@@ -135,7 +150,7 @@ async fn staff_session(
         role: role.as_str().into(),
     };
     let account = input.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let id = app::server::auth::accounts::create_active_user(&bench.mysql, &account, "benchmark")
+    let id = app::server::auth::accounts::create_active_user(mysql, &account, "benchmark")
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     sqlx::query(
@@ -144,11 +159,11 @@ async fn staff_session(
     )
     .bind(id)
     .bind(SECRET)
-    .execute(&bench.mysql)
+    .execute(mysql)
     .await?;
-    let client = browser(&bench.base_url);
+    let client = browser(base_url);
     let login = client
-        .post(format!("{}/api/login", bench.base_url))
+        .post(format!("{base_url}/api/login"))
         .form(&[("username", username), ("password", PASSWORD)])
         .send()
         .await?;
@@ -159,7 +174,7 @@ async fn staff_session(
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let res = client
-        .post(format!("{}/api/login/second-step", bench.base_url))
+        .post(format!("{base_url}/api/login/second-step"))
         .form(&[("code", code)])
         .send()
         .await?;
@@ -257,6 +272,22 @@ enum Which {
         #[arg(long, value_enum)]
         only: Vec<replication::Part>,
     },
+    /// Edit → event latency on the live streams, and the server's CPU and memory with
+    /// many streams open against none.
+    Live {
+        /// Streams open in the largest phase.
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        /// Seconds of edits per phase.
+        #[arg(long, default_value_t = 15)]
+        secs: u64,
+        /// Edits a second.
+        #[arg(long, default_value_t = 4)]
+        rate: u64,
+    },
+    /// Child process of the live benchmark: the server, its port on stdout.
+    #[command(name = "__serve", hide = true)]
+    ChildServe { database: String },
     /// Child process of the import benchmark (its peak RSS is its own).
     #[command(name = "__import", hide = true)]
     ChildImport {
@@ -278,6 +309,12 @@ async fn main() -> anyhow::Result<()> {
         Which::ChildImport { mode, file, limit } => import::child(&mode, &file, limit).await,
         Which::ChildSync { mode, database } => replication::child_main(&mode, &database).await,
         Which::Import { million } => import::run(million).await,
+        Which::Live {
+            streams,
+            secs,
+            rate,
+        } => live::run(streams, secs, rate).await,
+        Which::ChildServe { database } => live::serve(&database).await,
         Which::Replication { size, only } => replication::run(size, &only).await,
         Which::Auth => {
             let bench = Bench::start().await?;

@@ -191,6 +191,16 @@ async fn count_matching(pool: &MySqlPool, f: &SalesFilter) -> Result<u64, AppErr
     Ok(n as u64)
 }
 
+/// How many sales match the filters (the table's count, refreshed live).
+pub async fn matching(
+    pool: &MySqlPool,
+    counts: &CountCache,
+    f: &SalesFilter,
+) -> Result<u64, AppError> {
+    let generation = changes::generation(pool).await?;
+    counts.count(pool, generation, f).await
+}
+
 /// The worker's sales table: one page of rows matching the filters.
 #[tracing::instrument(skip(pool, counts))]
 pub async fn list(
