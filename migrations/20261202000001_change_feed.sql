@@ -32,4 +32,6 @@ CREATE TABLE sale_feed (
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 -- The feed's head is the backup's change count now (`changes::generation`).
-DROP TABLE backup_changes;
+-- `backup_changes`, which counted before, stays for one release: instances of the
+-- previous version still bump it while a rolling deploy replaces them (their edits
+-- reach the live pages only once a page reloads). A later migration drops it.

@@ -121,7 +121,13 @@ pub fn App() -> impl IntoView {
             })
             .map(|u| u.id)
     });
-    live::connect(live::Live::provide(), streaming);
+    // Signed out elsewhere (another tab, "log out everywhere", a timeout): the guards
+    // send the page to the login once the server says so.
+    live::connect(
+        live::Live::provide(),
+        streaming,
+        Callback::new(move |()| auth.refresh()),
+    );
     // Guarded pages render in async mode, so a redirect to /login (or a 403) is decided
     // before the first byte is sent and arrives as a real HTTP redirect or status.
     let guarded = SsrMode::Async;

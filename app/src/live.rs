@@ -129,12 +129,13 @@ impl Throttle {
     }
 }
 
-/// Opens the stream while someone is signed in, and closes it when they leave.
-pub fn connect(live: Live, signed_in: Signal<Option<u64>>) {
+/// Opens the stream while someone is signed in, and closes it when they leave; calls
+/// `signed_out` when the server ends the stream because the login ended elsewhere.
+pub fn connect(live: Live, signed_in: Signal<Option<u64>>, signed_out: Callback<()>) {
     #[cfg(feature = "hydrate")]
-    browser::connect(live, signed_in);
+    browser::connect(live, signed_in, signed_out);
     #[cfg(not(feature = "hydrate"))]
-    let _ = (live, signed_in);
+    let _ = (live, signed_in, signed_out);
 }
 
 #[cfg(feature = "hydrate")]
@@ -182,15 +183,17 @@ mod browser {
     #[derive(Clone, Copy)]
     struct Stream {
         live: Live,
+        signed_out: Callback<()>,
         open: StoredValue<Option<Open>, LocalStorage>,
         /// Bumped on every (re)open and close, so a retry scheduled for an earlier
         /// stream does nothing.
         generation: StoredValue<u64>,
     }
 
-    pub fn connect(live: Live, signed_in: Signal<Option<u64>>) {
+    pub fn connect(live: Live, signed_in: Signal<Option<u64>>, signed_out: Callback<()>) {
         let stream = Stream {
             live,
+            signed_out,
             open: StoredValue::new_local(None),
             generation: StoredValue::new(0),
         };
@@ -270,6 +273,19 @@ mod browser {
                     // Starts afresh from now: resuming from the old position would be
                     // refused again. Deferred: reopening drops this listener.
                     set_timeout(move || self.open(None), Duration::ZERO);
+                }),
+            );
+            listen(
+                event::SIGNED_OUT,
+                Box::new(move |_| {
+                    // Deferred: closing drops this listener.
+                    set_timeout(
+                        move || {
+                            self.close();
+                            self.signed_out.run(());
+                        },
+                        Duration::ZERO,
+                    );
                 }),
             );
             let generation = self.generation.get_value();

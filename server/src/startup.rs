@@ -120,7 +120,7 @@ impl Application {
             app::server::sales::dual_write::instance_id(),
         );
         spawn_mongo_indexes(state.mongo.clone());
-        state.live.spawn_follower(state.mysql.clone());
+        state.live.spawn(state.mysql.clone(), state.auth);
         // Rolls back edits whose writer died or stalled past its lease, at start and then
         // every interval.
         app::server::sales::dual_write::spawn_recovery(

@@ -18,6 +18,8 @@ pub mod event {
     pub const PULSE: &str = "pulse";
     /// The page missed changes it cannot be sent any more: it should load afresh.
     pub const RELOAD: &str = "reload";
+    /// The stream's login has ended (logout, revoked, timed out): the stream closes.
+    pub const SIGNED_OUT: &str = "signed_out";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -542,3 +542,82 @@ async fn exports_follow_the_filters_and_the_role() {
     let (status, _, _) = download(&customer, &app.url("/api/export/sales.csv")).await;
     assert_eq!(status, 403);
 }
+
+/// A client that stops reading is not buffered for without limit: once it is more than
+/// the backlog behind, its stream says `reload` and ends.
+#[tokio::test]
+async fn a_stream_that_falls_behind_is_told_to_reload() {
+    let app = spawn_app().await;
+    let worker = app.user_with_role("laggard", Role::TechnicalWorker).await;
+    let mut stream = Sse::open(&worker, &app.url("/api/events"), None).await;
+    stream.wait_for_status(FeedStatus::Live, SOON).await;
+
+    // Far more feed entries than the stream's backlog and the sockets' buffers hold,
+    // written straight to the feed (fifty to a transaction) while the stream is not read.
+    let mut drafts = drafts(77);
+    let entries = 20_000;
+    for _ in 0..entries / 50 {
+        let sales: Vec<Sale> = (&mut drafts)
+            .take(50)
+            .map(|draft| Sale {
+                id: app::server::sales::import::derived_id(&draft),
+                version: 1,
+                updated_at: chrono::Utc::now(),
+                draft,
+            })
+            .collect();
+        let mut changes = app::server::sales::changes::Changes::default();
+        changes.stored(&sales, &[]);
+        let mut tx = app.mysql.begin().await.unwrap();
+        changes.record(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut received = 0;
+    let mut reloaded = false;
+    while let Some(e) = stream.next(Duration::from_secs(20)).await {
+        match e.event.as_str() {
+            event::CHANGE => received += 1,
+            event::RELOAD => reloaded = true,
+            _ => {}
+        }
+    }
+    assert!(reloaded, "told to reload after {received} changes");
+    assert!(
+        received < entries,
+        "{received} of {entries} changes were buffered for it"
+    );
+}
+
+/// A stream outlives no login: logging out (here, from another tab) ends it within a
+/// sweep, with a `signed_out` event for the page; and one user cannot hold open
+/// streams without bound.
+#[tokio::test]
+async fn a_stream_ends_when_its_login_does_and_a_user_holds_a_bounded_number() {
+    let app = spawn_app().await;
+    let worker = app.user_with_role("signedout", Role::TechnicalWorker).await;
+    let url = app.url("/api/events");
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        streams.push(Sse::open(&worker, &url, None).await);
+    }
+    let refused = worker.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 429, "the seventeenth stream of one user");
+    let mut stream = streams.pop().unwrap();
+    stream.wait_for_status(FeedStatus::Live, SOON).await;
+    drop(streams);
+    // The streams dropped gave their places back.
+    let mut again = Sse::open(&worker, &url, None).await;
+    again.wait_for_status(FeedStatus::Live, SOON).await;
+
+    let (status, body) = app.call(&worker, "logout", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let mut last = None;
+    while let Some(e) = stream.next(Duration::from_secs(10)).await {
+        last = Some(e.event);
+    }
+    assert_eq!(last.as_deref(), Some(event::SIGNED_OUT), "{}", stream.raw);
+    let res = worker.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 401, "no new stream without a login");
+}

@@ -40,6 +40,19 @@ pub fn session_error(e: tower_sessions::session::Error) -> AppError {
     AppError::Unavailable(Store::MySql)
 }
 
+/// Whether a login has run past its absolute or its idle timeout.
+pub fn expired(
+    settings: &crate::server::AuthSettings,
+    created_at: NaiveDateTime,
+    last_seen_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> bool {
+    let limit =
+        |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    now - created_at > limit(settings.absolute_timeout)
+        || now - last_seen_at > limit(settings.idle_timeout)
+}
+
 /// Whether a request is the user's doing, and so keeps their session from idling out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
@@ -105,11 +118,7 @@ pub async fn authenticate(
     };
     let now = Utc::now().naive_utc();
     let settings = &state.auth;
-    let expired = now - created_at
-        > chrono::Duration::from_std(settings.absolute_timeout).unwrap_or(chrono::Duration::MAX)
-        || now - last_seen_at
-            > chrono::Duration::from_std(settings.idle_timeout).unwrap_or(chrono::Duration::MAX);
-    if expired || status == AccountStatus::Disabled {
+    if expired(settings, created_at, last_seen_at, now) || status == AccountStatus::Disabled {
         delete_key(&state.mysql, &auth.key).await?;
         session.flush().await.map_err(session_error)?;
         return Ok(None);
