@@ -27,8 +27,8 @@ CREATE TABLE sale_feed (
     previous_day    DATE NULL,
     owner           VARCHAR(254) NULL,
     previous_owner  VARCHAR(254) NULL,
-    committed_at    DATETIME(6) NOT NULL,
-    KEY ix_sale_feed_committed (committed_at)
+    recorded_at    DATETIME(6) NOT NULL,
+    KEY ix_sale_feed_recorded (recorded_at)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 -- The feed's head is the backup's change count now (`changes::generation`).

@@ -119,7 +119,8 @@ pub fn App() -> impl IntoView {
                         model::SecondFactor::Pending | model::SecondFactor::Missing
                     )
             })
-            .map(|u| u.id)
+            // Everything the stream's audience depends on.
+            .map(|u| format!("{}:{}:{}:{}", u.id, u.role, u.email, u.email_verified))
     });
     // Signed out elsewhere (another tab, "log out everywhere", a timeout): the guards
     // send the page to the login once the server says so.

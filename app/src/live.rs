@@ -45,8 +45,15 @@ pub struct Live {
     /// The journal's pulse (staff only): moves whenever edits start or settle, or a
     /// sync run progresses.
     pub pulse: RwSignal<Option<Pulse>>,
+    /// Changes received, in feed order, without duplicates.
     changes: RwSignal<VecDeque<SaleChange>>,
     missed: RwSignal<u64>,
+    /// The position the open stream started from: it carries every change after it.
+    /// `None` while no stream has said so.
+    covered: RwSignal<Option<u64>>,
+    /// The earliest position a component's data was read at before the stream opened:
+    /// the stream opens from there, so nothing committed in between is lost.
+    need: StoredValue<Option<u64>>,
 }
 
 pub fn use_live() -> Live {
@@ -60,23 +67,31 @@ impl Live {
             pulse: RwSignal::new(None),
             changes: RwSignal::new(VecDeque::new()),
             missed: RwSignal::new(0),
+            covered: RwSignal::new(None),
+            need: StoredValue::new(None),
         };
         provide_context(live);
         live
     }
 
-    /// Calls `heard` with every change that arrives from now on, in order, and with
-    /// `Missed` when the page must reload what it shows. In the browser only.
-    pub fn follow(self, mut heard: impl FnMut(Heard<'_>) + 'static) {
-        let mut cursor = self
-            .changes
-            .with_untracked(|c| c.back().map_or(0, |c| c.seq));
+    /// Calls `heard` with every change after feed position `from` (where the
+    /// component's data was read), in order, and with `Missed` when the page must
+    /// reload what it shows: the stream could not be sent what it missed, or started
+    /// after `from` (the data is older than the stream). In the browser only.
+    pub fn follow(self, from: u64, mut heard: impl FnMut(Heard<'_>) + 'static) {
+        self.need
+            .update_value(|need| *need = Some(need.map_or(from, |n| n.min(from))));
+        let mut cursor = from;
         let mut missed = self.missed.get_untracked();
         Effect::new(move |_| {
             let now_missed = self.missed.get();
-            if now_missed != missed {
+            let gap = self.covered.get().is_some_and(|start| from < start) && cursor == from;
+            if now_missed != missed || gap {
                 missed = now_missed;
+                // Reloaded data comes with a new position and a new follower.
+                cursor = u64::MAX;
                 heard(Heard::Missed);
+                return;
             }
             self.changes.with(|changes| {
                 let start = cursor;
@@ -86,6 +101,38 @@ impl Live {
                 }
             });
         });
+    }
+}
+
+/// Tells a resource's fetch of the view it fetched last (the page refreshing by
+/// itself after a change) from a view the user asked for: the server does not count
+/// the former as the user's activity, so an open page does not keep a login alive.
+pub struct Views<K: Send + Sync + 'static>(StoredValue<Option<K>>);
+
+impl<K: Send + Sync + 'static> Clone for Views<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K: Send + Sync + 'static> Copy for Views<K> {}
+
+impl<K: Clone + PartialEq + Send + Sync + 'static> Default for Views<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Clone + PartialEq + Send + Sync + 'static> Views<K> {
+    pub fn new() -> Self {
+        Self(StoredValue::new(None))
+    }
+
+    /// The server functions' `background` argument for fetching `view` now.
+    pub fn background(self, view: &K) -> Option<bool> {
+        let repeated = self.0.with_value(|last| last.as_ref() == Some(view));
+        self.0.set_value(Some(view.clone()));
+        Some(repeated)
     }
 }
 
@@ -129,9 +176,11 @@ impl Throttle {
     }
 }
 
-/// Opens the stream while someone is signed in, and closes it when they leave; calls
-/// `signed_out` when the server ends the stream because the login ended elsewhere.
-pub fn connect(live: Live, signed_in: Signal<Option<u64>>, signed_out: Callback<()>) {
+/// Opens the stream while someone is signed in (`signed_in` says who, and as what:
+/// when that changes the stream is opened again, as what it may carry changes), and
+/// closes it when they leave; calls `signed_out` when the server ends or refuses the
+/// stream, which may mean the login ended elsewhere.
+pub fn connect(live: Live, signed_in: Signal<Option<String>>, signed_out: Callback<()>) {
     #[cfg(feature = "hydrate")]
     browser::connect(live, signed_in, signed_out);
     #[cfg(not(feature = "hydrate"))]
@@ -148,23 +197,25 @@ mod browser {
     use wasm_bindgen::closure::Closure;
     use web_sys::{EventSource, MessageEvent};
 
-    /// A browser reconnecting after the server refused or dropped it waits this long.
+    /// A page whose stream was refused or dropped tries again after this, doubling up
+    /// to `RETRY_MAX` while it keeps failing.
     const RETRY: Duration = Duration::from_secs(3);
+    const RETRY_MAX: Duration = Duration::from_secs(60);
     /// Changes kept for components that start following later (a route change).
     const KEPT: usize = 200;
 
     impl Live {
+        /// Keeps the changes in feed order: a stream reopened from an earlier position
+        /// sends some again, and fills in older ones.
         fn received(self, change: SaleChange) {
             self.changes.update(|changes| {
-                changes.push_back(change);
+                if let Err(at) = changes.binary_search_by_key(&change.seq, |c| c.seq) {
+                    changes.insert(at, change);
+                }
                 while changes.len() > KEPT {
                     changes.pop_front();
                 }
             });
-        }
-
-        fn last_seq(self) -> Option<u64> {
-            self.changes.with_untracked(|c| c.back().map(|c| c.seq))
         }
     }
 
@@ -188,20 +239,26 @@ mod browser {
         /// Bumped on every (re)open and close, so a retry scheduled for an earlier
         /// stream does nothing.
         generation: StoredValue<u64>,
+        /// The last event id the stream carried, where a reopened stream resumes.
+        last_id: StoredValue<Option<u64>>,
+        failures: StoredValue<u32>,
     }
 
-    pub fn connect(live: Live, signed_in: Signal<Option<u64>>, signed_out: Callback<()>) {
+    pub fn connect(live: Live, signed_in: Signal<Option<String>>, signed_out: Callback<()>) {
         let stream = Stream {
             live,
             signed_out,
             open: StoredValue::new_local(None),
             generation: StoredValue::new(0),
+            last_id: StoredValue::new(None),
+            failures: StoredValue::new(0),
         };
-        Effect::new(move |previous: Option<Option<u64>>| {
+        Effect::new(move |previous: Option<Option<String>>| {
             let user = signed_in.get();
             if previous.as_ref() != Some(&user) {
                 match user {
-                    Some(_) => stream.open(None),
+                    // From where the page's data was read, if it said.
+                    Some(_) => stream.open(live.need.get_value()),
                     None => stream.close(),
                 }
             }
@@ -214,16 +271,22 @@ mod browser {
         serde_json::from_str(&e.data().as_string()?).ok()
     }
 
+    fn event_id(e: &MessageEvent) -> Option<u64> {
+        e.last_event_id().parse().ok()
+    }
+
     impl Stream {
         fn close(self) {
             self.generation.update_value(|g| *g += 1);
             self.open.set_value(None);
+            self.live.covered.set(None);
             self.live.connection.set(Connection::Off);
         }
 
         fn open(self, after: Option<u64>) {
             self.generation.update_value(|g| *g += 1);
             self.open.set_value(None);
+            self.live.covered.set(None);
             let url = match after {
                 Some(seq) => format!("/api/events?after={seq}"),
                 None => "/api/events".to_string(),
@@ -244,6 +307,7 @@ mod browser {
             listen(
                 event::CHANGE,
                 Box::new(move |e| {
+                    self.last_id.set_value(event_id(&e));
                     if let Some(change) = data::<SaleChange>(&e) {
                         live.received(change);
                     }
@@ -252,6 +316,15 @@ mod browser {
             listen(
                 event::STATUS,
                 Box::new(move |e| {
+                    self.failures.set_value(0);
+                    if let Some(id) = event_id(&e) {
+                        self.last_id.set_value(Some(id));
+                        // The first status of a stream says where it starts; later ones
+                        // (the browser reconnecting by itself) continue it.
+                        if live.covered.get_untracked().is_none() {
+                            live.covered.set(Some(id));
+                        }
+                    }
                     live.connection.set(match data::<FeedStatus>(&e) {
                         Some(FeedStatus::Live) => Connection::Live,
                         _ => Connection::Offline,
@@ -269,9 +342,13 @@ mod browser {
             listen(
                 event::RELOAD,
                 Box::new(move |_| {
-                    live.missed.update(|n| *n += 1);
                     // Starts afresh from now: resuming from the old position would be
-                    // refused again. Deferred: reopening drops this listener.
+                    // refused again. The components reload, and follow from their
+                    // new data.
+                    live.need.set_value(None);
+                    self.last_id.set_value(None);
+                    live.missed.update(|n| *n += 1);
+                    // Deferred: reopening drops this listener.
                     set_timeout(move || self.open(None), Duration::ZERO);
                 }),
             );
@@ -299,16 +376,21 @@ mod browser {
                     live.connection.set(Connection::Connecting);
                     return;
                 }
-                // Refused (signed out, or the server could not check the session):
-                // the browser gives up, so the page tries again itself.
+                // Refused: the server could not check the session, or there is none
+                // any more. The browser gives up, so the page asks who is signed in
+                // (its guards act if nobody is) and tries again, less and less often.
                 live.connection.set(Connection::Offline);
+                self.signed_out.run(());
+                let failures = self.failures.get_value();
+                self.failures.set_value(failures.saturating_add(1));
+                let delay = (RETRY * 2u32.saturating_pow(failures.min(5))).min(RETRY_MAX);
                 set_timeout(
                     move || {
                         if self.generation.get_value() == generation {
-                            self.open(live.last_seq());
+                            self.open(self.last_id.get_value().or(live.need.get_value()));
                         }
                     },
-                    RETRY,
+                    delay,
                 );
             }) as Box<dyn FnMut(web_sys::Event)>);
             source.set_onerror(Some(on_error.as_ref().unchecked_ref()));

@@ -100,6 +100,7 @@ impl Application {
             mongo,
             auth: serve.auth_settings(),
             live: app::server::live::Live::new(serve.live_settings()),
+            exports: Default::default(),
         };
         migrate_or_retry_later(&state).await?;
         let listener = TcpListener::bind(serve.site_addr)

@@ -3,19 +3,23 @@
 
 use crate::model::{AppError, ReplicationStatus, SyncReport};
 #[cfg(feature = "ssr")]
-use crate::server::{auth::Access, respond};
+use crate::server::{auth::Access, auth::sessions::Activity, respond, respond_as};
 use leptos::prelude::*;
 
 #[server(prefix = "/api", endpoint = "replication/status")]
-pub async fn replication_overview() -> Result<ReplicationStatus, AppError> {
-    respond(Access::STAFF, |call, _| async move {
-        let mut status = crate::server::sales::sync::status(&call.state.mysql).await?;
-        status.deployment = crate::server::sales::primary::deployment(&call.state.mongo)
-            .await
-            .ok()
-            .map(|d| d.describe());
-        Ok(status)
-    })
+pub async fn replication_overview(background: Option<bool>) -> Result<ReplicationStatus, AppError> {
+    respond_as(
+        Activity::of(background),
+        Access::STAFF,
+        |call, _| async move {
+            let mut status = crate::server::sales::sync::status(&call.state.mysql).await?;
+            status.deployment = crate::server::sales::primary::deployment(&call.state.mongo)
+                .await
+                .ok()
+                .map(|d| d.describe());
+            Ok(status)
+        },
+    )
     .await
 }
 

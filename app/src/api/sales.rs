@@ -6,8 +6,8 @@ use crate::model::{AppError, Sale, SaleHistory, SaleInput};
 #[cfg(feature = "ssr")]
 use crate::server::{
     Call,
-    auth::{Access, CurrentUser},
-    respond,
+    auth::{Access, CurrentUser, sessions::Activity},
+    respond, respond_as,
     sales::{
         dual_write::{Author, IdempotencyKey, Writer},
         history, queries,
@@ -46,31 +46,46 @@ fn new_token() -> String {
 /// The signed-in customer's purchases. There is no email parameter: the session's
 /// account decides whose sales these are.
 #[server(prefix = "/api", endpoint = "sales/mine")]
-pub async fn my_purchases(page: Option<u32>) -> Result<Purchases, AppError> {
-    respond(Access::CUSTOMER, |call, me| async move {
-        // Sales are matched by address: only a proven one may see them.
-        if !me.user.email_verified {
-            return Err(AppError::EmailUnverified);
-        }
-        let page = page.unwrap_or(1).clamp(1, 1_000_000);
-        queries::purchases(&call.state.mysql, &me.user.email, page).await
-    })
+pub async fn my_purchases(
+    page: Option<u32>,
+    background: Option<bool>,
+) -> Result<Purchases, AppError> {
+    respond_as(
+        Activity::of(background),
+        Access::CUSTOMER,
+        |call, me| async move {
+            // Sales are matched by address: only a proven one may see them.
+            if !me.user.email_verified {
+                return Err(AppError::EmailUnverified);
+            }
+            let page = page.unwrap_or(1).clamp(1, 1_000_000);
+            queries::purchases(&call.state.mysql, &me.user.email, page).await
+        },
+    )
     .await
 }
 
 #[server(prefix = "/api", endpoint = "sales/list", input = Json)]
-pub async fn list_sales(query: SalesQuery) -> Result<SalesPage, AppError> {
-    respond(Access::STAFF, |call, _| async move {
-        let filter = query.parse().map_err(AppError::Invalid)?;
-        queries::list(&call.state.mysql, &call.state.counts, &filter).await
-    })
+pub async fn list_sales(
+    query: SalesQuery,
+    background: Option<bool>,
+) -> Result<SalesPage, AppError> {
+    respond_as(
+        Activity::of(background),
+        Access::STAFF,
+        |call, _| async move {
+            let filter = query.parse().map_err(AppError::Invalid)?;
+            queries::list(&call.state.mysql, &call.state.counts, &filter).await
+        },
+    )
     .await
 }
 
-/// How many sales match the filters: the table's count, when sales change elsewhere.
+/// How many sales match the filters: the table's count, when sales change elsewhere
+/// (the page asks by itself, so it is not the user's activity).
 #[server(prefix = "/api", endpoint = "sales/count", input = Json)]
 pub async fn count_sales(query: SalesQuery) -> Result<u64, AppError> {
-    respond(Access::STAFF, |call, _| async move {
+    respond_as(Activity::Background, Access::STAFF, |call, _| async move {
         let filter = query.parse().map_err(AppError::Invalid)?;
         queries::matching(&call.state.mysql, &call.state.counts, &filter).await
     })
@@ -82,6 +97,8 @@ pub async fn count_sales(query: SalesQuery) -> Result<u64, AppError> {
 pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
     respond(Access::STAFF, |call, _| async move {
         let id = parse_id(&id)?;
+        // Read before the sale: a change saved after it reaches the open form live.
+        let feed = crate::server::sales::changes::generation(&call.state.mysql).await?;
         let sale = call
             .state
             .writer
@@ -91,6 +108,7 @@ pub async fn load_sale(id: String) -> Result<SaleForEdit, AppError> {
         Ok(SaleForEdit {
             sale,
             token: new_token(),
+            feed,
         })
     })
     .await
@@ -165,11 +183,19 @@ pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), 
 
 /// The management analytics over an inclusive date range (`YYYY-MM-DD`, either empty).
 #[server(prefix = "/api", endpoint = "analytics")]
-pub async fn load_analytics(from: String, to: String) -> Result<Analytics, AppError> {
-    respond(Access::MANAGEMENT, |call, _| async move {
-        let (from, to) = crate::model::report::parse_range(&from, &to)
-            .map_err(|e| AppError::Invalid(vec![e]))?;
-        queries::analytics(&call.state.mysql, from, to).await
-    })
+pub async fn load_analytics(
+    from: String,
+    to: String,
+    background: Option<bool>,
+) -> Result<Analytics, AppError> {
+    respond_as(
+        Activity::of(background),
+        Access::MANAGEMENT,
+        |call, _| async move {
+            let (from, to) = crate::model::report::parse_range(&from, &to)
+                .map_err(|e| AppError::Invalid(vec![e]))?;
+            queries::analytics(&call.state.mysql, from, to).await
+        },
+    )
     .await
 }

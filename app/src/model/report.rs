@@ -210,6 +210,9 @@ pub struct SalesPage {
     pub pages: u32,
     /// Every store name, for the filter's choices.
     pub stores: Vec<String>,
+    /// The change feed's position when this was read: the page follows the changes
+    /// after it (`crate::live`).
+    pub feed: u64,
 }
 
 /// A customer's own purchases, newest first, with their KPIs.
@@ -221,6 +224,9 @@ pub struct Purchases {
     pub sales: Vec<Sale>,
     pub page: u32,
     pub pages: u32,
+    /// The change feed's position when this was read: the page follows the changes
+    /// after it (`crate::live`).
+    pub feed: u64,
 }
 
 /// A sale loaded for editing, with a fresh submission token for the form.
@@ -228,6 +234,9 @@ pub struct Purchases {
 pub struct SaleForEdit {
     pub sale: Sale,
     pub token: String,
+    /// The change feed's position when this was read: the page follows the changes
+    /// after it (`crate::live`).
+    pub feed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,6 +277,9 @@ pub struct Analytics {
     /// Sales per satisfaction score 1..=5.
     pub satisfaction: [u64; 5],
     pub top_items: Vec<ItemSlice>,
+    /// The change feed's position when this was read: the page follows the changes
+    /// after it (`crate::live`).
+    pub feed: u64,
 }
 
 /// Money as the UI shows it: thousands separators and two decimals, exact.

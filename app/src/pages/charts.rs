@@ -270,7 +270,12 @@ fn save_svg(figure: &web_sys::HtmlElement, title: &str) {
     let Ok(Some(svg)) = figure.query_selector("svg") else {
         return;
     };
-    let file = standalone_svg(&svg.outer_html(), title);
+    // XML, not `outer_html`: HTML serialization writes entities such as `&nbsp;`
+    // that an SVG file may not contain.
+    let Ok(markup) = web_sys::XmlSerializer::new().and_then(|x| x.serialize_to_string(&svg)) else {
+        return;
+    };
+    let file = standalone_svg(&markup, title);
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("image/svg+xml");
     let parts = js_sys::Array::of1(&JsValue::from_str(&file));

@@ -3,7 +3,7 @@
 use crate::api::sales::my_purchases;
 use crate::auth::RequireRole;
 use crate::components::{ErrorNote, Pager, ScrollTable, format_time};
-use crate::live::{Throttle, use_live};
+use crate::live::{Throttle, Views, use_live};
 use crate::model::report::{Purchases, money};
 use crate::model::{AppError, Role, Sale};
 use leptos::prelude::*;
@@ -31,13 +31,12 @@ fn MyPurchases() -> impl IntoView {
             .unwrap_or(1)
     };
     let refreshes = RwSignal::new(0u32);
+    let views = Views::new();
     let purchases = Resource::new(
         move || (page(), refreshes.get()),
-        |(p, _)| my_purchases(Some(p)),
+        move |(p, _)| my_purchases(Some(p), views.background(&p)),
     );
-    // The stream tells a customer of their own purchases only.
     let refresh = Throttle::new(move || refreshes.update(|n| *n += 1));
-    use_live().follow(move |_| refresh.request());
     view! {
         <section class="hero">
             <h1>"My purchases"</h1>
@@ -46,7 +45,7 @@ fn MyPurchases() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading your purchases…"</p> }>
             {move || Suspend::new(async move {
                 match purchases.await {
-                    Ok(p) => view! { <PurchaseList purchases=p/> }.into_any(),
+                    Ok(p) => view! { <PurchaseList purchases=p refresh/> }.into_any(),
                     Err(AppError::EmailUnverified) => view! { <ConfirmFirst/> }.into_any(),
                     Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                 }
@@ -78,7 +77,7 @@ fn ConfirmFirst() -> impl IntoView {
 }
 
 #[component]
-fn PurchaseList(purchases: Purchases) -> impl IntoView {
+fn PurchaseList(purchases: Purchases, refresh: Throttle) -> impl IntoView {
     let Purchases {
         count,
         spent,
@@ -86,7 +85,10 @@ fn PurchaseList(purchases: Purchases) -> impl IntoView {
         sales,
         page,
         pages,
+        feed,
     } = purchases;
+    // The stream tells a customer of their own purchases only: any change is theirs.
+    use_live().follow(feed, move |_| refresh.request());
     view! {
         <div class="kpis" data-testid="purchase-kpis">
             <div class="kpi"><span class="kpi-label">"Purchases"</span><span class="kpi-value" data-testid="kpi-count">{count}</span></div>

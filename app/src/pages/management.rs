@@ -4,9 +4,9 @@
 use crate::api::sales::load_analytics;
 use crate::auth::RequireRole;
 use crate::components::ErrorNote;
-use crate::live::{Heard, Throttle, use_live};
+use crate::live::{Heard, Throttle, Views, use_live};
 use crate::model::Role;
-use crate::model::report::{Analytics, money, parse_range};
+use crate::model::report::{Analytics, money};
 use crate::pages::charts::{Bar, BarChart, ColumnChart, ShareChart};
 use crate::pages::replication::ReplicationPanel;
 use leptos::prelude::*;
@@ -51,24 +51,15 @@ fn AnalyticsPanel() -> impl IntoView {
         )
     };
     let refreshes = RwSignal::new(0u32);
+    let views = Views::new();
     let analytics = Resource::new(
         move || (range(), refreshes.get()),
-        |((from, to), _)| load_analytics(from, to),
+        move |(range, _)| {
+            let background = views.background(&range);
+            load_analytics(range.0, range.1, background)
+        },
     );
-    // Figures follow the sales of the range shown, refreshed at most once a second.
     let refresh = Throttle::new(move || refreshes.update(|n| *n += 1));
-    use_live().follow(move |heard| {
-        let touched = match heard {
-            Heard::Missed => true,
-            Heard::Change(change) => {
-                let (from, to) = untrack(range);
-                parse_range(&from, &to).is_ok_and(|(from, to)| change.touches(from, to))
-            }
-        };
-        if touched {
-            refresh.request();
-        }
-    });
     let export_href = move || {
         let (from, to) = range();
         format!(
@@ -99,7 +90,7 @@ fn AnalyticsPanel() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Computing the figures…"</p> }>
                 {move || Suspend::new(async move {
                     match analytics.await {
-                        Ok(a) => view! { <AnalyticsView analytics=a/> }.into_any(),
+                        Ok(a) => view! { <AnalyticsView analytics=a refresh/> }.into_any(),
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                     }
                 })}
@@ -109,7 +100,17 @@ fn AnalyticsPanel() -> impl IntoView {
 }
 
 #[component]
-fn AnalyticsView(analytics: Analytics) -> impl IntoView {
+fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
+    // The figures follow the sales of their range, refreshed at most once a second.
+    let (from, to) = (analytics.from, analytics.to);
+    use_live().follow(analytics.feed, move |heard| {
+        if match heard {
+            Heard::Missed => true,
+            Heard::Change(change) => change.touches(from, to),
+        } {
+            refresh.request();
+        }
+    });
     let k = analytics.kpis;
     let stores: Vec<Bar> = analytics
         .by_store

@@ -2,7 +2,7 @@
 
 use crate::api::replication::{RunSync, replication_overview};
 use crate::components::{ErrorNote, FormError, action_error, format_time};
-use crate::live::{Throttle, use_live};
+use crate::live::{Throttle, Views, use_live};
 use crate::model::live::Pulse;
 use crate::model::{ReplicationStatus, SyncReport, SyncStatus};
 use leptos::prelude::*;
@@ -11,12 +11,13 @@ use leptos::prelude::*;
 pub fn ReplicationPanel() -> impl IntoView {
     let run = ServerAction::<RunSync>::new();
     let tick = RwSignal::new(0u32);
+    let views = Views::new();
     let status = Resource::new(
         move || (tick.get(), run.version().get()),
-        |_| replication_overview(),
+        move |_| replication_overview(views.background(&())),
     );
-    // The live stream's pulse moves whenever an edit starts or settles, a repair is
-    // made or a sync run progresses: the panel reloads then, at most once a second,
+    // The live stream's pulse moves whenever an edit starts or settles, recovery
+    // repairs or a sync run progresses: the panel reloads then, at most once a second,
     // instead of polling.
     let refresh = Throttle::new(move || tick.update(|t| *t += 1));
     let live = use_live();
@@ -27,7 +28,6 @@ pub fn ReplicationPanel() -> impl IntoView {
         }
         pulse
     });
-    live.follow(move |_| refresh.request());
     view! {
         <section class="card" aria-labelledby="replication-title" data-testid="replication">
             <h2 id="replication-title">"Replication"</h2>

@@ -35,7 +35,7 @@ fn NewSale() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Preparing the form…"</p> }>
                 {move || Suspend::new(async move {
                     match token.await {
-                        Ok(token) => view! { <SaleForm sale=None token reload=Callback::new(|_| {}) saved=RwSignal::new(None) typed=RwSignal::new(None)/> }.into_any(),
+                        Ok(token) => view! { <SaleForm sale=None feed=0 token reload=Callback::new(|_| {}) saved=RwSignal::new(None) typed=RwSignal::new(None)/> }.into_any(),
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                     }
                 })}
@@ -69,7 +69,7 @@ fn EditSale() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading the sale…"</p> }>
                 {move || Suspend::new(async move {
                     match sale.await {
-                    Ok(s) => view! { <SaleForm sale=Some(s.sale) token=s.token reload saved typed/> }.into_any(),
+                    Ok(s) => view! { <SaleForm sale=Some(s.sale) feed=s.feed token=s.token reload saved typed/> }.into_any(),
                     Err(AppError::NotFound) => view! {
                         <section class="card narrow">
                             <h1>"Sale not found"</h1>
@@ -214,6 +214,8 @@ fn local_value(s: &Sale) -> String {
 #[component]
 fn SaleForm(
     sale: Option<Sale>,
+    /// The change feed's position when the sale was read: changes after it are news.
+    feed: u64,
     token: String,
     reload: Callback<()>,
     saved: RwSignal<Option<u64>>,
@@ -315,9 +317,10 @@ fn SaleForm(
     let elsewhere = RwSignal::new(None::<Elsewhere>);
     if let Some(s) = &editing {
         let (id, shown) = (s.id.clone(), s.version);
-        use_live().follow(move |heard| {
-            let Heard::Change(change) = heard else {
-                return;
+        use_live().follow(feed, move |heard| {
+            let change = match heard {
+                Heard::Missed => return elsewhere.set(Some(Elsewhere::Unsure)),
+                Heard::Change(change) => change,
             };
             if change.sale_id.as_ref() != Some(&id) {
                 return;
@@ -359,6 +362,12 @@ fn SaleForm(
                             "Saving now would be refused."</p>
                         <button type="button" class="btn" on:click=load_newest>"Load version " {version}</button>
                         <span class="muted small">" What you typed stays on screen beside it."</span>
+                    </div>
+                }.into_any(),
+                Elsewhere::Unsure => view! {
+                    <div class="notice" role="alert" data-testid="changed-elsewhere">
+                        <p>"This page lost touch with the changes for a while: the sale may have been changed elsewhere."</p>
+                        <button type="button" class="btn" on:click=load_newest>"Load the latest version"</button>
                     </div>
                 }.into_any(),
                 Elsewhere::Deleted => view! {
@@ -447,6 +456,8 @@ fn SaleForm(
 enum Elsewhere {
     Changed(u64),
     Deleted,
+    /// The page missed changes it could not be sent: this one may be among them.
+    Unsure,
 }
 
 /// One line of the item list as text, for comparing two versions.
@@ -465,9 +476,16 @@ fn items_text(items: &[ItemInput]) -> String {
         .join("; ")
 }
 
-/// The fields where what the user typed differs from the version now in the form:
-/// (label, typed, saved).
-fn differences(mine: &SaleInput, saved: &SaleInput) -> Vec<(&'static str, String, String)> {
+/// A field whose typed value differs from the version now in the form.
+#[derive(Debug, Clone, PartialEq)]
+struct Difference {
+    label: &'static str,
+    typed: String,
+    saved: String,
+}
+
+/// The fields where what the user typed differs from the version now in the form.
+fn differences(mine: &SaleInput, saved: &SaleInput) -> Vec<Difference> {
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     [
         (
@@ -509,7 +527,12 @@ fn differences(mine: &SaleInput, saved: &SaleInput) -> Vec<(&'static str, String
         ("Items", items_text(&mine.items), items_text(&saved.items)),
     ]
     .into_iter()
-    .filter(|(_, a, b)| a.trim() != b.trim())
+    .filter(|(_, typed, saved)| typed.trim() != saved.trim())
+    .map(|(label, typed, saved)| Difference {
+        label,
+        typed,
+        saved,
+    })
     .collect()
 }
 
@@ -517,7 +540,7 @@ fn differences(mine: &SaleInput, saved: &SaleInput) -> Vec<(&'static str, String
 #[component]
 fn YourDraft(
     version: u64,
-    differences: Vec<(&'static str, String, String)>,
+    differences: Vec<Difference>,
     typed: RwSignal<Option<SaleInput>>,
 ) -> impl IntoView {
     view! {
@@ -532,8 +555,8 @@ fn YourDraft(
                         <table>
                             <thead><tr><th>"Field"</th><th>"You typed"</th><th>"Version " {version}</th></tr></thead>
                             <tbody>
-                                {differences.into_iter().map(|(label, mine, saved)| view! {
-                                    <tr><th scope="row">{label}</th><td class="break">{mine}</td><td class="break">{saved}</td></tr>
+                                {differences.into_iter().map(|d| view! {
+                                    <tr><th scope="row">{d.label}</th><td class="break">{d.typed}</td><td class="break">{d.saved}</td></tr>
                                 }).collect_view()}
                             </tbody>
                         </table>
@@ -601,9 +624,9 @@ mod tests {
         mine.items[0].quantity = "3".into();
         mine.coupon_used = true;
         let found = differences(&mine, &saved);
-        let labels: Vec<&str> = found.iter().map(|d| d.0).collect();
+        let labels: Vec<&str> = found.iter().map(|d| d.label).collect();
         assert_eq!(labels, ["Store", "Coupon used", "Items"]);
-        assert_eq!(found[2].1, "pens × 3 at 1.50");
-        assert_eq!(found[2].2, "pens × 2 at 1.50");
+        assert_eq!(found[2].typed, "pens × 3 at 1.50");
+        assert_eq!(found[2].saved, "pens × 2 at 1.50");
     }
 }

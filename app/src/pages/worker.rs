@@ -4,7 +4,7 @@
 use crate::api::sales::{DeleteSale, count_sales, list_sales};
 use crate::auth::RequireRole;
 use crate::components::{ErrorNote, FormError, Pager, ScrollTable, action_error, format_time};
-use crate::live::{HIGHLIGHT, Heard, Throttle, use_live};
+use crate::live::{HIGHLIGHT, Heard, Throttle, Views, use_live};
 use crate::model::live::ChangeKind;
 use crate::model::report::{SaleRow, SaleSort, SalesPage, SalesQuery, money};
 use crate::model::{PurchaseMethod, Role};
@@ -109,9 +109,13 @@ fn SalesTable() -> impl IntoView {
     let query = Memo::new(move |_| SalesQuery::from(filters.get().unwrap_or_default()));
     let delete = ServerAction::<DeleteSale>::new();
     let reloads = RwSignal::new(0u32);
+    let views = Views::new();
     let sales = Resource::new(
         move || (query.get(), delete.version().get(), reloads.get()),
-        |(q, _, _)| list_sales(q),
+        move |(q, _, _)| {
+            let background = views.background(&q);
+            list_sales(q, background)
+        },
     );
     let reload = Callback::new(move |()| reloads.update(|n| *n += 1));
     view! {
@@ -260,7 +264,7 @@ fn Table(
             });
         })
     };
-    use_live().follow(move |heard| {
+    use_live().follow(page.feed, move |heard| {
         let change = match heard {
             Heard::Missed => return reload.run(()),
             Heard::Change(change) => change,
@@ -280,7 +284,10 @@ fn Table(
                     state.with_untracked(|s| s.row.id.clone())
                 ));
             }
-            (Some(state), _, Some(row)) => {
+            // Only newer: a change replayed after a reconnect may be older than the row.
+            (Some(state), _, Some(row))
+                if row.version > state.with_untracked(|s| s.row.version) =>
+            {
                 let seq = change.seq;
                 state.set(Shown {
                     row: row.clone(),

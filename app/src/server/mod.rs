@@ -32,26 +32,29 @@ pub trait Gate {
     fn admit(
         self,
         call: &Call,
+        activity: auth::sessions::Activity,
     ) -> impl std::future::Future<Output = Result<Self::Caller, crate::model::AppError>> + Send;
 }
 
 impl Gate for auth::Access {
     type Caller = auth::CurrentUser;
     /// Checks the session and the role (see `auth::guard::require`).
-    async fn admit(self, call: &Call) -> Result<auth::CurrentUser, crate::model::AppError> {
-        auth::guard::require(
-            &call.state,
-            &call.info,
-            self,
-            auth::sessions::Activity::User,
-        )
-        .await
+    async fn admit(
+        self,
+        call: &Call,
+        activity: auth::sessions::Activity,
+    ) -> Result<auth::CurrentUser, crate::model::AppError> {
+        auth::guard::require(&call.state, &call.info, self, activity).await
     }
 }
 
 impl Gate for auth::guard::Public {
     type Caller = ();
-    async fn admit(self, _: &Call) -> Result<(), crate::model::AppError> {
+    async fn admit(
+        self,
+        _: &Call,
+        _: auth::sessions::Activity,
+    ) -> Result<(), crate::model::AppError> {
         Ok(())
     }
 }
@@ -67,6 +70,20 @@ pub async fn respond<G: Gate, T, Body>(
 where
     Body: std::future::Future<Output = Result<T, crate::model::AppError>>,
 {
+    respond_as(auth::sessions::Activity::User, gate, body).await
+}
+
+/// `respond` for a call the page makes by itself (a refresh after a change elsewhere):
+/// `Activity::Background` does not keep the login from idling out. The client says
+/// which it is; saying "background" can only give up keeping its own session alive.
+pub async fn respond_as<G: Gate, T, Body>(
+    activity: auth::sessions::Activity,
+    gate: G,
+    body: impl FnOnce(Call, G::Caller) -> Body,
+) -> Result<T, crate::model::AppError>
+where
+    Body: std::future::Future<Output = Result<T, crate::model::AppError>>,
+{
     let options = leptos::prelude::use_context::<leptos_axum::ResponseOptions>();
     // A form posted without JavaScript is answered with a redirect back to its page,
     // the error in the URL for the form to show; an error status would override it.
@@ -75,7 +92,7 @@ where
         let state = app_state()?;
         let info = auth::request::request_info(state.auth.cookie_secure)?;
         let call = Call { state, info };
-        let caller = gate.admit(&call).await?;
+        let caller = gate.admit(&call, activity).await?;
         body(call, caller).await
     }
     .await;

@@ -20,6 +20,8 @@ pub struct AppState {
     pub mailer: crate::server::mail::Mailer,
     /// This instance's view of the change feed, which its live streams read.
     pub live: crate::server::live::Live,
+    /// The CSV exports running on this instance.
+    pub exports: crate::server::sales::export::Exports,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -260,6 +260,19 @@ async fn a_customer_hears_only_of_their_own_purchases() {
         "the journal's pulse is for staff"
     );
 
+    // Her address changes (confirmed elsewhere): the stream that was filtered for the
+    // old one ends within a sweep.
+    sqlx::query("UPDATE users SET email = ? WHERE username_key = 'ann'")
+        .bind(app.email_for("ann2"))
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let mut last = None;
+    while let Some(e) = stream.next(Duration::from_secs(10)).await {
+        last = Some(e.event);
+    }
+    assert_eq!(last.as_deref(), Some(event::SIGNED_OUT));
+
     // Not signed in: no stream.
     let res = app
         .new_client()
@@ -305,6 +318,25 @@ async fn a_stream_resumes_after_the_last_event_it_received() {
     // The `after` parameter does the same for a page that reopens its stream itself.
     let mut reopened = Sse::open(&worker, &format!("{url}?after={}", a.seq), None).await;
     assert_eq!(reopened.next_change(SOON).await.seq, b.seq);
+
+    // A stream that has carried no change yet still tells the browser where it
+    // started, so a drop before the first change loses nothing either.
+    let mut quiet = Sse::open(&worker, &url, None).await;
+    let first = quiet.next(SOON).await.expect("a first event");
+    assert_eq!(first.event, event::STATUS);
+    let start: u64 = first
+        .id
+        .expect("the first status carries the start")
+        .parse()
+        .unwrap();
+    assert_eq!(start, b.seq);
+    drop(quiet);
+    writer
+        .update(None, &sale.id, 3, source.next().unwrap())
+        .await
+        .unwrap();
+    let mut back = Sse::open(&worker, &url, Some(start)).await;
+    assert_eq!(back.next_change(SOON).await.version(), Some(4));
 }
 
 #[tokio::test]
@@ -620,4 +652,44 @@ async fn a_stream_ends_when_its_login_does_and_a_user_holds_a_bounded_number() {
     assert_eq!(last.as_deref(), Some(event::SIGNED_OUT), "{}", stream.raw);
     let res = worker.get(&url).send().await.unwrap();
     assert_eq!(res.status(), 401, "no new stream without a login");
+}
+
+/// A page refreshing by itself after a change (`background`) does not count as its
+/// user's activity, so an open dashboard does not keep a login from idling out; the
+/// same call made for the user does.
+#[tokio::test]
+async fn refreshes_the_page_makes_by_itself_do_not_keep_a_login_alive() {
+    let app = spawn_app().await;
+    let worker = app.user_with_role("idletab", Role::TechnicalWorker).await;
+    let last_seen = || async {
+        let seen: chrono::NaiveDateTime = sqlx::query_scalar(
+            "SELECT s.last_seen_at FROM user_sessions s JOIN users u ON u.id = s.user_id \
+             WHERE u.username_key = 'idletab'",
+        )
+        .fetch_one(&app.mysql)
+        .await
+        .unwrap();
+        seen
+    };
+    let list = |background: bool| serde_json::json!({ "query": {}, "background": background });
+    // Within the idle timeout (30 min here), but minutes old.
+    sqlx::query(
+        "UPDATE user_sessions s JOIN users u ON u.id = s.user_id \
+         SET s.last_seen_at = UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE WHERE u.username_key = 'idletab'",
+    )
+    .execute(&app.mysql)
+    .await
+    .unwrap();
+    let before = last_seen().await;
+    let (status, body) = app.call_json(&worker, "sales/list", &list(true)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(last_seen().await, before, "a refresh is not activity");
+    let (status, _) = app
+        .call_json(&worker, "sales/count", &serde_json::json!({ "query": {} }))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(last_seen().await, before, "nor is a recount");
+    let (status, body) = app.call_json(&worker, "sales/list", &list(false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(last_seen().await > before, "the user's own request is");
 }

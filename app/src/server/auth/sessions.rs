@@ -62,6 +62,18 @@ pub enum Activity {
     Background,
 }
 
+impl Activity {
+    /// A server function's `background` argument: set by the page on the calls it
+    /// makes by itself.
+    pub fn of(background: Option<bool>) -> Self {
+        if background == Some(true) {
+            Activity::Background
+        } else {
+            Activity::User
+        }
+    }
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(
     state: &AppState,

@@ -208,17 +208,24 @@ impl Live {
         let entries = changes::after(pool, last, READ_BATCH).await?;
         let more = entries.len() == READ_BATCH as usize;
         let mut recent = self.lock();
-        if entries
-            .first()
-            .is_some_and(|e| e.change.seq != recent.last + 1)
-        {
+        // Positions are handed out without holes, so a hole means entries were pruned
+        // before this instance read them (cut off from MySQL for longer than the feed is
+        // kept); so does a head with nothing after `last`. Pages must reload.
+        let contiguous = entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.change.seq == last + 1 + i as u64);
+        if entries.is_empty() || !contiguous {
             tracing::warn!(
-                last = recent.last,
+                last,
+                head = glance.head,
                 "live feed: entries were pruned before they were read"
             );
             recent.entries.clear();
-            recent.floor = entries.first().map_or(0, |e| e.change.seq - 1);
+            recent.floor = glance.head;
+            recent.last = glance.head;
             let _ = self.inner.sender.send(Feed::Gap);
+            return Ok(false);
         }
         // Sent under the lock, so a stream starting meanwhile finds each entry either
         // in `recent` or in its receiver.
@@ -269,7 +276,8 @@ impl Live {
         let receiver = self.inner.sender.subscribe();
         let start = match after {
             None => Start::At(recent.last, Vec::new()),
-            Some(after) if after < recent.floor => Start::Missed,
+            // Before the window, or past a feed that went back (a restored backup).
+            Some(after) if after < recent.floor || after > recent.last => Start::Missed,
             Some(after) => Start::At(
                 after,
                 recent
@@ -389,6 +397,7 @@ pub(crate) mod tests {
         assert_eq!(due(Some(9)), None, "entry 10 is gone");
         assert_eq!(due(Some(10)), Some((10, vec![11, 12])));
         assert_eq!(due(Some(12)), Some((12, vec![])));
+        assert_eq!(due(Some(13)), None, "a position the feed has not reached");
         assert_eq!(due(None), Some((12, vec![])), "a new page starts from now");
     }
 }

@@ -1,9 +1,9 @@
 //! The logins behind this instance's open streams. A stream is authenticated when it
 //! opens; after that, one query every few seconds (whatever the number of streams)
 //! checks their sessions in MySQL, and the stream of a login that has ended (logout,
-//! "log out everywhere", a disabled account, a changed role, an idle or absolute
-//! timeout) is told so and closed at once, instead of carrying sales until it next
-//! reconnects.
+//! "log out everywhere", a disabled account, an idle or absolute timeout) or whose
+//! user changed (role, address) is told so and closed at once, instead of carrying
+//! sales until it next reconnects.
 //!
 //! The registry also bounds the streams one user holds open on this instance: a
 //! resource limit of this process, like its connection pool, not a guarantee.
@@ -31,8 +31,27 @@ pub(super) struct Registry {
 
 struct Holder {
     user_id: u64,
-    role: Role,
+    who: Who,
     streams: usize,
+}
+
+/// What decided what a stream may carry: a change to any of it ends the stream, which
+/// the browser reopens with what is true now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Who {
+    role: Role,
+    email: String,
+    verified: bool,
+}
+
+impl Who {
+    fn of(user: &SessionUser) -> Self {
+        Who {
+            role: user.role,
+            email: user.email.clone(),
+            verified: user.email_verified,
+        }
+    }
 }
 
 /// One open stream's place in the registry, given up when the stream ends.
@@ -83,7 +102,7 @@ impl Registry {
         open.entry(key.to_string())
             .or_insert(Holder {
                 user_id: user.id,
-                role: user.role,
+                who: Who::of(user),
                 streams: 0,
             })
             .streams += 1;
@@ -100,10 +119,10 @@ impl Registry {
 
     /// Checks every open stream's session in one query; announces those that ended.
     async fn sweep(&self, pool: &sqlx::MySqlPool, auth: &AuthSettings) -> Result<(), AppError> {
-        let held: Vec<(String, Role)> = self
+        let held: HashMap<String, Who> = self
             .lock()
             .iter()
-            .map(|(key, h)| (key.clone(), h.role))
+            .map(|(key, h)| (key.clone(), h.who.clone()))
             .collect();
         if held.is_empty() {
             return Ok(());
@@ -113,18 +132,22 @@ impl Registry {
             id: String,
             role: Role,
             status: AccountStatus,
+            email: String,
+            verified: bool,
             created_at: NaiveDateTime,
             last_seen_at: NaiveDateTime,
         }
+        let keys: Vec<&String> = held.keys().collect();
         let mut still = HashMap::new();
-        for chunk in held.chunks(1000) {
+        for chunk in keys.chunks(1000) {
             let mut q = QueryBuilder::<MySql>::new(
-                "SELECT s.id, u.role, u.status, s.created_at, s.last_seen_at \
-                 FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.id IN (",
+                "SELECT s.id, u.role, u.status, u.email, u.email_verified_at IS NOT NULL AS verified, \
+                 s.created_at, s.last_seen_at FROM user_sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.id IN (",
             );
-            let mut keys = q.separated(", ");
-            for (key, _) in chunk {
-                keys.push_bind(key.as_str());
+            let mut list = q.separated(", ");
+            for key in chunk {
+                list.push_bind(key.as_str());
             }
             q.push(")");
             let logins: Vec<Login> = q
@@ -135,14 +158,19 @@ impl Registry {
             still.extend(logins.into_iter().map(|l| (l.id.clone(), l)));
         }
         let now = chrono::Utc::now().naive_utc();
-        for (key, role) in held {
-            let valid = still.get(&key).is_some_and(|l| {
-                l.role == role
-                    && l.status == AccountStatus::Active
+        for (key, who) in &held {
+            let valid = still.get(key).is_some_and(|l| {
+                l.status == AccountStatus::Active
+                    && *who
+                        == Who {
+                            role: l.role,
+                            email: l.email.clone(),
+                            verified: l.verified,
+                        }
                     && !expired(auth, l.created_at, l.last_seen_at, now)
             });
             if !valid {
-                let _ = self.ended.send(key.into());
+                let _ = self.ended.send(key.as_str().into());
             }
         }
         Ok(())

@@ -172,18 +172,26 @@ impl Stream {
         };
         // The browser waits this long before reconnecting after the stream ends.
         let status = *stream.status.borrow_and_update();
-        stream
-            .due
-            .push_back(json_event(event::STATUS, &status).retry(Duration::from_secs(1)));
+        // `retry`: how long the browser waits before reconnecting once the stream ends.
+        let first = json_event(event::STATUS, &status).retry(Duration::from_secs(1));
+        let (first, backlog) = match start {
+            Start::Missed => (first, None),
+            // The position it starts from is the page's Last-Event-ID from now on: a
+            // quiet page that is cut off resumes from here, not from "now".
+            Start::At(after, backlog) => {
+                stream.cursor = after;
+                (first.id(after.to_string()), Some(backlog))
+            }
+        };
+        stream.due.push_back(first);
         if let Some(pulse) = stream.pulse.as_mut() {
             stream
                 .due
                 .push_back(json_event(event::PULSE, &*pulse.borrow_and_update()));
         }
-        match start {
-            Start::Missed => stream.reload(),
-            Start::At(after, backlog) => {
-                stream.cursor = after;
+        match backlog {
+            None => stream.reload(),
+            Some(backlog) => {
                 for entry in backlog {
                     stream.offer(&entry);
                 }
@@ -214,6 +222,14 @@ impl Stream {
         }
     }
 
+    /// Ends the stream for the browser to reconnect. An id without data moves its
+    /// Last-Event-ID past the entries this stream filtered out, so it resumes here.
+    fn stop(&mut self) {
+        self.due
+            .push_back(Event::default().id(self.cursor.to_string()));
+        self.done = true;
+    }
+
     fn reload(&mut self) {
         self.due
             .push_back(Event::default().event(event::RELOAD).data("missed"));
@@ -239,7 +255,7 @@ impl Stream {
             let closing = async move { closing.wait_for(|closing| *closing).await.is_ok() };
             tokio::select! {
                 biased;
-                _ = closing => self.done = true,
+                _ = closing => self.stop(),
                 Ok(key) = self.ended.recv() => {
                     if key == self.ticket.key {
                         // The page learns at once that its user was signed out.
@@ -257,12 +273,7 @@ impl Stream {
                     self.due.push_back(json_event(event::STATUS, &status));
                 }
                 Ok(pulse) = pulse => self.due.push_back(json_event(event::PULSE, &pulse)),
-                _ = tokio::time::sleep_until(self.idle_until.min(self.ends_at)) => {
-                    // An id without data moves the browser's Last-Event-ID past the
-                    // entries this stream filtered out, so it resumes from here.
-                    self.due.push_back(Event::default().id(self.cursor.to_string()));
-                    self.done = true;
-                }
+                _ = tokio::time::sleep_until(self.idle_until.min(self.ends_at)) => self.stop(),
             }
         }
     }

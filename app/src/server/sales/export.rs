@@ -18,6 +18,29 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 /// Bytes gathered before a chunk is sent.
 const CHUNK: usize = 64 * 1024;
+/// An export still running after this long is cut off (the download then fails).
+const LONGEST: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Exports this instance runs at once. Each holds a MySQL connection for as long as
+/// its download lasts, so without a bound a few slow downloads would take the pool
+/// that logins and edits need. A bound on this process's resources, not a guarantee.
+#[derive(Clone)]
+pub struct Exports(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for Exports {
+    fn default() -> Self {
+        Exports(std::sync::Arc::new(tokio::sync::Semaphore::new(2)))
+    }
+}
+
+impl Exports {
+    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+        self.0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AppError::Busy(5))
+    }
+}
 
 /// One CSV cell: quoted when it holds a separator, quote or line break, and defused
 /// when it starts like a formula (`=`, `+`, `-`, `@`, tab, CR), which a spreadsheet
@@ -52,6 +75,7 @@ fn line(out: &mut String, cells: &[&str]) {
 /// early, which the browser reports as a failed download, never a silently short file.
 fn csv_body<R>(
     pool: MySqlPool,
+    permit: tokio::sync::OwnedSemaphorePermit,
     header: &'static [&'static str],
     query: QueryBuilder<'static, MySql>,
     to_cells: fn(R) -> Vec<String>,
@@ -60,7 +84,8 @@ where
     R: for<'r> sqlx::FromRow<'r, sqlx::mysql::MySqlRow> + Send + Unpin + 'static,
 {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::spawn(async move {
+    let failed = sender.clone();
+    let export = async move {
         let mut query = query;
         let mut out = String::with_capacity(CHUNK + 1024);
         line(&mut out, header);
@@ -93,6 +118,15 @@ where
         if !out.is_empty() {
             let _ = sender.send(Ok(Bytes::from(out))).await;
         }
+    };
+    tokio::spawn(async move {
+        if tokio::time::timeout(LONGEST, export).await.is_err() {
+            tracing::warn!("CSV export cut off after {LONGEST:?}");
+            let _ = failed
+                .send(Err(std::io::Error::other("export took too long")))
+                .await;
+        }
+        drop(permit);
     });
     Body::from_stream(futures::stream::unfold(receiver, |mut r| async move {
         r.recv().await.map(|chunk| (chunk, r))
@@ -161,7 +195,11 @@ fn sale_cells(s: ExportedSale) -> Vec<String> {
 }
 
 /// Every sale matching the filters, in the list's order (all pages).
-pub fn sales_csv(pool: MySqlPool, filter: &SalesFilter) -> Body {
+fn sales_csv(
+    pool: MySqlPool,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    filter: &SalesFilter,
+) -> Body {
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT id, sale_date, store_location, purchase_method, coupon_used, customer_email, \
          customer_gender, customer_age, customer_satisfaction, \
@@ -169,7 +207,7 @@ pub fn sales_csv(pool: MySqlPool, filter: &SalesFilter) -> Body {
     );
     push_filters(&mut q, filter);
     q.push(order_by(filter.sort));
-    csv_body(pool, SALES_HEADER, q, sale_cells)
+    csv_body(pool, permit, SALES_HEADER, q, sale_cells)
 }
 
 #[derive(sqlx::FromRow)]
@@ -212,14 +250,19 @@ fn daily_cells(r: DailyRow) -> Vec<String> {
 
 /// The analytics' table: sales and revenue per day, store, purchase method and coupon,
 /// from the rollups the analytics sum; its revenue column adds up to their revenue.
-pub fn analytics_csv(pool: MySqlPool, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Body {
+fn analytics_csv(
+    pool: MySqlPool,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Body {
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT day, store_location, purchase_method, coupon_used, sales, revenue, satisfaction_sum \
          FROM sales_daily",
     );
     range(&mut q, from, to);
     q.push(" AND sales > 0 ORDER BY day, store_location, purchase_method, coupon_used");
-    csv_body(pool, DAILY_HEADER, q, daily_cells)
+    csv_body(pool, permit, DAILY_HEADER, q, daily_cells)
 }
 
 /// Checks the caller for a download: a page's own request, so it counts as activity.
@@ -239,9 +282,10 @@ pub async fn sales_download(
     let exported = async {
         admit(&state, request, Access::STAFF).await?;
         let filter = query.parse().map_err(AppError::Invalid)?;
+        let permit = state.exports.admit()?;
         Ok::<_, AppError>(attachment(
             "sales.csv".into(),
-            sales_csv(state.mysql.clone(), &filter),
+            sales_csv(state.mysql.clone(), permit, &filter),
         ))
     };
     exported.await.unwrap_or_else(crate::server::error_response)
@@ -270,9 +314,10 @@ pub async fn analytics_download(
             from.map_or("start".into(), |d| d.to_string()),
             to.map_or("today".into(), |d| d.to_string())
         );
+        let permit = state.exports.admit()?;
         Ok::<_, AppError>(attachment(
             name,
-            analytics_csv(state.mysql.clone(), from, to),
+            analytics_csv(state.mysql.clone(), permit, from, to),
         ))
     };
     exported.await.unwrap_or_else(crate::server::error_response)

@@ -264,6 +264,7 @@ pub async fn list(
         page: f.page,
         pages: pages(matching as u64, PAGE_SIZE),
         stores: counts.stores(pool, generation).await?,
+        feed: generation,
     })
 }
 
@@ -282,6 +283,8 @@ pub async fn stores(pool: &MySqlPool) -> Result<Vec<String>, AppError> {
 /// the session's email, never one from the request).
 #[tracing::instrument(skip(pool, email))]
 pub async fn purchases(pool: &MySqlPool, email: &str, page: u32) -> Result<Purchases, AppError> {
+    // Read first: a change committed after it reaches the page over its live stream.
+    let feed = changes::generation(pool).await?;
     let (count, spent): (i64, Option<Decimal>) =
         sqlx::query_as("SELECT COUNT(*), SUM(total) FROM sales WHERE customer_email = ?")
             .bind(email)
@@ -316,6 +319,7 @@ pub async fn purchases(pool: &MySqlPool, email: &str, page: u32) -> Result<Purch
         sales,
         page,
         pages: pages(count as u64, PURCHASES_PAGE_SIZE),
+        feed,
     })
 }
 
@@ -340,6 +344,8 @@ pub async fn analytics(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<Analytics, AppError> {
+    // Read first: a change committed after it reaches the page over its live stream.
+    let feed = changes::generation(pool).await?;
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT CAST(COALESCE(SUM(sales), 0) AS SIGNED), COALESCE(SUM(revenue), 0), \
          CAST(COALESCE(SUM(IF(coupon_used, sales, 0)), 0) AS SIGNED), CAST(COALESCE(SUM(satisfaction_sum), 0) AS SIGNED), \
@@ -433,5 +439,6 @@ pub async fn analytics(
                 quantity: quantity as u64,
             })
             .collect(),
+        feed,
     })
 }
