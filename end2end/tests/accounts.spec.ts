@@ -1,7 +1,7 @@
 import { APIRequestContext } from '@playwright/test';
 import {
   DEMO, PASSWORD, apiLogin, confirmEmail, emailOf, expect, hydrated, linkIn, login, loginReturnsToGuardedPage,
-  logout, mailTo, register, test, unique,
+  logout, mailTo, register, saleInput, test, unique,
 } from './helpers';
 
 /** A sale bought by `email`, recorded by the demo worker through the API. */
@@ -11,20 +11,7 @@ async function recordPurchase(request: APIRequestContext, baseURL: string, email
   const token = await (await request.post('/api/sales/token', { headers })).json();
   const created = await request.post('/api/sales/create', {
     headers,
-    data: {
-      token,
-      input: {
-        sale_date: '2026-03-04T10:30',
-        items: [{ name: 'printer paper', tags: ['office'], price: '12.50', quantity: '3' }],
-        store_location: 'Denver',
-        customer_gender: 'F',
-        customer_age: '41',
-        customer_email: email,
-        customer_satisfaction: '4',
-        coupon_used: false,
-        purchase_method: 'Online',
-      },
-    },
+    data: { token, input: saleInput(email) },
   });
   expect(created.status(), await created.text()).toBe(200);
 }

@@ -210,3 +210,18 @@ export async function confirmEmail(page: Page, username: string) {
   await page.getByRole('button', { name: 'Confirm my address' }).click();
   await expect(page.getByTestId('email-verified')).toBeVisible();
 }
+
+/** A sale as the edit form sends it: three packs of printer paper bought by `email`. */
+export function saleInput(email: string, saleDate = '2026-03-04T10:30', store = 'Denver') {
+  return {
+    sale_date: saleDate,
+    items: [{ name: 'printer paper', tags: ['office'], price: '12.50', quantity: '3' }],
+    store_location: store,
+    customer_gender: 'F',
+    customer_age: '41',
+    customer_email: email,
+    customer_satisfaction: '4',
+    coupon_used: false,
+    purchase_method: 'Online',
+  };
+}

@@ -3,7 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { DEMO, expect, hydrated, login, query, test } from './helpers';
+import { DEMO, expect, hydrated, login, query, saleInput, test } from './helpers';
 
 // Two instances of the portal on the same databases behind HAProxy, as a chain runs it:
 // the one `cargo leptos end-to-end` started, and a second started here. Each browser
@@ -115,21 +115,6 @@ async function demoSeeded() {
     .toBeGreaterThanOrEqual(4990);
 }
 
-/** The sale input the form would send, for a sale made through the API. */
-function saleInput(store: string, date: string, email: string) {
-  return {
-    sale_date: date,
-    items: [{ name: 'notepad', tags: ['office'], price: '12.34', quantity: '3' }],
-    store_location: store,
-    customer_gender: 'F',
-    customer_age: '41',
-    customer_email: email,
-    customer_satisfaction: '4',
-    coupon_used: false,
-    purchase_method: 'Online',
-  };
-}
-
 const WITHIN_A_SECOND = { timeout: 1_000 };
 
 test('an edit on one instance updates a worker table on another within a second', async ({ browser }) => {
@@ -222,7 +207,7 @@ test("a customer's stream never carries another customer's sale", async ({ brows
   const headers = { Origin: VIA_PROXY };
   for (const address of ['someone.else@example.com', email]) {
     const created = await manager.request.post('/api/sales/create', {
-      data: { token: '', input: saleInput('Denver', '2016-02-03T10:00', address) },
+      data: { token: '', input: saleInput(address, '2016-02-03T10:00') },
       headers,
     });
     expect(created.status(), await created.text()).toBe(200);
@@ -241,7 +226,7 @@ test('the analytics follow edits made elsewhere, and export what they show', asy
   const worker = await signedIn(browser, 2, DEMO.worker, '/worker');
   const before = Number(await manager.getByTestId('kpi-sales').textContent());
   const created = await worker.request.post('/api/sales/create', {
-    data: { token: '', input: saleInput('Denver', '2016-05-06T09:30', 'analytics.live@example.com') },
+    data: { token: '', input: saleInput('analytics.live@example.com', '2016-05-06T09:30') },
     headers: { Origin: VIA_PROXY },
   });
   expect(created.status(), await created.text()).toBe(200);

@@ -31,6 +31,11 @@ fn json_endpoints() -> Vec<(&'static str, serde_json::Value, Need)> {
             Need::Staff,
         ),
         (
+            "sales/count",
+            serde_json::json!({ "query": {} }),
+            Need::Staff,
+        ),
+        (
             "sales/create",
             serde_json::json!({ "token": "", "input": sale.clone() }),
             Need::Staff,

@@ -642,3 +642,16 @@ pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
         .find(|c| c.contains("portal_session="))
         .map(str::to_string)
 }
+
+/// `n` generated sales at version 1, with the ids an import would give them.
+pub fn generated_sales(seed: u64, n: usize) -> Vec<app::model::Sale> {
+    app::server::sales::generate::sales(seed)
+        .take(n)
+        .map(|draft| app::model::Sale {
+            id: app::server::sales::import::derived_id(&draft),
+            version: 1,
+            updated_at: chrono::Utc::now(),
+            draft,
+        })
+        .collect()
+}

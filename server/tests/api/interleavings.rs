@@ -357,15 +357,7 @@ async fn i9_a_writer_paused_past_its_lease_never_sends_its_write() {
 async fn i6_a_stalled_import_batch_never_reports_sales_recovery_removed() {
     let app = quiet_app().await;
     let (a, r) = (instance(&app), instance(&app));
-    let sales: Vec<Sale> = drafts(67)
-        .take(20)
-        .map(|draft| Sale {
-            id: app::server::sales::import::derived_id(&draft),
-            version: 1,
-            updated_at: chrono::Utc::now(),
-            draft,
-        })
-        .collect();
+    let sales = crate::helpers::generated_sales(67, 20);
     let gi = a.gates.arm("backup.commit_batch");
     let wa = a.writer.clone();
     let batch = sales.clone();
@@ -427,7 +419,7 @@ async fn i7_a_sync_repair_never_overwrites_an_edit() {
             // The repair's locking read of the sale's rows, waiting on the test's lock.
             let n: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM information_schema.processlist \
-                 WHERE db = DATABASE() AND info LIKE 'SELECT DATE(sale_date)%FOR UPDATE'",
+                 WHERE db = DATABASE() AND info LIKE 'SELECT id, DATE(sale_date)%FOR UPDATE'",
             )
             .fetch_one(&app.mysql)
             .await

@@ -586,20 +586,10 @@ async fn a_stream_that_falls_behind_is_told_to_reload() {
 
     // Far more feed entries than the stream's backlog and the sockets' buffers hold,
     // written straight to the feed (fifty to a transaction) while the stream is not read.
-    let mut drafts = drafts(77);
     let entries = 20_000;
-    for _ in 0..entries / 50 {
-        let sales: Vec<Sale> = (&mut drafts)
-            .take(50)
-            .map(|draft| Sale {
-                id: app::server::sales::import::derived_id(&draft),
-                version: 1,
-                updated_at: chrono::Utc::now(),
-                draft,
-            })
-            .collect();
+    for sales in crate::helpers::generated_sales(77, entries).chunks(50) {
         let mut changes = app::server::sales::changes::Changes::default();
-        changes.stored(&sales, &[]);
+        changes.stored(sales, &[]);
         let mut tx = app.mysql.begin().await.unwrap();
         changes.record(&mut tx).await.unwrap();
         tx.commit().await.unwrap();

@@ -131,15 +131,7 @@ async fn an_import_batch_whose_backup_write_fails_is_removed_from_mongodb() {
         .execute(&app.mysql)
         .await
         .unwrap();
-    let sales: Vec<app::model::Sale> = app::server::sales::generate::sales(5)
-        .take(20)
-        .map(|draft| app::model::Sale {
-            id: import::derived_id(&draft),
-            version: 1,
-            updated_at: chrono::Utc::now(),
-            draft,
-        })
-        .collect();
+    let sales = crate::helpers::generated_sales(5, 20);
     let err = app::server::sales::dual_write::writer(app.mysql.clone(), app.mongo.clone())
         .import_batch(&sales)
         .await

@@ -6,22 +6,13 @@ use app::model::{Sale, SaleId, SyncStatus, SyncTrigger};
 use app::server::sales::changes::Changes;
 use app::server::sales::dual_write::{Writer, writer};
 use app::server::sales::sync::{self, SyncOptions};
-use app::server::sales::{backup, generate, import, primary};
-use chrono::Utc;
+use app::server::sales::{backup, generate, primary};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// `n` generated sales written to both stores.
 pub async fn seed(app: &TestApp, n: usize, seed: u64) -> Vec<Sale> {
-    let sales: Vec<Sale> = generate::sales(seed)
-        .take(n)
-        .map(|draft| Sale {
-            id: import::derived_id(&draft),
-            version: 1,
-            updated_at: Utc::now(),
-            draft,
-        })
-        .collect();
+    let sales = crate::helpers::generated_sales(seed, n);
     let writer = writer(app.mysql.clone(), app.mongo.clone());
     for chunk in sales.chunks(1000) {
         writer.import_batch(chunk).await.expect("seed sales");
@@ -102,14 +93,9 @@ async fn seed_drift(app: &TestApp, sales: &[Sale]) -> (u64, u64, u64) {
             .await
             .unwrap();
     }
-    let extras: Vec<Sale> = generate::sales(9_999)
-        .take(4)
-        .map(|draft| Sale {
-            id: import::derived_id(&draft),
-            version: 3,
-            updated_at: Utc::now(),
-            draft,
-        })
+    let extras: Vec<Sale> = crate::helpers::generated_sales(9_999, 4)
+        .into_iter()
+        .map(|sale| Sale { version: 3, ..sale })
         .collect();
     let mut tx = db.begin().await.unwrap();
     let mut changes = Changes::default();
