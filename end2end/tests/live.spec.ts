@@ -1,6 +1,6 @@
 import { Browser, BrowserContext, Page } from '@playwright/test';
 import { ChildProcess, spawn } from 'node:child_process';
-import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { DEMO, expect, hydrated, login, query, saleInput, test } from './helpers';
@@ -34,7 +34,10 @@ async function waitForPort(port: number, what: string) {
 
 test.beforeAll(async ({ browser }) => {
   const log = openSync(path.join(ROOT, 'end2end/output/second-instance.log'), 'a');
-  second = spawn(process.env.PORTAL_SERVER_BIN ?? path.join(ROOT, 'target/debug/server'), [], {
+  // The binary cargo-leptos built (under CARGO_TARGET_DIR when set, as CI does); the
+  // site it serves is under the workspace's `target/site` either way (`site-root`).
+  const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target');
+  second = spawn(process.env.PORTAL_SERVER_BIN ?? path.join(targetDir, 'debug/server'), [], {
     env: {
       ...process.env,
       LEPTOS_SITE_ADDR: `127.0.0.1:${SECOND}`,
@@ -66,7 +69,9 @@ test.beforeAll(async ({ browser }) => {
       '',
     ].join('\n'),
   );
-  proxy = spawn('haproxy', ['-db', '-f', config], { stdio: ['ignore', log, log] });
+  // Debian installs it in /usr/sbin, which is not on every PATH.
+  const haproxy = existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy';
+  proxy = spawn(haproxy, ['-db', '-f', config], { stdio: ['ignore', log, log] });
   await waitForPort(SECOND, 'the second instance');
   await waitForPort(PROXY, 'HAProxy');
   // One login per account for the whole file: sessions live in MySQL, so a context
