@@ -230,8 +230,7 @@ async fn connect_writer(db: &DbConfig) -> anyhow::Result<app::server::sales::dua
 }
 
 async fn migrate(mysql: &sqlx::MySqlPool) -> anyhow::Result<()> {
-    app::server::db::MIGRATOR
-        .run(mysql)
+    app::server::db::migrate(mysql)
         .await
         .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
 }

@@ -41,7 +41,7 @@ pub async fn connect(
 /// Runs the migrations now if MySQL answers; if it is down, keeps retrying in the
 /// background so the server can start and report MySQL as down meanwhile.
 async fn migrate_or_retry_later(state: &AppState) -> anyhow::Result<()> {
-    match db::MIGRATOR.run(&state.mysql).await {
+    match db::migrate(&state.mysql).await {
         Ok(()) => Ok(()),
         Err(sqlx::migrate::MigrateError::Execute(e)) if is_unavailable(&e) => {
             tracing::warn!(error = %e, "MySQL is down at startup; migrations will run once it is back");
@@ -50,7 +50,7 @@ async fn migrate_or_retry_later(state: &AppState) -> anyhow::Result<()> {
                 let mut delay = Duration::from_secs(1);
                 loop {
                     tokio::time::sleep(delay).await;
-                    match db::MIGRATOR.run(&pool).await {
+                    match db::migrate(&pool).await {
                         Ok(()) => {
                             tracing::info!("MySQL is back; migrations applied");
                             break;

@@ -10,6 +10,35 @@ use std::time::Duration;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
+/// How long a process waits for another one's migrations before it gives up.
+const MIGRATION_WAIT_SECS: u32 = 300;
+
+/// Runs the migrations, one process at a time. sqlx's own lock is `GET_LOCK(…, -1)`,
+/// which MariaDB answers at once with NULL when another session holds it: two
+/// instances starting together on a new database would both apply the first
+/// migrations. This holds a lock of its own, with a finite wait, on a connection kept
+/// for the whole run.
+pub async fn migrate(pool: &MySqlPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut conn = pool.acquire().await?;
+    let name = "sales_portal.migrations";
+    let held: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+        .bind(name)
+        .bind(MIGRATION_WAIT_SECS)
+        .fetch_one(&mut *conn)
+        .await?;
+    if held != Some(1) {
+        return Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Protocol(
+            format!("another process held the migration lock for {MIGRATION_WAIT_SECS} s"),
+        )));
+    }
+    let result = MIGRATOR.run(pool).await;
+    let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+        .bind(name)
+        .execute(&mut *conn)
+        .await;
+    result
+}
+
 /// How long a request waits for a store before it reports the store as down.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 

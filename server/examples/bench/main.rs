@@ -231,7 +231,7 @@ async fn fresh_databases(
         10,
         std::time::Duration::from_secs(10),
     );
-    app::server::db::MIGRATOR.run(&pool).await?;
+    app::server::db::migrate(&pool).await?;
     let mongo = mongodb::Client::with_uri_str(
         std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27018".into()),
     )

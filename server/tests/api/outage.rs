@@ -189,10 +189,7 @@ async fn mysql_pool(options: MySqlConnectOptions, db: &str) -> sqlx::MySqlPool {
         5,
         crate::ports::test_policy().lock_wait(),
     );
-    app::server::db::MIGRATOR
-        .run(&pool)
-        .await
-        .expect("migrations");
+    app::server::db::migrate(&pool).await.expect("migrations");
     pool
 }
 
@@ -428,4 +425,34 @@ async fn killing_the_real_ferretdb_mid_stream_loses_no_acknowledged_edit() {
     let _ = sqlx::query(&format!("DROP DATABASE `{db}`"))
         .execute(&mut admin)
         .await;
+}
+
+/// Instances starting together on a new database: one applies the migrations while the
+/// others wait, instead of all applying them at once (MariaDB answers sqlx's own lock,
+/// `GET_LOCK(…, -1)`, at once without taking it when another session holds it).
+#[tokio::test]
+async fn instances_starting_together_on_a_new_database_migrate_once() {
+    let base: MySqlConnectOptions = mysql_base_url().parse().expect("MYSQL_URL parses");
+    let db = unique_name("migrate");
+    let mut admin = base.connect().await.expect("MySQL");
+    sqlx::query(&format!("CREATE DATABASE `{db}`"))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let pools: Vec<sqlx::MySqlPool> = (0..3)
+        .map(|_| app::server::db::mysql_pool(base.clone().database(&db), 3, Duration::from_secs(5)))
+        .collect();
+    let results = futures::future::join_all(pools.iter().map(app::server::db::migrate)).await;
+    for r in &results {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pools[0])
+        .await
+        .unwrap();
+    assert_eq!(applied as usize, app::server::db::MIGRATOR.iter().count());
+    sqlx::query(&format!("DROP DATABASE `{db}`"))
+        .execute(&mut admin)
+        .await
+        .ok();
 }
