@@ -9,7 +9,7 @@
 mod sessions;
 mod stream;
 
-pub use stream::{Audience, events};
+pub use stream::events;
 
 use crate::model::AppError;
 use crate::model::live::{FeedStatus, Pulse};

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 /// Who a stream is for, and so what it may carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Audience {
+enum Audience {
     /// Workers and managers: every change, and the journal's pulse.
     Staff,
     /// A customer with a proven address: changes to their own purchases only.
@@ -40,7 +40,7 @@ impl Audience {
     }
 
     /// The change as this audience may see it, if at all.
-    pub fn view(&self, entry: &FeedEntry) -> Option<SaleChange> {
+    fn view(&self, entry: &FeedEntry) -> Option<SaleChange> {
         use crate::model::live::ChangeKind;
         match self {
             Audience::Staff => Some(entry.change.clone()),
