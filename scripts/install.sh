@@ -9,6 +9,7 @@ need_apt=()
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt: installing ${need_apt[*]}"
   apt-get update -qq

@@ -4,11 +4,14 @@
 // and CSS on the wire, requests, and the time until the page responds to input (the app
 // marks <body data-hydrated> once hydrated), with a hello-world Leptos page as the floor.
 //
-//   node end2end/scripts/first-load.mjs <portal base URL> <hello-world site dir> [runs]
+//   node end2end/scripts/first-load.mjs <portal base URL> <hello-world site dir> [runs] [proxy URL]
 //
 // The portal must run the release build with the demo data (scripts/bench wasm does it).
 // The hello-world page is served from its directory here, brotli-compressed like the
-// portal's files.
+// portal's files. With a proxy URL (an HTTPS reverse proxy in front of a second instance,
+// as a chain deploys it), every page is measured again through it over HTTP/1.1 and over
+// HTTP/2, and a second table compares the three: a split bundle is dozens of requests,
+// and HTTP/1.1 fetches at most six at a time.
 import { chromium } from '@playwright/test';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -17,7 +20,7 @@ import { extname, join, normalize } from 'node:path';
 import { brotliCompressSync, constants } from 'node:zlib';
 import mysql from 'mysql2/promise';
 
-const [portal, helloDir, runsArg] = process.argv.slice(2);
+const [portal, helloDir, runsArg, proxy] = process.argv.slice(2);
 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
 const helloServer = createServer((req, res) => {
@@ -79,17 +82,17 @@ async function nextCode(db, username, secret) {
   return totp(secret, step);
 }
 
-async function logIn(context, db, who) {
+async function logIn(context, db, who, base) {
   const account = DEMO[who];
-  const headers = { Origin: portal };
-  const first = await context.request.post(`${portal}/api/login`, {
+  const headers = { Origin: base };
+  const first = await context.request.post(`${base}/api/login`, {
     form: { username: account.username, password: account.password },
     headers,
   });
   if (!first.ok()) throw new Error(`login of ${account.username}: ${first.status()}`);
   if (account.secret) {
     const code = await nextCode(db, account.username, account.secret);
-    const second = await context.request.post(`${portal}/api/login/second-step`, { form: { code }, headers });
+    const second = await context.request.post(`${base}/api/login/second-step`, { form: { code }, headers });
     if (!second.ok()) throw new Error(`second step of ${account.username}: ${second.status()}`);
   }
 }
@@ -122,8 +125,15 @@ async function coldLoad(context, url) {
     requests += 1;
     bytes[kinds.get(requestId) ?? 'other'] += encodedDataLength;
   });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('requestfailed', (r) => errors.push(`${r.url()}: ${r.failure()?.errorText}`));
   await page.goto(url, { waitUntil: 'commit' });
-  await page.waitForFunction(() => window.__interactiveAt !== undefined, null, { timeout: 180_000, polling: 100 });
+  await page
+    .waitForFunction(() => window.__interactiveAt !== undefined, null, { timeout: 180_000, polling: 100 })
+    .catch((e) => {
+      throw new Error(`${url} was not interactive: ${e.message}\n${errors.join('\n')}`);
+    });
   const interactive = await page.evaluate(() => window.__interactiveAt);
   await page.waitForLoadState('networkidle');
   await page.close();
@@ -137,29 +147,70 @@ function median(values) {
 
 const kb = (n) => (n / 1024).toFixed(1);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu'],
-});
+const launch = (args = []) =>
+  chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', ...args],
+  });
 const db = await mysql.createConnection(process.env.MYSQL_URL);
-const rows = [];
-for (const { path, who, floor } of [{ path: '/', who: null, floor: true }, ...PAGES]) {
-  const runs = [];
-  for (let i = 0; i < RUNS; i++) {
-    const context = await browser.newContext();
-    if (who) await logIn(context, db, who);
-    runs.push(await coldLoad(context, floor ? `${hello}${path}` : `${portal}${path}`));
+
+const sessions = new Map();
+/**
+ * The cookies of `who` signed in at `base`, signed in once: each one-time code is accepted
+ * once, so signing in for every load would wait for the next 30-second step.
+ */
+async function session(browser, base, who) {
+  if (!who) return undefined;
+  const key = `${who} ${base}`;
+  if (!sessions.has(key)) {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    await logIn(context, db, who, base);
+    sessions.set(key, await context.storageState());
     await context.close();
   }
-  const pick = (f) => median(runs.map(f));
-  rows.push({
-    page: floor ? 'hello-world Leptos page (floor)' : `${path}${who ? ` (${who})` : ''}`,
-    wasm: pick((r) => r.bytes.wasm),
-    js: pick((r) => r.bytes.js),
-    css: pick((r) => r.bytes.css),
-    requests: pick((r) => r.requests),
-    interactive: pick((r) => r.interactive),
-  });
+  return sessions.get(key);
+}
+
+/** The median figures of each of `entries` loaded `RUNS` times from `base` (or the floor's server). */
+async function measure(browser, base, entries) {
+  const rows = [];
+  for (const { path, who, floor } of entries) {
+    const runs = [];
+    for (let i = 0; i < RUNS; i++) {
+      // The proxy's certificate is self-signed.
+      const context = await browser.newContext({ ignoreHTTPSErrors: true, storageState: await session(browser, base, who) });
+      runs.push(await coldLoad(context, floor ? `${hello}${path}` : `${base}${path}`));
+      await context.close();
+    }
+    const pick = (f) => median(runs.map(f));
+    rows.push({
+      page: floor ? 'hello-world Leptos page (floor)' : `${path}${who ? ` (${who})` : ''}`,
+      wasm: pick((r) => r.bytes.wasm),
+      js: pick((r) => r.bytes.js),
+      css: pick((r) => r.bytes.css),
+      requests: pick((r) => r.requests),
+      interactive: pick((r) => r.interactive),
+    });
+  }
+  return rows;
+}
+
+/** One load left out of the figures: a new browser's first page pays for its own start. */
+async function warmUp(browser) {
+  const context = await browser.newContext();
+  await coldLoad(context, `${hello}/`);
+  await context.close();
+}
+
+const browser = await launch();
+await warmUp(browser);
+const rows = await measure(browser, portal, [{ path: '/', who: null, floor: true }, ...PAGES]);
+let viaProxy;
+if (proxy) {
+  const http1 = await launch(['--disable-http2']);
+  await warmUp(http1);
+  viaProxy = { http1: await measure(http1, proxy, PAGES), http2: await measure(browser, proxy, PAGES) };
+  await http1.close();
 }
 await db.end();
 await browser.close();
@@ -176,4 +227,18 @@ for (const r of rows) {
   console.log(
     `| ${r.page} | ${kb(r.wasm)} | ${kb(r.js)} | ${kb(r.css)} | ${(code / (200 * 1024)).toFixed(2)}x | ${r.requests} | ${Math.round(r.interactive)} | ${(r.interactive / floor.interactive).toFixed(2)}x |`,
   );
+}
+
+if (viaProxy) {
+  console.log('\n## The same pages through an HTTPS reverse proxy (HAProxy), interactive ms\n');
+  console.log(`Against the floor above (${Math.round(floor.interactive)} ms); "vs floor" and "vs direct" are for HTTP/2.\n`);
+  console.log('| page | requests | direct, HTTP/1.1 | proxy, HTTP/1.1 | proxy, HTTP/2 | vs floor | vs direct |');
+  console.log('|---|---|---|---|---|---|---|');
+  rows.slice(1).forEach((r, i) => {
+    const h1 = viaProxy.http1[i].interactive;
+    const h2 = viaProxy.http2[i].interactive;
+    console.log(
+      `| ${r.page} | ${r.requests} | ${Math.round(r.interactive)} | ${Math.round(h1)} | ${Math.round(h2)} | ${(h2 / floor.interactive).toFixed(2)}x | ${(h2 / r.interactive).toFixed(2)}x |`,
+    );
+  });
 }
