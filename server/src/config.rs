@@ -261,6 +261,33 @@ impl DbConfig {
 }
 
 impl ServeConfig {
+    /// The defaults of `server serve`, except: a port the system picks, plain HTTP on
+    /// loopback, and no periodic sync (a test or benchmark starts one when it means to).
+    /// The starting point of the black-box tests and the benchmarks, which change only
+    /// what they are about.
+    pub fn loopback() -> Self {
+        Self {
+            site_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cookie_secure: false,
+            allow_insecure_cookies: false,
+            public_url: None,
+            smtp_url: "smtp://127.0.0.1:1025".into(),
+            mail_from: "Supply Co. sales portal <portal@localhost>".into(),
+            session_idle_timeout_secs: 30 * 60,
+            session_absolute_timeout_secs: 8 * 60 * 60,
+            login_throttle_max_failures: 5,
+            login_throttle_base_delay_secs: 30,
+            login_throttle_client_max_failures: 50,
+            login_rate_per_minute: 60,
+            trusted_proxies: Vec::new(),
+            seed_demo: false,
+            sync_interval_secs: 0,
+            recovery_interval_secs: 10,
+            live_poll_ms: 150,
+            live_idle_secs: 300,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.session_idle_timeout_secs == 0 || self.session_absolute_timeout_secs == 0 {
             return Err(ConfigError(
@@ -450,24 +477,9 @@ mod tests {
     #[test]
     fn idle_timeout_cannot_exceed_absolute() {
         let mut c = ServeConfig {
-            site_addr: "127.0.0.1:0".parse().unwrap(),
-            cookie_secure: false,
-            allow_insecure_cookies: false,
-            public_url: None,
-            smtp_url: "smtp://127.0.0.1:1025".into(),
-            mail_from: "portal <portal@localhost>".into(),
             session_idle_timeout_secs: 10,
             session_absolute_timeout_secs: 5,
-            login_throttle_max_failures: 5,
-            login_throttle_base_delay_secs: 30,
-            login_throttle_client_max_failures: 50,
-            login_rate_per_minute: 60,
-            trusted_proxies: Vec::new(),
-            seed_demo: false,
-            sync_interval_secs: 0,
-            recovery_interval_secs: 10,
-            live_poll_ms: 150,
-            live_idle_secs: 300,
+            ..ServeConfig::loopback()
         };
         assert!(c.validate().is_err());
         c.session_absolute_timeout_secs = 10;

@@ -237,7 +237,7 @@ async fn edit(
 
 /// The child: the real server on the named databases, its port on stdout.
 pub async fn serve(database: &str) -> anyhow::Result<()> {
-    let serve = crate::serve_config()?;
+    let serve = crate::serve_config();
     let app = server::startup::Application::build(
         &crate::databases(&crate::mysql_admin()?, database),
         &serve,

@@ -36,7 +36,7 @@ impl Bench {
             .execute(&mut conn)
             .await?;
         let databases = databases(&admin, &db_name);
-        let serve = serve_config()?;
+        let serve = serve_config();
         let app =
             Application::build(&databases, &serve, server::leptos_options(serve.site_addr)).await?;
         let base_url = format!("http://127.0.0.1:{}", app.port());
@@ -85,27 +85,12 @@ fn databases(admin: &MySqlConnectOptions, name: &str) -> Databases {
 
 /// The server as benchmarked: port 0, plain HTTP on loopback, no periodic sync, no
 /// login rate limit in the way of the load.
-fn serve_config() -> anyhow::Result<ServeConfig> {
-    Ok(ServeConfig {
-        site_addr: "127.0.0.1:0".parse()?,
-        cookie_secure: false,
-        session_idle_timeout_secs: 1800,
-        session_absolute_timeout_secs: 28800,
-        login_throttle_max_failures: 5,
-        login_throttle_base_delay_secs: 30,
-        login_throttle_client_max_failures: 50,
+fn serve_config() -> ServeConfig {
+    ServeConfig {
         login_rate_per_minute: 1_000_000,
-        allow_insecure_cookies: false,
-        public_url: None,
-        smtp_url: "smtp://127.0.0.1:1025".into(),
         mail_from: "bench <bench@localhost>".into(),
-        trusted_proxies: Vec::new(),
-        seed_demo: false,
-        sync_interval_secs: 0,
-        recovery_interval_secs: 10,
-        live_poll_ms: 150,
-        live_idle_secs: 300,
-    })
+        ..ServeConfig::loopback()
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

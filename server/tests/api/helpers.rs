@@ -155,25 +155,11 @@ impl Default for TestOptions {
             mysql_addr: None,
             mongo_addr: None,
             serve: ServeConfig {
-                site_addr: "127.0.0.1:0".parse().expect("valid address"),
-                cookie_secure: false,
-                allow_insecure_cookies: false,
-                public_url: None,
                 smtp_url: format!("smtp://127.0.0.1:{}", smtp_port()),
                 mail_from: "Supply Co. tests <portal@localhost>".into(),
-                session_idle_timeout_secs: 30 * 60,
-                session_absolute_timeout_secs: 8 * 60 * 60,
-                login_throttle_max_failures: 5,
-                login_throttle_base_delay_secs: 30,
-                login_throttle_client_max_failures: 50,
                 // Tests log in far more often from one address than a person would.
                 login_rate_per_minute: 100_000,
-                trusted_proxies: Vec::new(),
-                seed_demo: false,
-                sync_interval_secs: 0,
-                recovery_interval_secs: 10,
-                live_poll_ms: 150,
-                live_idle_secs: 300,
+                ..ServeConfig::loopback()
             },
         }
     }
