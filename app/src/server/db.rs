@@ -13,29 +13,30 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// How long a process waits for another one's migrations before it gives up.
 const MIGRATION_WAIT_SECS: u32 = 300;
 
-/// Runs the migrations, one process at a time. sqlx's own lock is `GET_LOCK(…, -1)`,
-/// which MariaDB answers at once with NULL when another session holds it: two
-/// instances starting together on a new database would both apply the first
-/// migrations. This holds a lock of its own, with a finite wait, on a connection kept
-/// for the whole run.
+/// Runs the migrations, one process at a time per database. sqlx's own lock is
+/// `GET_LOCK(…, -1)`, which MariaDB answers at once with NULL when another session holds
+/// it: two instances starting together on a new database would both apply the first
+/// migrations. This takes a lock of its own, with a finite wait, on a connection of its
+/// own outside the pool: the lock ends with that connection, however the run ends (an
+/// error, or a caller that gave up waiting), and never stays behind in the pool.
 pub async fn migrate(pool: &MySqlPool) -> Result<(), sqlx::migrate::MigrateError> {
-    let mut conn = pool.acquire().await?;
-    let name = "sales_portal.migrations";
-    let held: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-        .bind(name)
-        .bind(MIGRATION_WAIT_SECS)
-        .fetch_one(&mut *conn)
-        .await?;
+    use sqlx::{ConnectOptions, Connection};
+    let mut lock = pool.connect_options().connect().await?;
+    // Named after the database (hashed: lock names are at most 64 characters), so
+    // deployments sharing a server do not wait for each other.
+    let held: Option<i64> =
+        sqlx::query_scalar("SELECT GET_LOCK(CONCAT('portal.migrate.', SHA1(DATABASE())), ?)")
+            .bind(MIGRATION_WAIT_SECS)
+            .fetch_one(&mut lock)
+            .await?;
     if held != Some(1) {
         return Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Protocol(
             format!("another process held the migration lock for {MIGRATION_WAIT_SECS} s"),
         )));
     }
     let result = MIGRATOR.run(pool).await;
-    let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
-        .bind(name)
-        .execute(&mut *conn)
-        .await;
+    // Closing the session releases the lock.
+    let _ = lock.close().await;
     result
 }
 
