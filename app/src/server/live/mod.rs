@@ -265,10 +265,22 @@ impl Live {
     }
 
     /// Subscribes a new stream, resuming after `after` if the browser had one.
-    fn subscribe(
+    ///
+    /// A position past this instance's last read is checked against the feed's head
+    /// (`head`, awaited only then). Up to the head, the page's data was read after the
+    /// follower's last poll, or another instance served the stream further: the stream
+    /// skips what the page has. Past the head, the feed went back (a restored backup)
+    /// and the page must reload.
+    async fn subscribe(
         &self,
         after: Option<u64>,
+        head: impl Future<Output = Result<u64, AppError>>,
     ) -> Result<(broadcast::Receiver<Feed>, Start), AppError> {
+        let ahead = after.filter(|&after| after > self.lock().last);
+        let past_head = match ahead {
+            Some(after) => after > head.await?,
+            None => false,
+        };
         let recent = self.lock();
         if !recent.ready {
             return Err(AppError::Unavailable(crate::model::Store::Reporting));
@@ -276,10 +288,7 @@ impl Live {
         let receiver = self.inner.sender.subscribe();
         let start = match after {
             None => Start::At(recent.last, Vec::new()),
-            Some(after) if after < recent.floor => Start::Missed,
-            // `after` may be ahead of this instance's last read: the page's data was read
-            // after it (the follower polls), or another instance that had read further
-            // served the stream before. The stream then skips what the page has.
+            Some(after) if after < recent.floor || past_head => Start::Missed,
             Some(after) => Start::At(
                 after,
                 recent
@@ -375,8 +384,11 @@ pub(crate) mod tests {
     #[test]
     fn a_browser_resuming_from_before_the_window_is_told_to_reload() {
         let live = Live::new(LiveSettings::default());
+        let subscribe = |after: Option<u64>, head: u64| {
+            futures::executor::block_on(live.subscribe(after, std::future::ready(Ok(head))))
+        };
         assert!(
-            live.subscribe(None).is_err(),
+            subscribe(None, 0).is_err(),
             "not ready before the first read"
         );
         {
@@ -389,7 +401,8 @@ pub(crate) mod tests {
                 recent.push(Published::new(e));
             }
         }
-        let due = |after: Option<u64>| match live.subscribe(after) {
+        // The feed's head is at 14: two entries this instance has not read yet.
+        let due = |after: Option<u64>| match subscribe(after, 14) {
             Ok((_, Start::At(from, backlog))) => {
                 Some((from, backlog.iter().map(|p| p.seq()).collect::<Vec<_>>()))
             }
@@ -405,5 +418,9 @@ pub(crate) mod tests {
             "data read after the follower's last read"
         );
         assert_eq!(due(None), Some((12, vec![])), "a new page starts from now");
+        assert!(
+            matches!(subscribe(Some(14), 13), Ok((_, Start::Missed))),
+            "a position past the feed's head: the feed went back"
+        );
     }
 }

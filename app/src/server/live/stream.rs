@@ -7,7 +7,7 @@ use crate::model::live::{FeedStatus, Pulse, SaleChange, event};
 use crate::model::{AppError, Role};
 use crate::server::AppState;
 use crate::server::auth::{Access, guard, request, sessions::Activity};
-use crate::server::sales::changes::FeedEntry;
+use crate::server::sales::changes::{self, FeedEntry};
 use axum::extract::{Request, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -103,7 +103,10 @@ pub async fn events(State(state): State<AppState>, request: Request) -> Response
         )
         .await?;
         let ticket = state.live.inner.sessions.admit(&me.user, &me.session_key)?;
-        let (receiver, start) = state.live.subscribe(after)?;
+        let (receiver, start) = state
+            .live
+            .subscribe(after, changes::generation(&state.mysql))
+            .await?;
         Ok::<_, AppError>((Audience::for_user(&me.user), ticket, receiver, start))
     }
     .await;
