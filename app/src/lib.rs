@@ -80,7 +80,7 @@ fn stylesheet_href(options: &LeptosOptions) -> String {
 /// The page's Content-Security-Policy: scripts only from the site and the inline
 /// hydration scripts carrying this response's nonce (Leptos adds it to them), WebAssembly
 /// allowed to compile, styles only from the site, no plugins, no framing, forms posting
-/// only here. In development the reload socket may connect too.
+/// only here. In development the reload socket (`cargo leptos watch`) may connect too.
 #[cfg(feature = "ssr")]
 fn content_security_policy(options: &LeptosOptions) {
     let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
@@ -89,9 +89,12 @@ fn content_security_policy(options: &LeptosOptions) {
     let nonce = leptos::nonce::use_nonce()
         .map(|n| format!(" 'nonce-{n}'"))
         .unwrap_or_default();
+    // The reload script connects to the host in the address bar (`localhost`,
+    // `127.0.0.1` or the machine's name), so only the port is pinned.
     let reload = match options.env {
         leptos::config::Env::DEV => {
-            format!(" ws://{}:{}", options.site_addr.ip(), options.reload_port)
+            let port = options.reload_external_port.unwrap_or(options.reload_port);
+            format!(" ws://*:{port} wss://*:{port}")
         }
         leptos::config::Env::PROD => String::new(),
     };

@@ -1,8 +1,10 @@
 // First load of each landing page, as a user on a slow phone feels it: a cold cache,
 // the network throttled to a mobile profile and the CPU slowed 4x through the DevTools
 // protocol, in headless Chromium. Prints a Markdown table: compressed bytes of WASM, JS
-// and CSS on the wire, requests, and the time until the page responds to input (the app
-// marks <body data-hydrated> once hydrated), with a hello-world Leptos page as the floor.
+// and CSS on the wire, the HTML document and the data fetched by the page on the wire,
+// requests, the time to first paint and the time until the page responds to input (the
+// app marks <body data-hydrated> once hydrated), each against a hello-world Leptos page
+// measured in the same run as the floor.
 //
 //   node end2end/scripts/first-load.mjs <portal base URL> <hello-world site dir> [runs] [proxy URL]
 //
@@ -97,7 +99,7 @@ async function logIn(context, db, who, base) {
   }
 }
 
-/** One cold load of `url`: bytes on the wire by kind, requests, ms until hydrated. */
+/** One cold load of `url`: bytes on the wire by kind, requests, ms to first paint and until hydrated. */
 async function coldLoad(context, url) {
   const page = await context.newPage();
   await page.addInitScript(() => {
@@ -114,11 +116,21 @@ async function coldLoad(context, url) {
   await cdp.send('Network.emulateNetworkConditions', NETWORK);
   await cdp.send('Emulation.setCPUThrottlingRate', { rate: CPU_SLOWDOWN });
   const kinds = new Map();
-  const bytes = { wasm: 0, js: 0, css: 0, other: 0 };
+  const bytes = { wasm: 0, js: 0, css: 0, html: 0, data: 0, other: 0 };
   let requests = 0;
-  cdp.on('Network.responseReceived', ({ requestId, response }) => {
+  cdp.on('Network.responseReceived', ({ requestId, response, type }) => {
     const path = new URL(response.url).pathname;
-    const kind = path.endsWith('.wasm') ? 'wasm' : path.endsWith('.js') ? 'js' : path.endsWith('.css') ? 'css' : 'other';
+    const kind = path.endsWith('.wasm')
+      ? 'wasm'
+      : path.endsWith('.js')
+        ? 'js'
+        : path.endsWith('.css')
+          ? 'css'
+          : type === 'Document'
+            ? 'html'
+            : type === 'Fetch' || type === 'XHR'
+              ? 'data'
+              : 'other';
     kinds.set(requestId, kind);
   });
   cdp.on('Network.loadingFinished', ({ requestId, encodedDataLength }) => {
@@ -136,8 +148,11 @@ async function coldLoad(context, url) {
     });
   const interactive = await page.evaluate(() => window.__interactiveAt);
   await page.waitForLoadState('networkidle');
+  const paint = await page.evaluate(
+    () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? Number.NaN,
+  );
   await page.close();
-  return { bytes, requests, interactive };
+  return { bytes, requests, paint, interactive };
 }
 
 function median(values) {
@@ -188,7 +203,10 @@ async function measure(browser, base, entries) {
       wasm: pick((r) => r.bytes.wasm),
       js: pick((r) => r.bytes.js),
       css: pick((r) => r.bytes.css),
+      html: pick((r) => r.bytes.html),
+      data: pick((r) => r.bytes.data),
       requests: pick((r) => r.requests),
+      paint: pick((r) => r.paint),
       interactive: pick((r) => r.interactive),
     });
   }
@@ -220,14 +238,18 @@ const floor = rows[0];
 console.log(
   `\n## First load, cold cache (${NETWORK.downloadThroughput * 8 / 1e6} Mbit/s, ${NETWORK.latency} ms, CPU ${CPU_SLOWDOWN}x slower; median of ${RUNS})\n`,
 );
-console.log('| page | WASM KB | JS KB | CSS KB | WASM+JS KB vs 200 KB | requests | interactive ms | vs floor |');
-console.log('|---|---|---|---|---|---|---|---|');
+const ratio = (value, base) => `${(value / base).toFixed(2)}x`;
+console.log(
+  '| page | WASM+JS KB | vs floor | CSS KB | HTML KB | data KB | requests | first paint ms | vs floor | interactive ms | vs floor |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const code = r.wasm + r.js;
   console.log(
-    `| ${r.page} | ${kb(r.wasm)} | ${kb(r.js)} | ${kb(r.css)} | ${(code / (200 * 1024)).toFixed(2)}x | ${r.requests} | ${Math.round(r.interactive)} | ${(r.interactive / floor.interactive).toFixed(2)}x |`,
+    `| ${r.page} | ${kb(code)} | ${ratio(code, floor.wasm + floor.js)} | ${kb(r.css)} | ${kb(r.html)} | ${kb(r.data)} | ${r.requests} | ${Math.round(r.paint)} | ${ratio(r.paint, floor.paint)} | ${Math.round(r.interactive)} | ${ratio(r.interactive, floor.interactive)} |`,
   );
 }
+console.log('\nHTML and data are the bytes on the wire (compressed when the server compresses them).');
 
 if (viaProxy) {
   console.log('\n## The same pages through an HTTPS reverse proxy (HAProxy), interactive ms\n');

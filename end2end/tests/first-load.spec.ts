@@ -1,5 +1,17 @@
 import { type Page, test as plain } from '@playwright/test';
-import { DEMO, PASSWORD, expect, hydrated, login, query, secondStep, submitLogin, test, unique } from './helpers';
+import {
+  DEMO,
+  PASSWORD,
+  expect,
+  hydrated,
+  login,
+  query,
+  secondStep,
+  servedScriptsResolveTheirChunks,
+  submitLogin,
+  test,
+  unique,
+} from './helpers';
 
 /**
  * A slow phone: the CPU slowed 6x through the DevTools protocol, and the app's code held
@@ -93,4 +105,8 @@ plain('a page whose code fails to download says so and loads on retry', async ({
   await expect(page.getByRole('heading', { name: 'Users', exact: true })).toBeVisible();
   await hydrated(page);
   await expect(notice).toHaveCount(0);
+});
+
+test('no script the server serves imports a chunk the build left unresolved', async ({ request }) => {
+  await servedScriptsResolveTheirChunks(request);
 });

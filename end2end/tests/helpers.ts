@@ -1,6 +1,8 @@
 import { APIRequestContext, Page, expect, test as base } from '@playwright/test';
 import { createHmac } from 'node:crypto';
 import mysql from 'mysql2/promise';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 
 /**
  * Playwright's `test`, failing any journey in which a page logs a console error, throws,
@@ -224,4 +226,22 @@ export function saleInput(email: string, saleDate = '2026-03-04T10:30', store = 
     coupon_used: false,
     purchase_method: 'Online',
   };
+}
+
+const SPLIT_PLACEHOLDER = '__wasm_split_placeholder__';
+
+/**
+ * Every JS file of the bundle the server can serve, fetched through it: each answers
+ * and none imports the splitter's placeholder module, which only a build without
+ * `--split` leaves behind (the browser then fails to resolve it and never hydrates).
+ */
+export async function servedScriptsResolveTheirChunks(request: APIRequestContext) {
+  const pkg = path.resolve(__dirname, '../../target/site/pkg');
+  const scripts = readdirSync(pkg, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'));
+  expect(scripts.some((f) => f.includes('__wasm_split')), `a split build in ${pkg}`).toBe(true);
+  for (const file of scripts) {
+    const response = await request.get(`/pkg/${file}`);
+    expect(response.status(), `/pkg/${file} is served`).toBe(200);
+    expect(await response.text(), `/pkg/${file} imports no unresolved chunk`).not.toContain(SPLIT_PLACEHOLDER);
+  }
 }

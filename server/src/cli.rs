@@ -265,7 +265,10 @@ async fn import(
         ));
     })
     .await
-    .map_err(|e| anyhow::anyhow!("import stopped: {e}"))?;
+    .map_err(|stopped| {
+        bar.finish_and_clear();
+        anyhow::anyhow!("{stopped}")
+    })?;
     bar.finish_and_clear();
     let verb = if dry_run { "valid" } else { "inserted" };
     println!(

@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod cli;
+pub mod compression;
 pub mod config;
 pub mod http;
 pub mod startup;

@@ -1,7 +1,7 @@
 //! Builds the axum application: state, routes, middleware, listener.
 
 use crate::config::{Databases, ServeConfig};
-use crate::{assets, http, telemetry};
+use crate::{assets, compression, http, telemetry};
 use app::server::client_ip::ProxyNet;
 use app::server::{AppState, db};
 use axum::{
@@ -289,6 +289,8 @@ pub fn router(state: AppState, serve: &ServeConfig) -> Router {
         .layer(RequestBodyLimitLayer::new(http::BODY_LIMIT))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn(http::api_errors))
+        // Outside `api_errors`, which reads the answers it rewrites as plain JSON.
+        .layer(compression::layer())
         .layer(middleware::from_fn_with_state(
             headers,
             http::security_headers,

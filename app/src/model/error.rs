@@ -74,6 +74,13 @@ pub enum AppError {
         "The change could not be confirmed because the backup database stopped answering. It is either kept or undone automatically within a minute; reload before trying again."
     )]
     Unconfirmed,
+    /// MySQL rolled the transaction back to break a lock cycle with another writer, so
+    /// nothing of it was kept. The server runs such a transaction again whole
+    /// (`server::db::retry_contended`) before anyone sees this.
+    #[error(
+        "Other changes were being saved at the same moment, so this one was not. Nothing was changed; please try again."
+    )]
+    Contended,
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
     /// An internal error as the client sees it: nothing but the request's reference,
@@ -137,6 +144,7 @@ impl AppError {
             AppError::Unavailable(_)
             | AppError::NotSaved { .. }
             | AppError::Unconfirmed
+            | AppError::Contended
             | AppError::Busy(_) => 503,
             AppError::Internal | AppError::Fault(_) => 500,
         }

@@ -121,6 +121,10 @@ impl<T> Context<T> for Result<T, mongodb::error::Error> {
 }
 
 pub fn mysql_error(context: &'static str, e: sqlx::Error) -> AppError {
+    if is_deadlock(&e) {
+        tracing::warn!(error = %e, context, "MySQL rolled the transaction back (deadlock)");
+        return AppError::Contended;
+    }
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             tracing::warn!(error = %e, context, "MySQL unavailable");
@@ -188,6 +192,30 @@ where
                 let pause = Duration::from_millis(attempt * (1 + rand::random::<u64>() % 10));
                 tracing::debug!(attempt, "deadlock victim; running the statement again");
                 tokio::time::sleep(pause).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Runs a whole transaction again, after a short random pause, while MySQL rolls it
+/// back as a deadlock victim (`AppError::Contended`; on Galera also a commit refused at
+/// certification). Such a transaction left nothing behind, so running it again is
+/// safe; `attempt` must begin its own transaction each time.
+pub async fn retry_contended<T, F, Fut>(mut attempt: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AppError>>,
+{
+    const ATTEMPTS: u64 = 8;
+    let mut tries = 1u64;
+    loop {
+        match attempt().await {
+            Err(AppError::Contended) if tries < ATTEMPTS => {
+                let pause = Duration::from_millis(5 * tries + rand::random::<u64>() % (20 * tries));
+                tracing::info!(tries, "transaction was a deadlock victim; running it again");
+                tokio::time::sleep(pause).await;
+                tries += 1;
             }
             outcome => return outcome,
         }

@@ -30,8 +30,18 @@ impl Sse {
     /// Opens the stream, retrying while the instance's follower has not read the feed
     /// yet (503).
     pub async fn open(client: &reqwest::Client, url: &str, last_id: Option<u64>) -> Sse {
+        Self::open_accepting(client, url, last_id, "identity").await
+    }
+
+    /// Opens the stream as a browser does, offering these content encodings.
+    pub async fn open_accepting(
+        client: &reqwest::Client,
+        url: &str,
+        last_id: Option<u64>,
+        encodings: &str,
+    ) -> Sse {
         for _ in 0..50 {
-            let mut request = client.get(url);
+            let mut request = client.get(url).header("accept-encoding", encodings);
             if let Some(id) = last_id {
                 request = request.header("last-event-id", id.to_string());
             }
@@ -45,6 +55,10 @@ impl Sse {
                 response.headers()["content-type"],
                 "text/event-stream",
                 "an event stream"
+            );
+            assert!(
+                response.headers().get("content-encoding").is_none(),
+                "events are sent as they happen, never held by an encoder"
             );
             return Sse {
                 response,

@@ -5,10 +5,12 @@
 mod accounts;
 mod authorization;
 mod cluster;
+mod compression;
 mod dual_write;
 mod fuzz;
 mod health;
 mod helpers;
+mod import_collisions;
 mod interleavings;
 mod live;
 mod outage;

@@ -128,9 +128,10 @@ where
         }
         drop(permit);
     });
-    Body::from_stream(futures::stream::unfold(receiver, |mut r| async move {
-        r.recv().await.map(|chunk| (chunk, r))
-    }))
+    // Not `stream::unfold`: the compression layer's reader polls once more after the
+    // end, which `unfold` answers with a panic; a closed channel keeps answering `None`.
+    let mut receiver = receiver;
+    Body::from_stream(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
 }
 
 fn attachment(name: String, body: Body) -> Response {

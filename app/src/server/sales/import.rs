@@ -46,6 +46,24 @@ pub struct ImportReport {
     pub rejected: Vec<Rejection>,
 }
 
+/// An import that stopped before its end, with what it had done by then. Every batch
+/// is whole in both stores or in neither (a failed one is removed from MongoDB again,
+/// or rolled back by recovery), and a second run skips what is already there, so
+/// running the same import again finishes it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the import stopped after writing {} sales ({} already present, {} rejected): {cause}. \
+     Nothing is half-written; run the same import again to finish it (it skips what is already there)",
+    report.inserted,
+    report.skipped,
+    report.rejected.len()
+)]
+pub struct ImportStopped {
+    pub report: ImportReport,
+    #[source]
+    pub cause: AppError,
+}
+
 /// The id of a document that has none: a hash of its content, so importing the same
 /// file twice finds the same ids and creates no duplicates.
 pub fn derived_id(draft: &SaleDraft) -> SaleId {
@@ -216,7 +234,7 @@ pub async fn run(
     batch_size: usize,
     dry_run: bool,
     mut progress: impl FnMut(&ImportReport),
-) -> Result<ImportReport, AppError> {
+) -> Result<ImportReport, ImportStopped> {
     use futures::StreamExt;
     let writer = &writer.by(super::dual_write::Author::Import);
     let mut report = ImportReport::default();
@@ -252,11 +270,16 @@ pub async fn run(
                     report.skipped += skipped;
                     progress(&report);
                 }
-                Err(e) => {
-                    // Let the other batch in flight finish (or compensate) rather than
-                    // cancel it between its MongoDB and MySQL writes.
-                    while writes.next().await.is_some() {}
-                    return Err(e);
+                Err(cause) => {
+                    // Let the other batches in flight finish (or compensate) rather than
+                    // cancel them between their MongoDB and MySQL writes, and count them.
+                    while let Some(written) = writes.next().await {
+                        if let Ok((inserted, skipped)) = written {
+                            report.inserted += inserted;
+                            report.skipped += skipped;
+                        }
+                    }
+                    return Err(ImportStopped { report, cause });
                 }
             },
         }
@@ -271,31 +294,38 @@ pub async fn import_reader<R: Read + Send + 'static>(
     dry_run: bool,
     bytes: Arc<AtomicU64>,
     progress: impl FnMut(&ImportReport),
-) -> Result<ImportReport, AppError> {
+) -> Result<ImportReport, ImportStopped> {
+    let before = |cause| ImportStopped {
+        report: ImportReport::default(),
+        cause,
+    };
     // Into an empty collection, build the secondary indexes after the load: maintaining
     // them row by row is what slows a bulk load down as the collection grows.
     let mongo = &writer.primary().db;
-    let index_after = !dry_run && primary::is_empty(mongo).await?;
+    let index_after = !dry_run && primary::is_empty(mongo).await.map_err(before)?;
     if !dry_run && !index_after {
-        primary::ensure_indexes(mongo).await?;
+        primary::ensure_indexes(mongo).await.map_err(before)?;
     }
     let (tx, rx) = mpsc::channel(4 * DEFAULT_BATCH);
     let reader = tokio::task::spawn_blocking(move || read_records(input, bytes, tx));
-    let report = run(writer, rx, DEFAULT_BATCH, dry_run, progress).await;
-    if index_after {
-        primary::ensure_indexes(mongo).await?;
+    let outcome = run(writer, rx, DEFAULT_BATCH, dry_run, progress).await;
+    if index_after && let Err(cause) = primary::ensure_indexes(mongo).await {
+        let report = outcome.unwrap_or_else(|stopped| stopped.report);
+        return Err(ImportStopped { report, cause });
     }
-    match reader.await {
-        Ok(Ok(())) => report,
+    let cause = match reader.await {
+        Ok(Ok(())) => return outcome,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "reading the import input failed");
-            Err(AppError::Request(format!("could not read the input: {e}")))
+            AppError::Request(format!("could not read the input: {e}"))
         }
         Err(e) => {
             tracing::error!(error = %e, "import reader task failed");
-            Err(AppError::Internal)
+            AppError::Internal
         }
-    }
+    };
+    let report = outcome.unwrap_or_else(|stopped| stopped.report);
+    Err(ImportStopped { report, cause })
 }
 
 #[cfg(test)]

@@ -186,9 +186,14 @@ impl Delta {
     }
 }
 
-/// Recomputes both rollups from the sales tables, in one transaction.
+/// Recomputes both rollups from the sales tables, in one transaction (run again whole
+/// if MySQL picks it as a deadlock victim).
 #[tracing::instrument(skip_all)]
 pub async fn rebuild(pool: &sqlx::MySqlPool) -> Result<(), AppError> {
+    crate::server::db::retry_contended(|| rebuild_once(pool)).await
+}
+
+async fn rebuild_once(pool: &sqlx::MySqlPool) -> Result<(), AppError> {
     let mut tx = pool.begin().await.reporting("rebuild rollups")?;
     for sql in [
         "DELETE FROM sales_daily",

@@ -19,6 +19,10 @@ use crate::model::{AppError, Sale, SaleId};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+/// Tries at removing a failed batch from MongoDB before it is left to recovery: a
+/// MongoDB that timed out under load often answers the next try.
+const COMPENSATION_ATTEMPTS: u32 = 3;
+
 /// A lease on every intent of one batch.
 struct BatchClaim {
     lease: Lease,
@@ -155,22 +159,38 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
             sales = inserted.len(),
             "import batch: backup write failed; removing it from MongoDB"
         );
-        if !matches!(self.keep_batch(claim).await, Ok(true)) {
-            return;
-        }
         let ids: Vec<SaleId> = inserted.iter().map(|s| s.id.clone()).collect();
-        let (state, note) = match self
-            .bounded(claim.deadline, self.primary.remove_created(&ids))
-            .await
-        {
-            Ok(_) => (IntentState::Failed, "backup write failed; compensated"),
-            Err(undo) => {
-                tracing::error!(error = %undo, "import batch: compensation failed; recovery will roll these sales back");
-                (
-                    IntentState::NeedsRepair,
-                    "backup write and compensation failed",
-                )
+        let mut undone = false;
+        for attempt in 1..=COMPENSATION_ATTEMPTS {
+            // Each try within a lease renewed for it: a write of an earlier try that is
+            // still on its way must not meet a recoverer.
+            if !matches!(self.keep_batch(claim).await, Ok(true)) {
+                return;
             }
+            match self
+                .bounded(claim.deadline, self.primary.remove_created(&ids))
+                .await
+            {
+                Ok(_) => {
+                    undone = true;
+                    break;
+                }
+                Err(undo) => {
+                    tracing::warn!(attempt, error = %undo, "import batch: compensation failed");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+            }
+        }
+        let (state, note) = if undone {
+            (IntentState::Failed, "backup write failed; compensated")
+        } else {
+            tracing::error!(
+                "import batch: compensation kept failing; recovery will roll these sales back"
+            );
+            (
+                IntentState::NeedsRepair,
+                "backup write and compensation failed",
+            )
         };
         if let Err(e) = self.backup.close_batch(&claim.lease, state, note).await {
             tracing::warn!(error = %e, "import batch: could not close its intents; recovery will");

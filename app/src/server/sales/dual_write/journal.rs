@@ -14,11 +14,62 @@
 use super::lease::{Claim, Lease};
 use super::ports::{Author, Backup, Begun, Held, Holder, Intent, IntentState, NewIntent, Op};
 use crate::model::{AppError, Sale, SaleId};
-use crate::server::db::{Context, is_deadlock, is_unique_violation, retry_deadlocks};
+use crate::server::db::{
+    Context, is_deadlock, is_unique_violation, retry_contended, retry_deadlocks,
+};
 use crate::server::sales::backup;
 use crate::server::sales::changes::Changes;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use std::time::Duration;
+
+/// The statements that read or close the intents of one lease (an import batch's, a
+/// sync repair's). Each goes through `ix_sale_intents_holder (lease_owner, state)`, so it
+/// touches, and locks, only its own lease's entries: batches in flight together never
+/// wait on each other's rows. A test EXPLAINs every one (`server/tests/api/`).
+pub mod by_holder {
+    pub const CLAIMED: &str = "SELECT sale_id FROM sale_intents FORCE INDEX (ix_sale_intents_holder) \
+         WHERE lease_owner = ? AND state = 'pending'";
+    pub const RENEW: &str = "UPDATE sale_intents FORCE INDEX (ix_sale_intents_holder) \
+         SET lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
+         WHERE lease_owner = ? AND state = 'pending'";
+    pub const LOCK: &str = "SELECT id FROM sale_intents FORCE INDEX (ix_sale_intents_holder) \
+         WHERE lease_owner = ? AND state = 'pending' FOR UPDATE";
+    /// Followed by the holder, then `AND state = 'pending' AND sale_id IN (…)`.
+    pub const PRESENT: &str = "UPDATE sale_intents FORCE INDEX (ix_sale_intents_holder) \
+         SET state = 'failed', error = 'already present', updated_at = UTC_TIMESTAMP(6) \
+         WHERE lease_owner = ";
+    pub const DONE: &str = "UPDATE sale_intents FORCE INDEX (ix_sale_intents_holder) \
+         SET state = 'done', updated_at = UTC_TIMESTAMP(6) \
+         WHERE lease_owner = ? AND state = 'pending'";
+    pub const CLOSE: &str = "UPDATE sale_intents FORCE INDEX (ix_sale_intents_holder) \
+         SET state = ?, error = ?, updated_at = UTC_TIMESTAMP(6) \
+         WHERE lease_owner = ? AND state = 'pending'";
+    /// A sync repair's claims: every intent it holds, whatever the state.
+    pub const HELD: &str = "SELECT sale_id FROM sale_intents FORCE INDEX (ix_sale_intents_holder) \
+         WHERE lease_owner = ?";
+    /// MySQL and MariaDB take no index hint on a single-table DELETE; the holder index
+    /// is the only one that answers its condition.
+    pub const RELEASE: &str = "DELETE FROM sale_intents WHERE lease_owner = ?";
+
+    /// Every statement with `holder`'s name and sample values in place of its
+    /// parameters, for the plan test.
+    pub fn explainable(holder: &str) -> Vec<String> {
+        let fill = |sql: &str| {
+            sql.replace("INTERVAL ?", "INTERVAL 1")
+                .replace("state = ?,", "state = 'failed',")
+                .replace("error = ?", "error = 'sample'")
+                .replace("lease_owner = ?", &format!("lease_owner = '{holder}'"))
+        };
+        let mut all: Vec<String> = [CLAIMED, RENEW, LOCK, DONE, CLOSE, HELD, RELEASE]
+            .into_iter()
+            .map(fill)
+            .collect();
+        all.push(format!(
+            "{PRESENT}'{holder}' AND state = 'pending' AND sale_id IN ('000000000000000000000001')"
+        ));
+        all
+    }
+}
 
 /// MySQL as the journal and backup.
 #[derive(Clone)]
@@ -139,8 +190,20 @@ async fn lock_claim(conn: &mut MySqlConnection, claim: &Claim) -> Result<Held, A
 
 impl MySqlBackup {
     /// In one transaction, if `claim` still holds its intent: make the backup hold
-    /// `sale` (or not hold the sale) and close the intent as `state`.
+    /// `sale` (or not hold the sale) and close the intent as `state`. Run again whole
+    /// if MySQL picks it as a deadlock victim.
     async fn apply_and_close(
+        &self,
+        claim: &Claim,
+        id: &SaleId,
+        sale: Option<&Sale>,
+        state: IntentState,
+        note: Option<&str>,
+    ) -> Result<Held, AppError> {
+        retry_contended(|| self.apply_and_close_once(claim, id, sale, state, note)).await
+    }
+
+    async fn apply_and_close_once(
         &self,
         claim: &Claim,
         id: &SaleId,
@@ -181,6 +244,76 @@ impl MySqlBackup {
         changes.record(&mut tx).await?;
         tx.commit().await.reporting("commit backup write")?;
         Ok(Held::Yes)
+    }
+
+    async fn commit_batch_once(
+        &self,
+        lease: &Lease,
+        claimed: usize,
+        rows: &[Sale],
+        skipped: &[SaleId],
+    ) -> Result<Held, AppError> {
+        let mut tx = self.pool.begin().await.reporting("begin import batch")?;
+        let still: Vec<u64> = sqlx::query_scalar(by_holder::LOCK)
+            .bind(&lease.owner)
+            .fetch_all(&mut *tx)
+            .await
+            .reporting("check import leases")?;
+        if still.len() != claimed {
+            rollback(tx).await;
+            return Ok(Held::Lost);
+        }
+        let mut changes = Changes::default();
+        backup::replace(&mut tx, rows, &mut changes).await?;
+        for chunk in skipped.chunks(1000) {
+            let mut q = QueryBuilder::<MySql>::new(by_holder::PRESENT);
+            q.push_bind(&lease.owner)
+                .push(" AND state = 'pending' AND sale_id IN (");
+            crate::server::db::finish_in_list(&mut q, chunk);
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .reporting("close import intents")?;
+        }
+        sqlx::query(by_holder::DONE)
+            .bind(&lease.owner)
+            .execute(&mut *tx)
+            .await
+            .reporting("close import intents")?;
+        changes.record(&mut tx).await?;
+        tx.commit().await.reporting("commit import batch")?;
+        Ok(Held::Yes)
+    }
+
+    async fn claim_due_once(&self, lease: &Lease) -> Result<Option<Intent>, AppError> {
+        let mut tx = self.pool.begin().await.reporting("claim intent")?;
+        // SKIP LOCKED lets instances claim side by side; the compare-and-set in the
+        // UPDATE is what makes the claim exclusive.
+        let candidate: Option<u64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM sale_intents WHERE {OPEN} \
+             AND (lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6)) \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= UTC_TIMESTAMP(6)) \
+             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        ))
+        .fetch_optional(&mut *tx)
+        .await
+        .reporting("claim intent")?;
+        let Some(id) = candidate else {
+            rollback(tx).await;
+            return Ok(None);
+        };
+        let claimed = take_over_query(lease, id)
+            .execute(&mut *tx)
+            .await
+            .reporting("claim intent")?
+            .rows_affected()
+            == 1;
+        tx.commit().await.reporting("claim intent")?;
+        if !claimed {
+            return Ok(None);
+        }
+        let mut conn = self.pool.acquire().await.reporting("claim intent")?;
+        load_id(&mut conn, id).await
     }
 }
 
@@ -367,34 +500,7 @@ impl Backup for MySqlBackup {
     }
 
     async fn claim_due(&self, lease: &Lease) -> Result<Option<Intent>, AppError> {
-        let mut tx = self.pool.begin().await.reporting("claim intent")?;
-        // SKIP LOCKED lets instances claim side by side; the compare-and-set in the
-        // UPDATE is what makes the claim exclusive.
-        let candidate: Option<u64> = sqlx::query_scalar(&format!(
-            "SELECT id FROM sale_intents WHERE {OPEN} \
-             AND (lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6)) \
-             AND (next_attempt_at IS NULL OR next_attempt_at <= UTC_TIMESTAMP(6)) \
-             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
-        ))
-        .fetch_optional(&mut *tx)
-        .await
-        .reporting("claim intent")?;
-        let Some(id) = candidate else {
-            rollback(tx).await;
-            return Ok(None);
-        };
-        let claimed = take_over_query(lease, id)
-            .execute(&mut *tx)
-            .await
-            .reporting("claim intent")?
-            .rows_affected()
-            == 1;
-        tx.commit().await.reporting("claim intent")?;
-        if !claimed {
-            return Ok(None);
-        }
-        let mut conn = self.pool.acquire().await.reporting("claim intent")?;
-        load_id(&mut conn, id).await
+        retry_contended(|| self.claim_due_once(lease)).await
     }
 
     async fn open_on(&self, ids: &[SaleId]) -> Result<Vec<Intent>, AppError> {
@@ -496,13 +602,11 @@ impl Backup for MySqlBackup {
                 }
             }
         }
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT sale_id FROM sale_intents WHERE lease_owner = ? AND state = 'pending'",
-        )
-        .bind(&lease.owner)
-        .fetch_all(&self.pool)
-        .await
-        .reporting("record import intents")?;
+        let ids: Vec<String> = sqlx::query_scalar(by_holder::CLAIMED)
+            .bind(&lease.owner)
+            .fetch_all(&self.pool)
+            .await
+            .reporting("record import intents")?;
         ids.iter()
             .map(|id| SaleId::parse(id).map_err(|_| AppError::Internal))
             .collect()
@@ -510,13 +614,10 @@ impl Backup for MySqlBackup {
 
     async fn renew_batch(&self, lease: &Lease, claimed: usize) -> Result<Held, AppError> {
         let rows = retry_deadlocks(|| {
-            sqlx::query(
-                "UPDATE sale_intents SET lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
-                 WHERE lease_owner = ? AND state = 'pending'",
-            )
-            .bind(micros(lease.ttl))
-            .bind(&lease.owner)
-            .execute(&self.pool)
+            sqlx::query(by_holder::RENEW)
+                .bind(micros(lease.ttl))
+                .bind(&lease.owner)
+                .execute(&self.pool)
         })
         .await
         .reporting("renew import leases")?
@@ -540,43 +641,7 @@ impl Backup for MySqlBackup {
         rows: &[Sale],
         skipped: &[SaleId],
     ) -> Result<Held, AppError> {
-        let mut tx = self.pool.begin().await.reporting("begin import batch")?;
-        let still: Vec<u64> = sqlx::query_scalar(
-            "SELECT id FROM sale_intents WHERE lease_owner = ? AND state = 'pending' FOR UPDATE",
-        )
-        .bind(&lease.owner)
-        .fetch_all(&mut *tx)
-        .await
-        .reporting("check import leases")?;
-        if still.len() != claimed {
-            rollback(tx).await;
-            return Ok(Held::Lost);
-        }
-        let mut changes = Changes::default();
-        backup::replace(&mut tx, rows, &mut changes).await?;
-        for chunk in skipped.chunks(1000) {
-            let mut q = QueryBuilder::<MySql>::new(
-                "UPDATE sale_intents SET state = 'failed', error = 'already present', updated_at = UTC_TIMESTAMP(6) \
-                 WHERE lease_owner = ",
-            );
-            q.push_bind(&lease.owner)
-                .push(" AND state = 'pending' AND sale_id IN (");
-            crate::server::db::finish_in_list(&mut q, chunk);
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .reporting("close import intents")?;
-        }
-        sqlx::query(
-            "UPDATE sale_intents SET state = 'done', updated_at = UTC_TIMESTAMP(6) WHERE lease_owner = ? AND state = 'pending'",
-        )
-        .bind(&lease.owner)
-        .execute(&mut *tx)
-        .await
-        .reporting("close import intents")?;
-        changes.record(&mut tx).await?;
-        tx.commit().await.reporting("commit import batch")?;
-        Ok(Held::Yes)
+        retry_contended(|| self.commit_batch_once(lease, claimed, rows, skipped)).await
     }
 
     async fn close_batch(
@@ -586,14 +651,11 @@ impl Backup for MySqlBackup {
         note: &str,
     ) -> Result<u64, AppError> {
         Ok(retry_deadlocks(|| {
-            sqlx::query(
-                "UPDATE sale_intents SET state = ?, error = ?, updated_at = UTC_TIMESTAMP(6) \
-                 WHERE lease_owner = ? AND state = 'pending'",
-            )
-            .bind(state)
-            .bind(note)
-            .bind(&lease.owner)
-            .execute(&self.pool)
+            sqlx::query(by_holder::CLOSE)
+                .bind(state)
+                .bind(note)
+                .bind(&lease.owner)
+                .execute(&self.pool)
         })
         .await
         .reporting("close import intents")?

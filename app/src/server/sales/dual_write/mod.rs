@@ -28,7 +28,7 @@ mod mongo;
 mod ports;
 mod recovery;
 
-pub use journal::{MySqlBackup, intent_counts};
+pub use journal::{MySqlBackup, by_holder, intent_counts};
 pub use lease::{Claim, Lease, LeasePolicy, instance_id};
 pub use mongo::MongoPrimary;
 pub use ports::{

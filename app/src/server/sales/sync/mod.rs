@@ -390,6 +390,15 @@ async fn repair(
     run_started: chrono::DateTime<chrono::Utc>,
     diffs: &[Diff],
 ) -> Result<Fixed, AppError> {
+    crate::server::db::retry_contended(|| repair_once(writer, lease, run_started, diffs)).await
+}
+
+async fn repair_once(
+    writer: &Writer,
+    lease: &JobLease,
+    run_started: chrono::DateTime<chrono::Utc>,
+    diffs: &[Diff],
+) -> Result<Fixed, AppError> {
     let ids: Vec<SaleId> = diffs.iter().map(|d| d.id().clone()).collect();
     let claim = writer.lease();
     let mut tx = writer
@@ -442,7 +451,7 @@ async fn repair(
         backup::delete_older_than(&mut tx, &delete, run_started.naive_utc(), &mut changes).await?;
     fixed.deleted = deleted.len() as u64;
     // The claims end with the transaction; the repairs made stay in the journal.
-    sqlx::query("DELETE FROM sale_intents WHERE lease_owner = ?")
+    sqlx::query(super::dual_write::by_holder::RELEASE)
         .bind(&claim.owner)
         .execute(&mut *tx)
         .await
@@ -517,12 +526,11 @@ async fn claim_sales(
             Err(e) => return Err(e).reporting("sync: hold sales"),
         }
     }
-    let held: Vec<String> =
-        sqlx::query_scalar("SELECT sale_id FROM sale_intents WHERE lease_owner = ?")
-            .bind(&claim.owner)
-            .fetch_all(&mut *conn)
-            .await
-            .reporting("sync: hold sales")?;
+    let held: Vec<String> = sqlx::query_scalar(super::dual_write::by_holder::HELD)
+        .bind(&claim.owner)
+        .fetch_all(&mut *conn)
+        .await
+        .reporting("sync: hold sales")?;
     Ok(held.into_iter().collect())
 }
 
