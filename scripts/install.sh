@@ -5,6 +5,15 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+# Whether a command's output contains a text. The output is read whole first: with
+# pipefail, `cmd | grep -q` fails whenever grep quits early and cmd dies of SIGPIPE,
+# which made this script rebuild FerretDB now and then although it was current.
+prints() { # <text> <command...>
+  local out
+  out="$("${@:2}" 2>/dev/null)" || true
+  [[ "$out" == *"$1"* ]]
+}
+
 need_apt=()
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 command -v chromium >/dev/null || need_apt+=(chromium)
@@ -20,31 +29,31 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+if ! prints wasm32-unknown-unknown rustup target list --installed; then
   log "rustup: adding wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
 fi
 for component in rustfmt clippy; do
-  if ! rustup component list --installed | grep -q "^$component"; then
+  if ! prints "$component" rustup component list --installed; then
     log "rustup: adding $component"
     rustup component add "$component"
   fi
 done
 
-if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+if ! prints "$CARGO_LEPTOS_VERSION" cargo leptos --version; then
   log "cargo: installing cargo-leptos $CARGO_LEPTOS_VERSION (about 22 minutes)"
   cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
 fi
 
 wbg="$(wasm_bindgen_version)"
 [ -n "$wbg" ] || die "cannot read the wasm-bindgen version from Cargo.lock"
-if ! wasm-bindgen --version 2>/dev/null | grep -q " $wbg\$"; then
+if ! prints " $wbg" wasm-bindgen --version; then
   # --locked fails here: one of its locked dependency versions is missing from the registry.
   log "cargo: installing wasm-bindgen-cli $wbg (about 4 minutes)"
   cargo install wasm-bindgen-cli --version "$wbg" --force
 fi
 
-if ! ferretdb --version 2>/dev/null | grep -q "version: $FERRETDB_VERSION"; then
+if ! prints "version: $FERRETDB_VERSION" ferretdb --version; then
   # `go install …@version` fails here: the module proxy refuses the version list it
   # reads for deprecation notices. So fetch the exact module version, and build it
   # with the version file its own build tooling would generate.

@@ -1,7 +1,7 @@
 //! `scripts/bench auth`: logins per second against the hashing ceiling, and how
 //! /healthz answers while logins storm.
 
-use crate::{Bench, PASSWORD, browser, ms, percentile};
+use crate::{Bench, PASSWORD, browser, ms, percentile, sized};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -89,12 +89,12 @@ async fn audit_rows(bench: &Bench, event: &str) -> anyhow::Result<i64> {
 
 pub async fn run(bench: &Bench) -> anyhow::Result<()> {
     const CLIENTS: usize = 20;
-    const STORM: Duration = Duration::from_secs(10);
-    const MANY: usize = 200;
+    let storm_for = Duration::from_secs(sized(10, 1));
+    let many: usize = sized(200, 20);
 
     // 1. argon2id hash time, one core.
     let mut hashes = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..sized(20, 2) {
         let t = Instant::now();
         app::server::auth::password::hash(PASSWORD.into())
             .await
@@ -103,7 +103,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<()> {
     }
     hashes.sort();
 
-    for i in 0..MANY {
+    for i in 0..many {
         let input = app::model::RegistrationInput {
             username: format!("bench{i}"),
             email: format!("bench{i}@example.com"),
@@ -120,7 +120,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<()> {
     // 2. Baseline: /healthz latency with the server idle.
     let stop = Arc::new(AtomicBool::new(false));
     let idle_probe = tokio::spawn(probe_healthz(bench.base_url.clone(), stop.clone()));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(sized(3, 1))).await;
     stop.store(true, Ordering::Relaxed);
     let idle = idle_probe.await?;
 
@@ -141,7 +141,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<()> {
         );
         workers.push(tokio::spawn(async move {
             let client = browser(&base);
-            while started.elapsed() < STORM {
+            while started.elapsed() < storm_for {
                 let res = client
                     .post(format!("{base}/api/login"))
                     .form(&[
@@ -194,7 +194,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<()> {
     );
     println!(
         "| login throughput, {CLIENTS} concurrent clients, {} s | {:.1} logins/s ({} ok, {} told to wait (429/503, then waited Retry-After), {} failed) |",
-        STORM.as_secs(),
+        storm_for.as_secs(),
         logins as f64 / elapsed.as_secs_f64(),
         logins,
         deferred.load(Ordering::Relaxed),
@@ -229,9 +229,9 @@ pub async fn run(bench: &Bench) -> anyhow::Result<()> {
 
     // 4. 200 parallel logins: the right password for 200 accounts, then 200 wrong
     // guesses at one account, each from a browser the accounts have never seen.
-    let many = burst(
+    let parallel = burst(
         &bench.base_url,
-        (0..MANY)
+        (0..many)
             .map(|i| (format!("bench{i}"), PASSWORD.to_string()))
             .collect(),
     )
@@ -239,7 +239,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<()> {
     let failed_before = audit_rows(bench, "login_failed").await?;
     let one = burst(
         &bench.base_url,
-        (0..MANY)
+        (0..many)
             .map(|i| ("bench0".to_string(), format!("Wrong-Guess-{i:04}")))
             .collect(),
     )
@@ -248,14 +248,14 @@ pub async fn run(bench: &Bench) -> anyhow::Result<()> {
     let throttled_rows = audit_rows(bench, "login_throttled").await?;
     let count = |b: &Burst, status: u16| b.statuses.get(&status).copied().unwrap_or(0);
     println!(
-        "\n| {MANY} parallel logins | 200 ok | 401 checked | 429 throttled | 503 busy | other | password checks | wall s | peak hashing / queued | /healthz p99 ms | p99 vs idle |"
+        "\n| {many} parallel logins | 200 ok | 401 checked | 429 throttled | 503 busy | other | password checks | wall s | peak hashing / queued | /healthz p99 ms | p99 vs idle |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, b, checks) in [
         (
-            "right password, 200 accounts",
-            &many,
-            count(&many, 200) as i64,
+            "right password, every account",
+            &parallel,
+            count(&parallel, 200) as i64,
         ),
         ("wrong password, one account", &one, checked),
     ] {
@@ -266,7 +266,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<()> {
             count(b, 401),
             count(b, 429),
             count(b, 503),
-            MANY as u64 - known,
+            many as u64 - known,
             b.elapsed.as_secs_f64(),
             b.peak_running,
             b.peak_waiting,

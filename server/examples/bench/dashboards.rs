@@ -3,7 +3,7 @@
 //! and request throughput of the server-rendered `/worker` page and the list server
 //! function at 50 connections (wrk), against `/healthz` in the same run.
 
-use crate::{Bench, ms, percentile};
+use crate::{Bench, ms, percentile, sized, smoke};
 use app::model::{Role, Sale, SaleId};
 use app::server::sales::changes::Changes;
 use app::server::sales::{backup, generate, queries};
@@ -79,7 +79,13 @@ async fn wrk(url: &str, cookie: &str, json_body: Option<&str>) -> anyhow::Result
     }
     std::fs::write(&script, lua)?;
     let out = tokio::process::Command::new("wrk")
-        .args(["-t2", "-c50", "-d15s", "--latency", "-s"])
+        .args([
+            "-t2",
+            "-c50",
+            if smoke() { "-d1s" } else { "-d15s" },
+            "--latency",
+            "-s",
+        ])
         .arg(&script)
         .arg(url)
         .output()
@@ -112,7 +118,7 @@ pub async fn run(bench: &Bench, size: usize) -> anyhow::Result<()> {
     let loaded = load_mysql(pool, size).await?;
 
     let mut baseline = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..sized(3, 1) {
         let t = Instant::now();
         analytics_without_rollups(pool).await?;
         baseline.push(t.elapsed());
@@ -124,7 +130,7 @@ pub async fn run(bench: &Bench, size: usize) -> anyhow::Result<()> {
         chrono::NaiveDate::from_ymd_opt(2015, 1, 1),
         chrono::NaiveDate::from_ymd_opt(2015, 12, 31),
     );
-    for _ in 0..50 {
+    for _ in 0..sized(50, 3) {
         let t = Instant::now();
         queries::analytics(pool, None, None).await.map_err(err)?;
         all.push(t.elapsed());
@@ -167,7 +173,10 @@ pub async fn run(bench: &Bench, size: usize) -> anyhow::Result<()> {
     )
     .await?;
 
-    println!("\n## Throughput (wrk, 2 threads, 50 connections, 15 s each, {size} sales)\n");
+    println!(
+        "\n## Throughput (wrk, 2 threads, 50 connections, {} s each, {size} sales)\n",
+        sized(15, 1)
+    );
     println!("| request | requests/s | p50 | p99 | errors | vs /healthz |");
     println!("|---|---|---|---|---|---|");
     let health = wrk(&format!("{}/healthz", bench.base_url), &cookie, None).await?;

@@ -114,8 +114,8 @@ fn write_generated(count: u64, path: &std::path::Path) -> anyhow::Result<()> {
     Ok(out.flush()?)
 }
 
-pub async fn run(with_million: bool) -> anyhow::Result<()> {
-    const BASELINE_LIMIT: u64 = 2000;
+pub async fn run(with_million: bool, size: u64) -> anyhow::Result<()> {
+    let baseline_limit = size.min(2000);
     let dir = std::env::temp_dir().join(format!("portal-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut inputs: Vec<(String, std::path::PathBuf)> = Vec::new();
@@ -123,16 +123,21 @@ pub async fn run(with_million: bool) -> anyhow::Result<()> {
         Some(p) => inputs.push(("real 5,000-sale file".into(), p.into())),
         None => println!("(SALES_DATASET not set: the real-file row is skipped)"),
     }
-    let generated = dir.join("generated-100k.json");
-    write_generated(100_000, &generated)?;
-    inputs.push(("generated 100,000 sales".into(), generated));
+    let generated = dir.join(format!("generated-{size}.json"));
+    write_generated(size, &generated)?;
+    inputs.push((format!("generated {size} sales"), generated));
 
-    println!("\n## Import benchmark (release build, local MariaDB + FerretDB)\n");
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!("\n## Import benchmark ({build} build, local MariaDB + FerretDB)\n");
     println!("| input | importer | sales | seconds | sales/s | peak RSS MiB | speed-up |");
     println!("|---|---|---|---|---|---|---|");
     for (label, path) in &inputs {
         let batched = run_child("batched", path, u64::MAX).await?;
-        let baseline = run_child("baseline", path, BASELINE_LIMIT).await?;
+        let baseline = run_child("baseline", path, baseline_limit).await?;
         let rate = |r: &RunResult| r.sales as f64 / r.secs.max(1e-9);
         let mib = |r: &RunResult| r.peak_rss_kb as f64 / 1024.0;
         println!(

@@ -53,25 +53,33 @@ pub async fn run(streams: usize, secs: u64, rate: u64) -> anyhow::Result<()> {
         .trim()
         .parse()?;
     let base = format!("http://127.0.0.1:{port}");
-    let cookie = staff_session(
-        &pool,
-        &base,
-        "live.bench",
-        app::model::Role::TechnicalWorker,
-    )
-    .await?;
+    // One user may hold 16 streams per instance (`live::sessions`), so the streams are
+    // spread over enough signed-in workers; the first one also makes the edits.
+    let mut cookies = Vec::new();
+    for i in 0..streams.div_ceil(STREAMS_PER_USER).max(1) {
+        cookies.push(
+            staff_session(
+                &pool,
+                &base,
+                &format!("live.bench{i}"),
+                app::model::Role::TechnicalWorker,
+            )
+            .await?,
+        );
+    }
+    let cookie = &cookies[0];
     let tick = clock_ticks().await?;
 
     let mut phases = Vec::new();
     for n in [0, 1, streams] {
         eprintln!("  {n} streams: opening");
         let arrivals: Arrivals = Arc::default();
-        let readers = open_streams(&base, &cookie, n, arrivals.clone()).await?;
+        let readers = open_streams(&base, &cookies, n, arrivals.clone()).await?;
         // Settle: the streams' opening work is not the steady state measured.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let cpu_before = cpu_ticks(pid)?;
         let started = Instant::now();
-        let acks = edit(&base, &cookie, secs, rate, n as u64).await?;
+        let acks = edit(&base, cookie, secs, rate, n as u64).await?;
         // Late events still count: wait for the stragglers before reading the figures.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -144,11 +152,15 @@ pub async fn run(streams: usize, secs: u64, rate: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens `n` streams as the signed-in staff member; each records when it received
-/// each created sale. Returns once every stream has said it is live.
+/// Streams one user may hold open on one instance (`app::server::live::sessions`).
+const STREAMS_PER_USER: usize = 16;
+
+/// Opens `n` streams, at most `STREAMS_PER_USER` per signed-in staff member; each
+/// records when it received each created sale. Returns once every stream has said it
+/// is live.
 async fn open_streams(
     base: &str,
-    cookie: &str,
+    cookies: &[String],
     n: usize,
     arrivals: Arrivals,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
@@ -157,10 +169,10 @@ async fn open_streams(
         .build()?;
     let (ready, mut opened) = tokio::sync::mpsc::channel::<()>(n.max(1));
     let mut readers = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         let request = client
             .get(format!("{base}/api/events"))
-            .header(reqwest::header::COOKIE, cookie);
+            .header(reqwest::header::COOKIE, &cookies[i / STREAMS_PER_USER]);
         let (arrivals, ready) = (arrivals.clone(), ready.clone());
         readers.push(tokio::spawn(async move {
             let Ok(mut response) = request.send().await else {

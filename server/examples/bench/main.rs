@@ -20,6 +20,18 @@ use std::time::Duration;
 
 const PASSWORD: &str = "Quiet-Marble-Orchard-58";
 
+/// `PORTAL_BENCH_SMOKE=1`: every benchmark runs end to end with tiny sizes and seconds
+/// instead of minutes, so `scripts/test` proves each one still runs. Its figures mean
+/// nothing and its tables say so.
+fn smoke() -> bool {
+    std::env::var_os("PORTAL_BENCH_SMOKE").is_some_and(|v| v == "1")
+}
+
+/// `full` normally, `tiny` in a smoke run.
+fn sized<T>(full: T, tiny: T) -> T {
+    if smoke() { tiny } else { full }
+}
+
 struct Bench {
     base_url: String,
     mysql: sqlx::MySqlPool,
@@ -247,6 +259,9 @@ enum Which {
         /// Also import a generated 1,000,000-sale file.
         #[arg(long)]
         million: bool,
+        /// Sales in the generated file measured against the baseline.
+        #[arg(long, default_value_t = 100_000)]
+        size: u64,
     },
     /// The dual write against a raw pair of writes, edit throughput, reconciliation.
     Replication {
@@ -290,10 +305,19 @@ async fn main() -> anyhow::Result<()> {
     // Warnings and errors of the code under measurement go to stderr, so an error
     // counted in a table can be traced to its cause.
     server::telemetry::init("warn");
-    match <Cli as clap::Parser>::parse().bench {
+    let cli = <Cli as clap::Parser>::parse();
+    if smoke()
+        && !matches!(
+            cli.bench,
+            Which::ChildImport { .. } | Which::ChildSync { .. } | Which::ChildServe { .. }
+        )
+    {
+        println!("(smoke run: tiny sizes, to prove the benchmark runs; its figures mean nothing)");
+    }
+    match cli.bench {
         Which::ChildImport { mode, file, limit } => import::child(&mode, &file, limit).await,
         Which::ChildSync { mode, database } => replication::child_main(&mode, &database).await,
-        Which::Import { million } => import::run(million).await,
+        Which::Import { million, size } => import::run(million, size).await,
         Which::Live {
             streams,
             secs,

@@ -2,7 +2,7 @@
 //! and reconciliation against a read-only scan of both stores and a naive per-record
 //! loop. Each sync measurement runs in a child process, so its peak RSS is its own.
 
-use crate::{fresh_databases, ms, peak_rss_kb, percentile, run_self};
+use crate::{fresh_databases, ms, peak_rss_kb, percentile, run_self, sized};
 use app::model::{Sale, SaleId, SyncTrigger};
 use app::server::sales::changes::Changes;
 use app::server::sales::sync::{self, SyncOptions};
@@ -75,7 +75,7 @@ pub async fn run(size: usize, only: &[Part]) -> anyhow::Result<()> {
 async fn throughput() -> anyhow::Result<()> {
     const SALES: usize = 1000;
     const EDITORS: usize = 12;
-    const RUN: Duration = Duration::from_secs(8);
+    let run_for = Duration::from_secs(sized(8, 1));
     let name = format!("bench_tp_{}", std::process::id());
     let (mysql, mongo) = fresh_databases(&admin()?, &name).await?;
     seed(&mysql, &mongo, SALES).await?;
@@ -87,7 +87,7 @@ async fn throughput() -> anyhow::Result<()> {
         .collect();
     println!(
         "\n## Edit throughput ({EDITORS} editors, {} s each, updates of the version read from the backup)\n",
-        RUN.as_secs()
+        run_for.as_secs()
     );
     println!(
         "| sales edited | instances | edits/s | conflicts/s | of them busy | errors | p50 | p99 |"
@@ -110,7 +110,7 @@ async fn throughput() -> anyhow::Result<()> {
                 .await?;
                 writers.push(dual_write::writer(pool, client.database(&name)));
             }
-            let until = Instant::now() + RUN;
+            let until = Instant::now() + run_for;
             let mut tasks = Vec::new();
             for e in 0..EDITORS {
                 let writer = writers[e % instances].clone();
@@ -170,12 +170,12 @@ async fn throughput() -> anyhow::Result<()> {
                     .join(", ")
             };
             times.sort();
-            let rate = times.len() as f64 / RUN.as_secs_f64();
+            let rate = times.len() as f64 / run_for.as_secs_f64();
             let base = *baseline.get_or_insert(rate);
             println!(
                 "| {label} | {instances} | {rate:.1} ({:.2}x) | {:.1} | {busy} | {errors} | {} | {} |",
                 rate / base,
-                conflicts as f64 / RUN.as_secs_f64(),
+                conflicts as f64 / run_for.as_secs_f64(),
                 ms(percentile(&times, 0.5)),
                 ms(percentile(&times, 0.99)),
             );
@@ -194,11 +194,11 @@ async fn throughput() -> anyhow::Result<()> {
 }
 
 async fn latency() -> anyhow::Result<()> {
-    const BACKGROUND: usize = 2000;
-    const N: usize = 150;
+    let background: usize = sized(2000, 200);
+    let n: usize = sized(150, 10);
     let name = format!("bench_dw_{}", std::process::id());
     let (mysql, mongo) = fresh_databases(&admin()?, &name).await?;
-    seed(&mysql, &mongo, BACKGROUND).await?;
+    seed(&mysql, &mongo, background).await?;
     let writer = dual_write::writer(mysql.clone(), mongo.clone());
     let money = primary::money_encoding(&mongo).await.map_err(err)?;
     let coll = primary::collection(&mongo);
@@ -208,7 +208,7 @@ async fn latency() -> anyhow::Result<()> {
     let mut times: [[Vec<Duration>; 2]; 4] = Default::default();
     let mut dual_sales = Vec::new();
     let mut raw_sales = Vec::new();
-    for (raw, upserted) in sales(9, N).into_iter().zip(sales(10, N)) {
+    for (raw, upserted) in sales(9, n).into_iter().zip(sales(10, n)) {
         let t = Instant::now();
         dual_sales.push(
             writer
@@ -301,7 +301,7 @@ async fn latency() -> anyhow::Result<()> {
     }
 
     println!(
-        "\n## Dual-write latency ({N} edits per operation, collection of {BACKGROUND}+ sales)\n"
+        "\n## Dual-write latency ({n} edits per operation, collection of {background}+ sales)\n"
     );
     println!("| operation | dual write p50 | p99 | raw pair p50 | p99 | p50 ratio |");
     println!("|---|---|---|---|---|---|");
