@@ -138,7 +138,7 @@ pub fn Field(
 }
 
 pub fn format_time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
+    crate::model::time::minute_utc(t)
 }
 
 /// "New password" and "Confirm new password", each with the server's message.

@@ -88,10 +88,7 @@ pub struct SaleHistory {
 fn fields(draft: &SaleDraft) -> [(&'static str, String); 8] {
     let input = SaleInput::from(draft);
     [
-        (
-            "Date",
-            draft.sale_date.format("%Y-%m-%d %H:%M UTC").to_string(),
-        ),
+        ("Date", super::time::minute_utc(&draft.sale_date)),
         ("Store", input.store_location),
         ("Purchase method", input.purchase_method),
         (

@@ -10,6 +10,7 @@ pub mod report;
 pub mod role;
 pub mod sale;
 pub mod string_enum;
+pub mod time;
 
 pub use account::{
     AuditEntry, Email, NewAccount, NewPassword, RecoveryCodes, RegistrationInput, SecondFactor,

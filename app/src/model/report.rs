@@ -74,8 +74,8 @@ fn optional(raw: &str) -> Option<&str> {
 pub fn parse_day(raw: &str, field: &str) -> Result<Option<NaiveDate>, FieldError> {
     optional(raw)
         .map(|s| {
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map_err(|_| FieldError::new(field, "Use a date like 2015-03-23"))
+            super::time::parse_day(s)
+                .ok_or_else(|| FieldError::new(field, "Use a date like 2015-03-23"))
         })
         .transpose()
 }

@@ -333,12 +333,7 @@ pub fn parse_sale_date(raw: &str) -> Result<DateTime<Utc>, String> {
     let parsed = DateTime::parse_from_rfc3339(raw)
         .map(|d| d.with_timezone(&Utc))
         .ok()
-        .or_else(|| {
-            ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
-                .into_iter()
-                .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())
-                .map(|d| d.and_utc())
-        })
+        .or_else(|| super::time::parse_minute(raw).map(|d| d.and_utc()))
         .ok_or("Sale date must be a date and time, like 2024-05-01T14:30")?;
     check_sale_date(parsed, None)?;
     Ok(parsed)

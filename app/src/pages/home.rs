@@ -58,7 +58,7 @@ fn StatusTable(report: HealthReport) -> impl IntoView {
             <tr>
                 <th scope="row">{name}</th>
                 <td><span class=class>{label}</span></td>
-                <td class="num">{format!("{:.1} ms", store.rtt_ms)}</td>
+                <td class="num">{tenths(store.rtt_ms)} " ms"</td>
             </tr>
         }
     };
@@ -72,7 +72,14 @@ fn StatusTable(report: HealthReport) -> impl IntoView {
         </table>
         <p class="muted small" data-testid="checked-at">
             "Version " {report.version} " · checked at "
-            {report.checked_at.format("%H:%M:%S%.3f UTC").to_string()}
+            {crate::model::time::clock_millis(&report.checked_at)}
         </p>
     }
+}
+
+/// `12.3`: a duration in tenths, without the float formatter (docs/benchmarks.md, "Levers").
+fn tenths(ms: f64) -> String {
+    // Round trips are milliseconds to seconds: far inside u64 as tenths.
+    let tenths = (ms.max(0.0) * 10.0).round() as u64;
+    format!("{}.{}", tenths / 10, tenths % 10)
 }

@@ -114,7 +114,10 @@ fn LastRun(report: SyncReport) -> impl IntoView {
         .unwrap_or_default();
     let duration = report
         .duration_ms()
-        .map(|ms| format!(" in {:.1} s", ms as f64 / 1000.0))
+        .map(|ms| {
+            let tenths = (ms.max(0) + 50) / 100;
+            format!(" in {}.{} s", tenths / 10, tenths % 10)
+        })
         .unwrap_or_default();
     view! {
         <div class=class data-testid="last-sync">

@@ -208,7 +208,7 @@ impl SaleFields {
 
 /// A datetime-local value (minutes, UTC) for a sale date.
 fn local_value(s: &Sale) -> String {
-    s.draft.sale_date.format("%Y-%m-%dT%H:%M").to_string()
+    crate::model::time::input_minute(&s.draft.sale_date)
 }
 
 #[component]
