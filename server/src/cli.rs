@@ -189,7 +189,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if !dry_run {
                 migrate(&writer.backup().pool).await?;
             }
-            import(&writer, &file, dry_run).await
+            import(&writer, &file, dry_run, cli.db.databases()?.lease).await
         }
         Command::Sync {
             dry_run,
@@ -235,6 +235,46 @@ async fn migrate(mysql: &sqlx::MySqlPool) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
 }
 
+/// After an import stopped, rolls back the batch it interrupted (if its compensation
+/// failed, its intents are left to recovery): a CLI import may run where no server
+/// does. Waits at most one lease and a write budget, after which any serving instance's
+/// recovery, or the next import, finishes the work.
+async fn settle_interrupted(
+    writer: &app::server::sales::dual_write::Writer,
+    lease: app::server::sales::dual_write::LeasePolicy,
+) {
+    let until = std::time::Instant::now() + lease.ttl + lease.write_budget;
+    let mut told = false;
+    loop {
+        if let Err(e) = writer.recover().await {
+            eprintln!("recovery could not run: {e}");
+            return;
+        }
+        match app::server::sales::dual_write::intent_counts(&writer.backup().pool).await {
+            Ok(open) if open.pending + open.needs_repair == 0 => return,
+            Ok(_) if std::time::Instant::now() < until => {
+                if !std::mem::replace(&mut told, true) {
+                    eprintln!(
+                        "waiting for the interrupted batch's leases to run out, to roll it back…"
+                    );
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Ok(open) => {
+                eprintln!(
+                    "{} edits are still open; a running server's recovery (or the next import) rolls them back",
+                    open.pending + open.needs_repair
+                );
+                return;
+            }
+            Err(e) => {
+                eprintln!("could not count open edits: {e}");
+                return;
+            }
+        }
+    }
+}
+
 fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
@@ -247,6 +287,7 @@ async fn import(
     writer: &app::server::sales::dual_write::Writer,
     file: &std::path::Path,
     dry_run: bool,
+    lease: app::server::sales::dual_write::LeasePolicy,
 ) -> anyhow::Result<()> {
     let input = std::fs::File::open(file)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", file.display()))?;
@@ -264,11 +305,15 @@ async fn import(
             r.read as f64 / started.elapsed().as_secs_f64().max(1e-3)
         ));
     })
-    .await
-    .map_err(|stopped| {
-        bar.finish_and_clear();
-        anyhow::anyhow!("{stopped}")
-    })?;
+    .await;
+    let report = match report {
+        Ok(report) => report,
+        Err(stopped) => {
+            bar.finish_and_clear();
+            settle_interrupted(writer, lease).await;
+            return Err(anyhow::anyhow!("{stopped}"));
+        }
+    };
     bar.finish_and_clear();
     let verb = if dry_run { "valid" } else { "inserted" };
     println!(

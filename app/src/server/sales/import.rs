@@ -52,8 +52,8 @@ pub struct ImportReport {
 /// running the same import again finishes it.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the import stopped after writing {} sales ({} already present, {} rejected): {cause}. \
-     Nothing is half-written; run the same import again to finish it (it skips what is already there)",
+    "the import stopped after writing {} sales ({} already present, {} rejected). {cause} \
+     Nothing is half-written; run the same import again to finish it (it skips what is already there).",
     report.inserted,
     report.skipped,
     report.rejected.len()
