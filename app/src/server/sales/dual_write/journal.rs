@@ -50,25 +50,6 @@ pub mod by_holder {
     /// MySQL and MariaDB take no index hint on a single-table DELETE; the holder index
     /// is the only one that answers its condition.
     pub const RELEASE: &str = "DELETE FROM sale_intents WHERE lease_owner = ?";
-
-    /// Every statement with `holder`'s name and sample values in place of its
-    /// parameters, for the plan test.
-    pub fn explainable(holder: &str) -> Vec<String> {
-        let fill = |sql: &str| {
-            sql.replace("INTERVAL ?", "INTERVAL 1")
-                .replace("state = ?,", "state = 'failed',")
-                .replace("error = ?", "error = 'sample'")
-                .replace("lease_owner = ?", &format!("lease_owner = '{holder}'"))
-        };
-        let mut all: Vec<String> = [CLAIMED, RENEW, LOCK, DONE, CLOSE, HELD, RELEASE]
-            .into_iter()
-            .map(fill)
-            .collect();
-        all.push(format!(
-            "{PRESENT}'{holder}' AND state = 'pending' AND sale_id IN ('000000000000000000000001')"
-        ));
-        all
-    }
 }
 
 /// MySQL as the journal and backup.
