@@ -9,7 +9,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     http::StatusCode,
     middleware,
-    routing::get,
+    routing::{any, get},
 };
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -276,6 +276,9 @@ pub fn router(state: AppState, serve: &ServeConfig) -> Router {
             get(app::server::sales::export::analytics_download),
         )
         .nest(&format!("/{pkg}"), assets::bundle(&bundle_dir))
+        // An unknown endpoint is answered here rather than by the fallback, which would
+        // render the whole app's not-found page only for `api_errors` to discard it.
+        .route("/api/{*unknown}", any(|| async { StatusCode::NOT_FOUND }))
         .leptos_routes_with_context(&state, routes, context, shell)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
