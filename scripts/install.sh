@@ -53,6 +53,11 @@ if ! prints " $wbg" wasm-bindgen --version; then
   cargo install wasm-bindgen-cli --version "$wbg" --force
 fi
 
+if ! prints " $TWIGGY_VERSION" twiggy --version; then
+  log "cargo: installing twiggy $TWIGGY_VERSION, for scripts/bench wasm-profile (about 2 minutes)"
+  cargo install twiggy --version "$TWIGGY_VERSION" --locked
+fi
+
 if ! prints "version: $FERRETDB_VERSION" ferretdb --version; then
   # `go install …@version` fails here: the module proxy refuses the version list it
   # reads for deprecation notices. So fetch the exact module version, and build it

@@ -5,11 +5,15 @@
 
 use crate::helpers::{TestApp, spawn_app};
 use app::model::{Sale, SaleDraft};
+use app::server::db;
 use app::server::sales::dual_write::{by_holder, writer};
 use app::server::sales::import::{self, ImportReport, Parsed};
 use app::server::sales::{generate, primary};
 use sqlx::Row;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
+use tokio::sync::Barrier;
 
 /// Inserts `per_holder` intents for each holder, interleaved by id as batches in
 /// flight together leave them, the first third of each holder's still pending.
@@ -126,6 +130,60 @@ async fn closing_one_lease_never_waits_on_a_batch_that_holds_another() {
         second.rollback().await.unwrap();
         first.rollback().await.unwrap();
     }
+}
+
+/// Two transactions that take the same two rows in opposite orders: InnoDB rolls one
+/// back as the deadlock victim, and `retry_contended` runs that one again as a whole, so
+/// both land, each exactly once, and the victim took one more attempt.
+#[tokio::test]
+async fn a_deadlock_victim_runs_again_as_a_whole() {
+    let app = spawn_app().await;
+    sqlx::query("CREATE TABLE deadlock_probe (id INT PRIMARY KEY, n INT NOT NULL)")
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO deadlock_probe VALUES (1, 0), (2, 0)")
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let attempts = Arc::new(AtomicU32::new(0));
+    let run = |first: i32, second: i32| {
+        let (pool, barrier, attempts) = (app.mysql.clone(), barrier.clone(), attempts.clone());
+        async move {
+            let tried = AtomicU32::new(0);
+            db::retry_contended(|| async {
+                attempts.fetch_add(1, SeqCst);
+                let own_try = tried.fetch_add(1, SeqCst);
+                let bump = "UPDATE deadlock_probe SET n = n + 1 WHERE id = ?";
+                let mut tx = pool
+                    .begin()
+                    .await
+                    .map_err(|e| db::mysql_error("begin", e))?;
+                for (step, id) in [first, second].into_iter().enumerate() {
+                    sqlx::query(bump)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| db::mysql_error("bump", e))?;
+                    // Only the first tries wait for each other, so that they cross.
+                    if step == 0 && own_try == 0 {
+                        barrier.wait().await;
+                    }
+                }
+                tx.commit().await.map_err(|e| db::mysql_error("commit", e))
+            })
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(run(1, 2), run(2, 1));
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    assert_eq!(attempts.load(SeqCst), 3);
+    let counts: Vec<i32> = sqlx::query_scalar("SELECT n FROM deadlock_probe ORDER BY id")
+        .fetch_all(&app.mysql)
+        .await
+        .unwrap();
+    assert_eq!(counts, [2, 2], "each transaction's two updates landed once");
 }
 
 /// 20,000 sales on three days in two stores: every batch of either import updates the
