@@ -173,9 +173,15 @@ pub fn ErrorNote(error: AppError) -> impl IntoView {
         AppError::Unauthorized => Some("Your session may have ended."),
         _ => None,
     };
+    // A refused request says what to change, not only that something was wrong.
+    let details: Vec<String> = match &error {
+        AppError::Invalid(fields) => fields.iter().map(|f| f.message.clone()).collect(),
+        _ => Vec::new(),
+    };
     view! {
         <div class="error" role="alert" data-testid="error-note">
             <p>{error.to_string()}</p>
+            {details.into_iter().map(|d| view! { <p>{d}</p> }).collect_view()}
             {hint.map(|h| view! { <p class="small">{h}</p> })}
         </div>
     }
@@ -192,15 +198,81 @@ pub fn ScrollTable(#[prop(into)] label: String, children: Children) -> impl Into
     }
 }
 
-/// Previous / next page links; `href` builds the link for a page number.
+/// Previous / next page links, the first and last pages, and those around this one;
+/// `href` builds the link for a page number.
 #[component]
 pub fn Pager(page: u32, pages: u32, #[prop(into)] href: Callback<u32, String>) -> impl IntoView {
     use leptos_router::components::A;
+    let numbers = page_numbers(page, pages);
     view! {
         <nav class="pager" aria-label="Pages">
             {(page > 1).then(|| view! { <A href=href.run(page - 1) attr:rel="prev">"← Previous"</A> })}
+            {(pages > 1).then(|| view! {
+                <ol class="page-numbers">
+                    {numbers.into_iter().map(|n| match n {
+                        None => view! { <li aria-hidden="true">"…"</li> }.into_any(),
+                        Some(n) if n == page => view! {
+                            <li><span aria-current="page">{n}</span></li>
+                        }.into_any(),
+                        Some(n) => view! {
+                            <li><A href=href.run(n) attr:aria-label=format!("Page {n}")>{n}</A></li>
+                        }.into_any(),
+                    }).collect_view()}
+                </ol>
+            })}
             <span data-testid="page-info">"Page " {page} " of " {pages}</span>
             {(page < pages).then(|| view! { <A href=href.run(page + 1) attr:rel="next">"Next →"</A> })}
         </nav>
+    }
+}
+
+/// The page numbers a pager offers: the first, the last, and two either side of this
+/// one; `None` where it skips some.
+fn page_numbers(page: u32, pages: u32) -> Vec<Option<u32>> {
+    let mut shown: Vec<u32> = [1, pages]
+        .into_iter()
+        .chain(page.saturating_sub(2).max(1)..=page.saturating_add(2).min(pages))
+        .collect();
+    shown.sort_unstable();
+    shown.dedup();
+    let mut out = Vec::new();
+    for (i, n) in shown.iter().enumerate() {
+        if i > 0 && n - shown[i - 1] > 1 {
+            out.push(None);
+        }
+        out.push(Some(*n));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_numbers;
+
+    #[test]
+    fn a_pager_offers_both_ends_and_the_pages_near_this_one() {
+        assert_eq!(page_numbers(1, 1), [Some(1)]);
+        assert_eq!(
+            page_numbers(1, 200),
+            [Some(1), Some(2), Some(3), None, Some(200)]
+        );
+        assert_eq!(
+            page_numbers(50, 200),
+            [
+                Some(1),
+                None,
+                Some(48),
+                Some(49),
+                Some(50),
+                Some(51),
+                Some(52),
+                None,
+                Some(200)
+            ]
+        );
+        assert_eq!(
+            page_numbers(4, 5),
+            [Some(1), Some(2), Some(3), Some(4), Some(5)]
+        );
     }
 }

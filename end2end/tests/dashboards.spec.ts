@@ -140,7 +140,7 @@ test('a worker filters, creates, edits with a validation error, and deletes a sa
   expect([String(edited.total), Number(edited.customer_age), Number(edited.version)]).toEqual(['37.50', 42, 2]);
 
   // Delete, after confirming.
-  await page.goto(`/worker?email=${encodeURIComponent(email)}`);
+  await page.goto(`/worker?q=${encodeURIComponent(email)}`);
   await hydrated(page);
   const row = page.locator(`tr[data-sale-id="${id}"]`);
   await row.getByRole('button', { name: 'Delete' }).click();

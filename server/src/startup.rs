@@ -94,7 +94,7 @@ impl Application {
             leptos_options,
             health_mysql,
             mailer,
-            counts: app::server::sales::queries::CountCache::default(),
+            counts: app::server::sales::list::CountCache::default(),
             writer,
             mysql,
             mongo,

@@ -1,7 +1,7 @@
 //! Sales for the dashboards: a customer's purchases, the staff's sales table and edit
 //! forms (every edit through the dual writer), and the management analytics.
 
-use crate::model::report::{Analytics, Purchases, SaleForEdit, SalesPage, SalesQuery};
+use crate::model::report::{Analytics, MatchCount, Purchases, SaleForEdit, SalesPage, SalesQuery};
 use crate::model::{AppError, Sale, SaleHistory, SaleInput};
 #[cfg(feature = "ssr")]
 use crate::server::{
@@ -10,7 +10,7 @@ use crate::server::{
     respond, respond_as,
     sales::{
         dual_write::{Author, IdempotencyKey, Writer},
-        history, queries,
+        history, list, queries,
     },
 };
 use leptos::prelude::*;
@@ -75,7 +75,7 @@ pub async fn list_sales(
         Access::STAFF,
         |call, _| async move {
             let filter = query.parse().map_err(AppError::Invalid)?;
-            queries::list(&call.state.mysql, &call.state.counts, &filter).await
+            list::list(&call.state.mysql, &call.state.counts, &filter).await
         },
     )
     .await
@@ -84,10 +84,10 @@ pub async fn list_sales(
 /// How many sales match the filters: the table's count, when sales change elsewhere
 /// (the page asks by itself, so it is not the user's activity).
 #[server(prefix = "/api", endpoint = "sales/count", input = Json)]
-pub async fn count_sales(query: SalesQuery) -> Result<u64, AppError> {
+pub async fn count_sales(query: SalesQuery) -> Result<MatchCount, AppError> {
     respond_as(Activity::Background, Access::STAFF, |call, _| async move {
         let filter = query.parse().map_err(AppError::Invalid)?;
-        queries::matching(&call.state.mysql, &call.state.counts, &filter).await
+        list::matching(&call.state.mysql, &call.state.counts, &filter).await
     })
     .await
 }

@@ -9,6 +9,7 @@ pub mod replication;
 pub mod report;
 pub mod role;
 pub mod sale;
+pub mod search;
 pub mod string_enum;
 pub mod time;
 

@@ -1,39 +1,97 @@
 //! What the dashboards read: sales lists with their filters, a customer's purchases,
 //! and the management analytics. Shared by the WASM UI and the server.
 
+use super::search::Search;
 use super::string_enum::string_enum;
 use super::{FieldError, PurchaseMethod, Sale, SaleId};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub const PAGE_SIZE: u32 = 25;
+/// The sales table's page sizes; the first is the default.
+pub const PAGE_SIZES: [u32; 3] = [25, 50, 100];
+/// A search counts its matches up to this many, and beyond says "more than 10,000".
+/// How deep it pages depends on how broad it is (`server::sales::list`).
+pub const SEARCH_CAP: u64 = 10_000;
+/// How deep an unsearched list may be paged: reaching row n reads n index entries, so
+/// deeper rows are reached by narrowing the filters (a date range) instead. Short of
+/// 100,000, the budget of rows a list request may examine, to leave room for its count.
+pub const DEEPEST_ROW: u64 = 90_000;
 pub const PURCHASES_PAGE_SIZE: u32 = 10;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SaleSort {
+/// A column the sales table sorts by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SortColumn {
     #[default]
-    DateDesc,
-    DateAsc,
-    TotalDesc,
-    TotalAsc,
+    Date,
+    Store,
+    Method,
+    Coupon,
+    Customer,
+    Items,
+    Total,
 }
 
-string_enum!(SaleSort {
-    DateDesc => "date_desc",
-    DateAsc => "date_asc",
-    TotalDesc => "total_desc",
-    TotalAsc => "total_asc",
+string_enum!(SortColumn {
+    Date => "date",
+    Store => "store",
+    Method => "method",
+    Coupon => "coupon",
+    Customer => "customer",
+    Items => "items",
+    Total => "total",
 } else "Unknown sort order");
 
-impl SaleSort {
-    pub fn label(self) -> &'static str {
-        match self {
-            SaleSort::DateDesc => "Newest first",
-            SaleSort::DateAsc => "Oldest first",
-            SaleSort::TotalDesc => "Largest total",
-            SaleSort::TotalAsc => "Smallest total",
+/// The sales table's order: a column and a direction (`date_desc`, `store_asc`…). Rows
+/// equal in the column follow by date, then id, in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SaleSort {
+    pub column: SortColumn,
+    pub descending: bool,
+}
+
+impl Default for SaleSort {
+    fn default() -> Self {
+        SaleSort {
+            column: SortColumn::Date,
+            descending: true,
         }
+    }
+}
+
+impl SaleSort {
+    pub fn parse(raw: &str) -> Result<SaleSort, &'static str> {
+        const UNKNOWN: &str = "Unknown sort order";
+        let (column, direction) = raw.rsplit_once('_').ok_or(UNKNOWN)?;
+        let descending = match direction {
+            "asc" => false,
+            "desc" => true,
+            _ => return Err(UNKNOWN),
+        };
+        Ok(SaleSort {
+            column: SortColumn::parse(column).map_err(|_| UNKNOWN)?,
+            descending,
+        })
+    }
+
+    pub fn as_string(self) -> String {
+        let direction = if self.descending { "desc" } else { "asc" };
+        format!("{}_{direction}", self.column.as_str())
+    }
+
+    /// The order a column's header link asks for: the other direction when the table is
+    /// already sorted by it, otherwise the column's natural first order (largest, newest
+    /// first for numbers and dates; A to Z for text).
+    pub fn toggled(self, column: SortColumn) -> SaleSort {
+        let descending = if self.column == column {
+            !self.descending
+        } else {
+            matches!(
+                column,
+                SortColumn::Date | SortColumn::Items | SortColumn::Total | SortColumn::Coupon
+            )
+        };
+        SaleSort { column, descending }
     }
 }
 
@@ -47,24 +105,44 @@ pub struct SalesQuery {
     pub to: String,
     /// "", "yes" or "no".
     pub coupon: String,
-    pub email: String,
+    /// The search box: a sale id, or a word of the customer's address or an item.
+    pub q: String,
     pub sort: String,
+    /// Rows per page: one of `PAGE_SIZES`.
+    pub size: String,
     pub page: String,
 }
 
 /// Parsed filters: only valid values exist here.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SalesFilter {
     pub store: Option<String>,
     pub method: Option<PurchaseMethod>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub coupon: Option<bool>,
-    /// Matches emails that start with this (lower-cased).
-    pub email: Option<String>,
+    pub search: Option<Search>,
     pub sort: SaleSort,
+    /// Rows per page, one of `PAGE_SIZES`.
+    pub size: u32,
     /// 1-based.
     pub page: u32,
+}
+
+impl SalesFilter {
+    /// Rows before this page.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page - 1) * u64::from(self.size)
+    }
+
+    /// Whether the search is the only filter.
+    pub fn is_search_only(&self) -> bool {
+        self.store.is_none()
+            && self.method.is_none()
+            && self.from.is_none()
+            && self.to.is_none()
+            && self.coupon.is_none()
+    }
 }
 
 fn optional(raw: &str) -> Option<&str> {
@@ -138,7 +216,18 @@ impl SalesQuery {
             },
         );
         let store = optional(&self.store).map(|s| s.chars().take(64).collect::<String>());
-        let email = optional(&self.email).map(|s| s.to_lowercase().chars().take(254).collect());
+        let search = Search::parse(&self.q);
+        let size = keep(
+            &mut errors,
+            match optional(&self.size) {
+                None => Ok(PAGE_SIZES[0]),
+                Some(s) => s
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|s| PAGE_SIZES.contains(s))
+                    .ok_or_else(|| FieldError::new("size", "Show 25, 50 or 100 rows a page")),
+            },
+        );
         if let (Some(Some(f)), Some(Some(t))) = (from, to)
             && f > t
         {
@@ -147,21 +236,26 @@ impl SalesQuery {
                 "The end date is before the start date",
             ));
         }
-        match (method, from, to, coupon, sort, page) {
-            (Some(method), Some(from), Some(to), Some(coupon), Some(sort), Some(page))
-                if errors.is_empty() =>
-            {
-                Ok(SalesFilter {
-                    store,
-                    method,
-                    from,
-                    to,
-                    coupon,
-                    email,
-                    sort: sort.unwrap_or_default(),
-                    page,
-                })
-            }
+        match (method, from, to, coupon, sort, size, page) {
+            (
+                Some(method),
+                Some(from),
+                Some(to),
+                Some(coupon),
+                Some(sort),
+                Some(size),
+                Some(page),
+            ) if errors.is_empty() => Ok(SalesFilter {
+                store,
+                method,
+                from,
+                to,
+                coupon,
+                search,
+                sort: sort.unwrap_or_default(),
+                size,
+                page,
+            }),
             _ => Err(errors),
         }
     }
@@ -181,9 +275,9 @@ impl SalesFilter {
             && self.to.is_none_or(|t| day <= t)
             && self.coupon.is_none_or(|c| c == row.coupon_used)
             && self
-                .email
+                .search
                 .as_ref()
-                .is_none_or(|e| row.customer_email.to_lowercase().starts_with(e.as_str()))
+                .is_none_or(|s| s.matches(row.id.as_str(), &row.customer_email))
     }
 }
 
@@ -204,10 +298,16 @@ pub struct SaleRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SalesPage {
     pub rows: Vec<SaleRow>,
-    /// Sales matching the filters, over all pages.
+    /// Sales matching the filters, over all pages (at least this many unless
+    /// `matching_exact`).
     pub matching: u64,
+    pub matching_exact: bool,
     pub page: u32,
+    /// The pages that can be opened: a list pages only as deep as its budget of rows
+    /// examined allows (`server::sales::list`).
     pub pages: u32,
+    /// Rows per page.
+    pub size: u32,
     /// Every store name, for the filter's choices.
     pub stores: Vec<String>,
     /// The change feed's position when this was read: the page follows the changes
@@ -282,6 +382,38 @@ pub struct Analytics {
     pub feed: u64,
 }
 
+/// How many sales a list matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchCount {
+    pub n: u64,
+    /// False when counting stopped early (at `SEARCH_CAP`, or at the most rows a
+    /// request may walk): then at least `n` match.
+    pub exact: bool,
+}
+
+impl MatchCount {
+    /// In words: a count that stopped early says so rather than guessing.
+    pub fn describe(self) -> String {
+        match (self.exact, self.n > SEARCH_CAP) {
+            (true, _) => self.n.to_string(),
+            (false, true) => format!("more than {}", group_digits(&SEARCH_CAP.to_string())),
+            (false, false) => format!("at least {}", self.n),
+        }
+    }
+}
+
+/// Digits with a comma every three from the right: `1234567` as `1,234,567`.
+pub fn group_digits(digits: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Money as the UI shows it: thousands separators and two decimals, exact.
 pub fn money(d: Decimal) -> String {
     let rounded = d.round_dp(2);
@@ -291,14 +423,7 @@ pub fn money(d: Decimal) -> String {
         None => ("", text.as_str()),
     };
     let (int, frac) = digits.split_once('.').unwrap_or((digits, "00"));
-    let mut grouped = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{sign}${grouped}.{frac}")
+    format!("{sign}${}.{frac}", group_digits(int))
 }
 
 #[cfg(test)]
@@ -326,10 +451,17 @@ mod tests {
             from: "2015-03-23".into(),
             to: "2015-03-23".into(),
             coupon: "yes".into(),
-            email: "ABC@".into(),
+            q: "ABC@".into(),
             ..Default::default()
         };
         assert!(filter(q.clone()).matches(&row));
+        for found in ["example", "5bd761dcae"] {
+            let by = SalesQuery {
+                q: found.into(),
+                ..q.clone()
+            };
+            assert!(filter(by).matches(&row), "{found}");
+        }
         for other in [
             SalesQuery {
                 store: "Denver".into(),
@@ -354,12 +486,24 @@ mod tests {
                 ..q.clone()
             },
             SalesQuery {
-                email: "bc".into(),
+                q: "bc".into(),
+                ..q.clone()
+            },
+            SalesQuery {
+                q: "5bd761dcaf".into(),
                 ..q.clone()
             },
         ] {
             assert!(!filter(other.clone()).matches(&row), "{other:?}");
         }
+    }
+
+    #[test]
+    fn a_count_that_stopped_early_says_so() {
+        let count = |n, exact| MatchCount { n, exact }.describe();
+        assert_eq!(count(SEARCH_CAP, true), "10000");
+        assert_eq!(count(SEARCH_CAP + 1, false), "more than 10,000");
+        assert_eq!(count(412, false), "at least 412");
     }
 
     #[test]
@@ -378,21 +522,29 @@ mod tests {
             from: "2015-01-01".into(),
             to: "2015-12-31".into(),
             coupon: "yes".into(),
-            email: "AB@".into(),
+            q: "AB@".into(),
             sort: "total_desc".into(),
+            size: "50".into(),
             page: "3".into(),
         };
         let f = q.parse().unwrap();
         assert_eq!(f.store.as_deref(), Some("Denver"));
         assert_eq!(f.method, Some(PurchaseMethod::Online));
         assert_eq!(f.coupon, Some(true));
-        assert_eq!(f.email.as_deref(), Some("ab@"));
-        assert_eq!((f.sort, f.page), (SaleSort::TotalDesc, 3));
-        assert_eq!(SalesQuery::default().parse().unwrap().page, 1);
+        assert_eq!(f.search, Some(Search::Word("ab@".into())));
+        assert_eq!(f.sort, SaleSort::parse("total_desc").unwrap());
+        assert_eq!(
+            (f.sort.column, f.sort.descending, f.size, f.page),
+            (SortColumn::Total, true, 50, 3)
+        );
+        assert_eq!(f.offset(), 100);
+        let default = SalesQuery::default().parse().unwrap();
+        assert_eq!((default.size, default.page), (25, 1));
 
         let bad = SalesQuery {
             method: "Fax".into(),
             from: "yesterday".into(),
+            size: "30".into(),
             page: "0".into(),
             ..Default::default()
         };
@@ -402,7 +554,7 @@ mod tests {
             .into_iter()
             .map(|e| e.field)
             .collect();
-        assert_eq!(fields, ["method", "from", "page"]);
+        assert_eq!(fields, ["method", "from", "page", "size"]);
         let reversed = SalesQuery {
             from: "2016-01-01".into(),
             to: "2015-01-01".into(),

@@ -13,6 +13,7 @@ mod replication;
 mod reset_password;
 mod sale_form;
 mod sale_history;
+mod sales_table;
 mod second_step;
 mod two_factor;
 mod verify_email;

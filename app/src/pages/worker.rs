@@ -6,9 +6,12 @@ use crate::auth::RequireRole;
 use crate::components::{ErrorNote, FormError, Pager, ScrollTable, action_error, format_time};
 use crate::live::{HIGHLIGHT, Heard, Throttle, Views, use_live};
 use crate::model::live::ChangeKind;
-use crate::model::report::{SaleRow, SaleSort, SalesPage, SalesQuery, money};
+use crate::model::report::{
+    MatchCount, PAGE_SIZES, SaleRow, SaleSort, SalesPage, SalesQuery, SortColumn, money,
+};
 use crate::model::{PurchaseMethod, Role};
 use crate::pages::replication::ReplicationPanel;
+use crate::pages::sales_table::{PageJump, SortHeader};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{A, Form};
@@ -25,8 +28,9 @@ struct Filters {
     from: Option<String>,
     to: Option<String>,
     coupon: Option<String>,
-    email: Option<String>,
+    q: Option<String>,
     sort: Option<String>,
+    size: Option<String>,
     page: Option<String>,
 }
 
@@ -38,8 +42,9 @@ impl From<Filters> for SalesQuery {
             from: f.from.unwrap_or_default(),
             to: f.to.unwrap_or_default(),
             coupon: f.coupon.unwrap_or_default(),
-            email: f.email.unwrap_or_default(),
+            q: f.q.unwrap_or_default(),
             sort: f.sort.unwrap_or_default(),
+            size: f.size.unwrap_or_default(),
             page: f.page.unwrap_or_default(),
         }
     }
@@ -53,22 +58,23 @@ fn href_for(q: &SalesQuery, page: u32, sort: Option<SaleSort>) -> String {
 /// `path?…` with these filters, `page` (and optionally `sort`) replaced.
 fn with_query(path: &str, q: &SalesQuery, page: u32, sort: Option<SaleSort>) -> String {
     let sort = match sort {
-        Some(s) => s.as_str(),
-        None => q.sort.as_str(),
+        Some(s) => s.as_string(),
+        None => q.sort.clone(),
     };
     let page = if page > 1 {
         page.to_string()
     } else {
         String::new()
     };
-    let pairs: [(&'static str, &str); 8] = [
+    let pairs: [(&'static str, &str); 9] = [
         ("store", q.store.as_str()),
         ("method", &q.method),
         ("from", &q.from),
         ("to", &q.to),
         ("coupon", &q.coupon),
-        ("email", &q.email),
-        ("sort", sort),
+        ("q", &q.q),
+        ("sort", &sort),
+        ("size", &q.size),
         ("page", &page),
     ];
     // Built here rather than through `ParamsMap`, whose `insert` decodes the values
@@ -143,6 +149,12 @@ fn Filters(query: Memo<SalesQuery>, stores: Vec<String>) -> impl IntoView {
     let q = move || query.get();
     view! {
         <Form method="GET" action="/worker" attr:class="filters" attr:data-testid="filters">
+            <div class="field search">
+                <label for="flt-q">"Search"</label>
+                <input id="flt-q" type="search" name="q" placeholder="Sale id, customer address or item"
+                    aria-describedby="flt-q-hint" value=move || q().q prop:value=move || q().q/>
+                <p id="flt-q-hint" class="hint small">"Finds a sale by its id or the start of it, or by the start of any word of the customer's address or of an item's name."</p>
+            </div>
             <div class="field">
                 <label for="flt-store">"Store"</label>
                 <select id="flt-store" name="store">
@@ -181,17 +193,15 @@ fn Filters(query: Memo<SalesQuery>, stores: Vec<String>) -> impl IntoView {
                 </select>
             </div>
             <div class="field">
-                <label for="flt-email">"Customer email"</label>
-                <input id="flt-email" type="search" name="email" placeholder="starts with…" value=move || q().email prop:value=move || q().email/>
-            </div>
-            <div class="field">
-                <label for="flt-sort">"Sort"</label>
-                <select id="flt-sort" name="sort">
-                    {SaleSort::ALL.into_iter().map(|s| view! {
-                        <option value=s.as_str() selected=move || SaleSort::parse(&q().sort).unwrap_or_default() == s>{s.label()}</option>
+                <label for="flt-size">"Rows"</label>
+                <select id="flt-size" name="size">
+                    {PAGE_SIZES.into_iter().map(|n| view! {
+                        <option value=n.to_string() selected=move || q().size == n.to_string()>{n}</option>
                     }).collect_view()}
                 </select>
             </div>
+            // The order is chosen in the table's headers; the form keeps it.
+            <input type="hidden" name="sort" value=move || q().sort prop:value=move || q().sort/>
             <div class="field actions">
                 <button type="submit" class="btn">"Apply"</button>
                 <A href="/worker" attr:class="btn secondary">"Clear"</A>
@@ -238,7 +248,10 @@ fn Table(
     reload: Callback<()>,
 ) -> impl IntoView {
     let confirming = RwSignal::new(None::<String>);
-    let matching = RwSignal::new(page.matching);
+    let matching = RwSignal::new(MatchCount {
+        n: page.matching,
+        exact: page.matching_exact,
+    });
     let created_elsewhere = RwSignal::new(0u32);
     let announcement = RwSignal::new(String::new());
     let rows: Vec<RwSignal<Shown>> = page
@@ -319,22 +332,20 @@ fn Table(
         }
         recount.request();
     });
-    let q = query.clone();
-    let sort_link = move |asc: SaleSort, desc: SaleSort| {
-        let current = SaleSort::parse(&q.sort).unwrap_or_default();
-        let next = if current == desc { asc } else { desc };
-        href_for(&q, 1, Some(next))
+    let sort = SaleSort::parse(&query.sort).unwrap_or_default();
+    let header = {
+        let query = query.clone();
+        move |column: SortColumn, label: &'static str, numeric: bool| {
+            let href = href_for(&query, 1, Some(sort.toggled(column)));
+            view! { <SortHeader label column sort href numeric/> }
+        }
     };
-    let (date_href, total_href) = (
-        sort_link(SaleSort::DateAsc, SaleSort::DateDesc),
-        sort_link(SaleSort::TotalAsc, SaleSort::TotalDesc),
-    );
     let q2 = query.clone();
     let pager_href = Callback::new(move |p: u32| href_for(&q2, p, None));
     let export_href = with_query("/api/export/sales.csv", &query, 1, None);
     view! {
         <div class="table-head">
-            <p class="muted small" data-testid="matching">{matching} " matching sales"</p>
+            <p class="muted small" data-testid="matching">{move || matching.get().describe()} " matching sales"</p>
             <a class="btn secondary small" href=export_href download="sales.csv" data-testid="export-sales">"Download CSV"</a>
         </div>
         <p class="visually-hidden" role="status" aria-live="polite">{announcement}</p>
@@ -352,13 +363,13 @@ fn Table(
                     <table data-testid="sales-table">
                         <thead>
                             <tr>
-                                <th><A href=date_href>"Date ↕"</A></th>
-                                <th>"Store"</th>
-                                <th>"Method"</th>
-                                <th>"Coupon"</th>
-                                <th>"Customer"</th>
-                                <th class="num">"Items"</th>
-                                <th class="num"><A href=total_href>"Total ↕"</A></th>
+                                {header(SortColumn::Date, "Date", false)}
+                                {header(SortColumn::Store, "Store", false)}
+                                {header(SortColumn::Method, "Method", false)}
+                                {header(SortColumn::Coupon, "Coupon", false)}
+                                {header(SortColumn::Customer, "Customer", false)}
+                                {header(SortColumn::Items, "Items", true)}
+                                {header(SortColumn::Total, "Total", true)}
                                 <th><span class="visually-hidden">"Actions"</span></th>
                             </tr>
                         </thead>
@@ -370,6 +381,7 @@ fn Table(
             }.into_any()
         }}
         <Pager page=page.page pages=page.pages href=pager_href/>
+        {(page.pages > 1).then(|| view! { <PageJump query=query.clone() pages=page.pages/> })}
     }
 }
 
@@ -445,7 +457,7 @@ mod tests {
     fn a_link_keeps_every_filter_encoded_and_replaces_the_page_and_sort() {
         let q = SalesQuery {
             store: "New York".into(),
-            email: "a+b@c.co".into(),
+            q: "a+b@c.co".into(),
             method: "%41".into(),
             sort: "total_desc".into(),
             page: "3".into(),
@@ -455,11 +467,11 @@ mod tests {
             href_for(&q, 2, None),
             // As the server renders it; the browser's encodeURIComponent leaves `.` and
             // `_` as they are, which decodes to the same.
-            "/worker?store=New%20York&method=%2541&email=a%2Bb%40c%2Eco&sort=total%5Fdesc&page=2"
+            "/worker?store=New%20York&method=%2541&q=a%2Bb%40c%2Eco&sort=total%5Fdesc&page=2"
         );
         assert_eq!(
-            href_for(&q, 1, Some(SaleSort::DateAsc)),
-            "/worker?store=New%20York&method=%2541&email=a%2Bb%40c%2Eco&sort=date%5Fasc"
+            href_for(&q, 1, Some(SaleSort::default().toggled(SortColumn::Store))),
+            "/worker?store=New%20York&method=%2541&q=a%2Bb%40c%2Eco&sort=store%5Fasc"
         );
         assert_eq!(href_for(&SalesQuery::default(), 1, None), "/worker");
     }

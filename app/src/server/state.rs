@@ -16,7 +16,7 @@ pub struct AppState {
     pub auth: AuthSettings,
     /// The dual writer: every sales edit, recovery and reconciliation goes through it.
     pub writer: crate::server::sales::dual_write::Writer,
-    pub counts: crate::server::sales::queries::CountCache,
+    pub counts: crate::server::sales::list::CountCache,
     pub mailer: crate::server::mail::Mailer,
     /// This instance's view of the change feed, which its live streams read.
     pub live: crate::server::live::Live,

@@ -53,11 +53,24 @@ pub async fn child(mode: &str, file: &str, limit: u64) -> anyhow::Result<()> {
                     .insert_one(app::server::sales::codec::sale_to_document(&sale, encoding))
                     .await?;
                 let d = &sale.draft;
-                sqlx::query("INSERT INTO sales (id, sale_date, store_location, purchase_method, coupon_used, customer_gender, customer_age, customer_email, customer_satisfaction, total, version, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+                let terms = app::model::search::sale_terms(
+                    d.customer.email.as_str(),
+                    d.items.iter().map(|i| i.name.as_str()),
+                );
+                sqlx::query("INSERT INTO sales (id, sale_date, store_location, purchase_method, coupon_used, customer_gender, customer_age, customer_email, customer_satisfaction, item_count, search_text, total, version, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
                     .bind(sale.id.as_str()).bind(d.sale_date.naive_utc()).bind(d.store_location.as_str()).bind(d.purchase_method.as_str())
                     .bind(d.coupon_used).bind(d.customer.gender.as_str()).bind(d.customer.age.get()).bind(d.customer.email.as_str())
-                    .bind(d.customer.satisfaction.get()).bind(d.total()).bind(sale.version).bind(sale.updated_at.naive_utc())
+                    .bind(d.customer.satisfaction.get()).bind(d.items.len() as u16).bind(app::model::search::probe_text(&terms)).bind(d.total()).bind(sale.version).bind(sale.updated_at.naive_utc())
                     .execute(&mysql).await?;
+                for term in &terms {
+                    sqlx::query(
+                        "INSERT IGNORE INTO sale_search_terms (term, sale_id) VALUES (?,?)",
+                    )
+                    .bind(term)
+                    .bind(sale.id.as_str())
+                    .execute(&mysql)
+                    .await?;
+                }
                 for (pos, item) in d.items.iter().enumerate() {
                     sqlx::query("INSERT INTO sale_items (sale_id, position, name, price, quantity) VALUES (?,?,?,?,?)")
                         .bind(sale.id.as_str()).bind(pos as u16).bind(item.name.as_str()).bind(item.price.get()).bind(item.quantity.get())

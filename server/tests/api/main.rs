@@ -17,6 +17,7 @@ mod outage;
 mod ports;
 mod sales_api;
 mod sales_import;
+mod sales_search;
 mod security;
 mod staff;
 mod sync;

@@ -2,7 +2,7 @@
 
 use super::changes::Changes;
 use super::rollups::Delta;
-use crate::model::{AppError, Sale, SaleId};
+use crate::model::{AppError, Sale, SaleId, search};
 use crate::server::db::{Context, finish_in_list};
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
@@ -30,12 +30,27 @@ pub async fn replace(
         delete_rows(conn, &ids).await?;
     }
 
-    for chunk in sales.chunks(CHUNK) {
+    let terms: Vec<Vec<String>> = sales
+        .iter()
+        .map(|s| {
+            let d = &s.draft;
+            search::sale_terms(
+                d.customer.email.as_str(),
+                d.items.iter().map(|i| i.name.as_str()),
+            )
+        })
+        .collect();
+    let rows: Vec<(&Sale, String)> = sales
+        .iter()
+        .zip(&terms)
+        .map(|(s, t)| (s, search::probe_text(t)))
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO sales (id, sale_date, store_location, purchase_method, coupon_used, customer_gender, \
-             customer_age, customer_email, customer_satisfaction, total, version, updated_at, backed_up_at) ",
+             customer_age, customer_email, customer_satisfaction, item_count, search_text, total, version, updated_at, backed_up_at) ",
         );
-        q.push_values(chunk, |mut row, s| {
+        q.push_values(chunk, |mut row, (s, search_text)| {
             let d = &s.draft;
             row.push_bind(s.id.as_str())
                 .push_bind(d.sale_date.naive_utc())
@@ -46,6 +61,8 @@ pub async fn replace(
                 .push_bind(d.customer.age.get())
                 .push_bind(d.customer.email.as_str())
                 .push_bind(d.customer.satisfaction.get())
+                .push_bind(d.items.len() as u16)
+                .push_bind(search_text.as_str())
                 .push_bind(d.total())
                 .push_bind(s.version)
                 .push_bind(s.updated_at.naive_utc())
@@ -108,7 +125,34 @@ pub async fn replace(
             .await
             .reporting("insert item tags")?;
     }
+    insert_search_terms(conn, sales, &terms).await?;
     delta.apply(conn).await
+}
+
+/// The words each sale is found by in the sales table's search (`model::search`).
+async fn insert_search_terms(
+    conn: &mut MySqlConnection,
+    sales: &[Sale],
+    terms: &[Vec<String>],
+) -> Result<(), AppError> {
+    let rows: Vec<(&SaleId, &str)> = sales
+        .iter()
+        .zip(terms)
+        .flat_map(|(s, words)| words.iter().map(move |w| (&s.id, w.as_str())))
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        // The collation holds some distinct words equal (`é` and `e`): one row serves both.
+        let mut q = QueryBuilder::<MySql>::new("INSERT INTO sale_search_terms (term, sale_id) ");
+        q.push_values(chunk, |mut row, (id, term)| {
+            row.push_bind(*term).push_bind(id.as_str());
+        });
+        q.push(" ON DUPLICATE KEY UPDATE term = term");
+        q.build()
+            .execute(&mut *conn)
+            .await
+            .reporting("insert search terms")?;
+    }
+    Ok(())
 }
 
 /// Deletes the sales (items and tags go with them by cascade), and their share of the

@@ -3,7 +3,8 @@
 //! export of a million sales holds one chunk in memory, not the file; amounts are
 //! written exactly as stored (decimal text, never floats).
 
-use super::queries::{order_by, push_filters, range};
+use super::list::{EXPORT_PLAN, from_sales, order_by, push_filters};
+use super::queries::range;
 use crate::model::report::{SalesFilter, SalesQuery, parse_range};
 use crate::model::{AppError, Gender, PurchaseMethod};
 use crate::server::AppState;
@@ -158,7 +159,7 @@ struct ExportedSale {
     customer_gender: Gender,
     customer_age: u8,
     customer_satisfaction: u8,
-    items: i64,
+    items: u16,
     total: Decimal,
     version: u64,
 }
@@ -204,9 +205,10 @@ fn sales_csv(
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT id, sale_date, store_location, purchase_method, coupon_used, customer_email, \
          customer_gender, customer_age, customer_satisfaction, \
-         (SELECT COUNT(*) FROM sale_items i WHERE i.sale_id = sales.id) AS items, total, version FROM sales",
+         item_count AS items, total, version",
     );
-    push_filters(&mut q, filter);
+    from_sales(&mut q, filter, EXPORT_PLAN);
+    push_filters(&mut q, filter, EXPORT_PLAN);
     q.push(order_by(filter.sort));
     csv_body(pool, permit, SALES_HEADER, q, sale_cells)
 }

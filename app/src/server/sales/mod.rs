@@ -9,6 +9,7 @@ pub mod export;
 pub mod generate;
 pub mod history;
 pub mod import;
+pub mod list;
 pub mod primary;
 pub mod queries;
 pub mod rollups;
