@@ -199,14 +199,15 @@ pub fn ScrollTable(#[prop(into)] label: String, children: Children) -> impl Into
 }
 
 /// Previous / next page links, the first and last pages, and those around this one;
-/// `href` builds the link for a page number.
+/// `href` builds the link for a page number. Plain links (the router still handles
+/// them): its `A` would mark every page of the same path `aria-current`, whatever the
+/// query says.
 #[component]
 pub fn Pager(page: u32, pages: u32, #[prop(into)] href: Callback<u32, String>) -> impl IntoView {
-    use leptos_router::components::A;
     let numbers = page_numbers(page, pages);
     view! {
         <nav class="pager" aria-label="Pages">
-            {(page > 1).then(|| view! { <A href=href.run(page - 1) attr:rel="prev">"← Previous"</A> })}
+            {(page > 1).then(|| view! { <a href=href.run(page - 1) rel="prev">"← Previous"</a> })}
             {(pages > 1).then(|| view! {
                 <ol class="page-numbers">
                     {numbers.into_iter().map(|n| match n {
@@ -215,13 +216,13 @@ pub fn Pager(page: u32, pages: u32, #[prop(into)] href: Callback<u32, String>) -
                             <li><span aria-current="page">{n}</span></li>
                         }.into_any(),
                         Some(n) => view! {
-                            <li><A href=href.run(n) attr:aria-label=format!("Page {n}")>{n}</A></li>
+                            <li><a href=href.run(n) aria-label=format!("Page {n}")>{n}</a></li>
                         }.into_any(),
                     }).collect_view()}
                 </ol>
             })}
             <span data-testid="page-info">"Page " {page} " of " {pages}</span>
-            {(page < pages).then(|| view! { <A href=href.run(page + 1) attr:rel="next">"Next →"</A> })}
+            {(page < pages).then(|| view! { <a href=href.run(page + 1) rel="next">"Next →"</a> })}
         </nav>
     }
 }

@@ -1,12 +1,5 @@
 import { Page, Browser } from '@playwright/test';
-import { DEMO, expect, hydrated, login, query, test } from './helpers';
-
-/** The demo seed writes 5,000 sales in the background at start-up: wait for it. */
-async function demoSeeded() {
-  await expect
-    .poll(async () => Number((await query('SELECT COUNT(*) AS n FROM sales'))[0].n), { timeout: 60_000 })
-    .toBeGreaterThanOrEqual(5000);
-}
+import { DEMO, demoSeeded, expect, hydrated, login, query, test } from './helpers';
 
 /** "$9,894,572.27", as the UI formats exact decimals. */
 function money(value: string): string {

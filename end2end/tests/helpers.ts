@@ -93,6 +93,16 @@ function demoSecret(username: string): string | undefined {
 
 export const PASSWORD = 'Quiet-Marble-Orchard-58';
 
+/**
+ * The demo seed writes 5,000 sales in the background at start-up: wait for it. Journeys
+ * that ran before may have deleted a few.
+ */
+export async function demoSeeded() {
+  await expect
+    .poll(async () => Number((await query('SELECT COUNT(*) AS n FROM sales'))[0].n), { timeout: 60_000 })
+    .toBeGreaterThanOrEqual(4990);
+}
+
 /** A username nobody else in this run has. */
 export function unique(prefix: string): string {
   return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;

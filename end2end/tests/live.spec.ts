@@ -3,7 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { DEMO, expect, hydrated, login, query, saleInput, test } from './helpers';
+import { DEMO, demoSeeded, expect, hydrated, login, query, saleInput, test } from './helpers';
 
 // Two instances of the portal on the same databases behind HAProxy, as a chain runs it:
 // the one `cargo leptos end-to-end` started, and a second started here. Each browser
@@ -111,13 +111,6 @@ async function signedIn(browser: Browser, n: 1 | 2, who: { username: string }, u
   await expect(page.getByTestId('live-status')).toHaveAttribute('data-state', 'live');
   expect(problems).toEqual([]);
   return page;
-}
-
-/** The demo import (in batches of a thousand) is done; the journeys here delete a few. */
-async function demoSeeded() {
-  await expect
-    .poll(async () => Number((await query('SELECT COUNT(*) AS n FROM sales'))[0].n), { timeout: 60_000 })
-    .toBeGreaterThanOrEqual(4990);
 }
 
 const WITHIN_A_SECOND = { timeout: 1_000 };

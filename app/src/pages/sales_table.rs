@@ -3,7 +3,7 @@
 
 use crate::model::report::{SaleSort, SalesQuery, SortColumn};
 use leptos::prelude::*;
-use leptos_router::components::{A, Form};
+use leptos_router::components::Form;
 
 /// A column header that sorts the table by its column: the link asks for the other
 /// direction when the table is sorted by it already. The current order shows as an
@@ -29,10 +29,12 @@ pub fn SortHeader(
     };
     view! {
         <th aria-sort=aria_sort class:num=numeric class:sorted=active>
-            <A href=href attr:class="sort-link">
+            // A plain link: the router's `A` would mark it `aria-current` on every page
+            // of this path.
+            <a href=href class="sort-link">
                 {label}
                 <span class="sort-glyph" aria-hidden="true">{glyph}</span>
-            </A>
+            </a>
         </th>
     }
 }
