@@ -1,7 +1,8 @@
 //! `scripts/bench dashboards [--size N]`: the management analytics over N generated
 //! sales (default 1,000,000) against the same figures computed from the sales tables,
 //! and request throughput of the server-rendered `/worker` page and the list server
-//! function at 50 connections (wrk), against `/healthz` in the same run.
+//! function at 50 connections (wrk), against `/healthz` in the same run; between them,
+//! the sales table's searches, sorts and pages (`search`).
 
 use crate::{Bench, ms, percentile, sized, smoke};
 use app::model::{Role, Sale, SaleId};
@@ -163,6 +164,8 @@ pub async fn run(bench: &Bench, size: usize) -> anyhow::Result<()> {
         );
     }
     println!("\nTarget: p50 at most 300 ms.");
+
+    super::search::run(bench.admin.clone().database(&bench.db_name), size).await?;
 
     // Throughput, with a technical worker's session.
     let cookie = super::staff_session(

@@ -11,6 +11,7 @@ mod dashboards;
 mod import;
 mod live;
 mod replication;
+mod search;
 
 use server::config::{Databases, ServeConfig};
 use server::startup::Application;
