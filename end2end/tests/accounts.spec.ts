@@ -1,7 +1,7 @@
 import { APIRequestContext } from '@playwright/test';
 import {
   DEMO, PASSWORD, apiLogin, confirmEmail, emailOf, expect, hydrated, linkIn, login, loginReturnsToGuardedPage,
-  logout, mailTo, register, saleInput, test, unique,
+  logout, mailTo, query, register, saleInput, test, unique,
 } from './helpers';
 
 /** A sale bought by `email`, recorded by the demo worker through the API. */
@@ -145,4 +145,30 @@ test('a reset link a manager issues arrives in the user\'s inbox, not on the man
 
   const mail = await mailTo(emailOf(username), 'Reset your password');
   expect(linkIn(mail, '/reset-password')).toMatch(/^\/reset-password\?token=[0-9a-f]{64}$/);
+});
+
+test('user administration pages its list and searches it, in the URL', async ({ page }) => {
+  const prefix = unique('listed');
+  for (let i = 0; i < 60; i++) {
+    await query(
+      `INSERT INTO users (username, username_key, email, email_verified_at, password_hash, role, status, created_at)
+       VALUES (?, ?, ?, UTC_TIMESTAMP(6), 'x', 'customer', 'active', UTC_TIMESTAMP(6))`,
+      [`${prefix}.${i}`, `${prefix}.${i}`.toLowerCase(), `${prefix}.${i}@listed.example`.toLowerCase()],
+    );
+  }
+  await login(page, DEMO.manager.username, DEMO.manager.password);
+  await page.goto('/management/users');
+  await hydrated(page);
+  await page.getByLabel('Search').fill(prefix);
+  await expect(page).toHaveURL(new RegExp(`q=${prefix}`, 'i'));
+  await expect(page.getByTestId('users-matching')).toHaveText('60 users');
+  await expect(page.getByTestId('page-info')).toHaveText('Page 1 of 2');
+  await expect(page.getByTestId('users').locator('tbody tr')).toHaveCount(50);
+  await page.getByRole('link', { name: 'Page 2', exact: true }).click();
+  await expect(page).toHaveURL(/page=2/);
+  await expect(page.getByTestId('users').locator('tbody tr')).toHaveCount(10);
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByLabel('Search')).toHaveValue(prefix);
+  await expect(page.getByTestId('page-info')).toHaveText('Page 2 of 2');
 });

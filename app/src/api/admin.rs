@@ -1,6 +1,6 @@
 //! User administration and the audit log: senior management only.
 
-use crate::model::{AppError, AuditEntry, UserSummary};
+use crate::model::{AppError, AuditEntry, UserSummary, UsersPage};
 #[cfg(feature = "ssr")]
 use crate::server::{
     auth::{Access, admin, audit},
@@ -13,7 +13,8 @@ use leptos::prelude::*;
 pub async fn list_users(
     query: String,
     status: Option<String>,
-) -> Result<Vec<UserSummary>, AppError> {
+    page: Option<u32>,
+) -> Result<UsersPage, AppError> {
     respond(Access::MANAGEMENT, |call, _| async move {
         let query = truncate(&query, 100);
         let status = match status.as_deref().map(str::trim) {
@@ -23,7 +24,8 @@ pub async fn list_users(
                     .map_err(|m| AppError::invalid("status", m))?,
             ),
         };
-        admin::list(&call.state.mysql, &query, status).await
+        let page = page.unwrap_or(1).clamp(1, 1_000_000);
+        admin::list(&call.state.mysql, &query, status, page).await
     })
     .await
 }

@@ -473,6 +473,19 @@ pub struct UserSummary {
     pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A page of user administration's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersPage {
+    pub users: Vec<UserSummary>,
+    /// Users matching the search and status, over all pages.
+    pub matching: u64,
+    pub page: u32,
+    pub pages: u32,
+}
+
+/// Users a page of user administration lists.
+pub const USERS_PAGE_SIZE: u32 = 50;
+
 /// One of the signed-in user's active sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionSummary {

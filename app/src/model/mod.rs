@@ -15,7 +15,8 @@ pub mod time;
 
 pub use account::{
     AuditEntry, Email, NewAccount, NewPassword, RecoveryCodes, RegistrationInput, SecondFactor,
-    SessionSummary, SessionUser, TotpEnrolment, TwoFactorStatus, UserSummary, Username, safe_next,
+    SessionSummary, SessionUser, TotpEnrolment, TwoFactorStatus, USERS_PAGE_SIZE, UserSummary,
+    Username, UsersPage, safe_next,
 };
 pub use error::{AppError, AppResult, FieldError, Store};
 pub use health::{HealthReport, IntentCounts, StoreHealth};

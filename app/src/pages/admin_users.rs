@@ -2,10 +2,14 @@ use crate::api::admin::{
     ChangeRole, DecideUser, ResetTwoFactor, SendResetLink, SetUserEnabled, audit_log, list_users,
 };
 use crate::auth::RequireRole;
-use crate::components::{FormError, ScrollTable, action_error, format_time};
+use crate::components::{FormError, Pager, ScrollTable, action_error, format_time};
 use crate::model::{AccountStatus, Role, UserSummary};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::NavigateOptions;
+use leptos_router::hooks::{use_navigate, use_query};
+use leptos_router::location::Url;
+use leptos_router::params::Params;
 
 #[component]
 pub fn UsersAdminPage() -> impl IntoView {
@@ -22,6 +26,48 @@ pub fn UsersAdminPage() -> impl IntoView {
 
 #[derive(Clone, Copy)]
 struct AuditRefresh(RwSignal<usize>);
+
+/// The list's search, status and page, as the URL carries them.
+#[derive(Params, Clone, Debug, Default, PartialEq)]
+struct UserFilters {
+    q: Option<String>,
+    status: Option<String>,
+    page: Option<String>,
+}
+
+impl UserFilters {
+    fn q(&self) -> String {
+        self.q.clone().unwrap_or_default()
+    }
+
+    fn status(&self) -> String {
+        self.status.clone().unwrap_or_default()
+    }
+
+    fn page(&self) -> u32 {
+        self.page
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1)
+    }
+
+    fn href(q: &str, status: &str, page: u32) -> String {
+        let mut pairs = Vec::new();
+        for (key, value) in [("q", q), ("status", status)] {
+            if !value.is_empty() {
+                pairs.push(format!("{key}={}", Url::escape(value)));
+            }
+        }
+        if page > 1 {
+            pairs.push(format!("page={page}"));
+        }
+        if pairs.is_empty() {
+            "/management/users".into()
+        } else {
+            format!("/management/users?{}", pairs.join("&"))
+        }
+    }
+}
 
 /// What a manager can do to a user, one action each.
 #[derive(Clone, Copy)]
@@ -64,14 +110,28 @@ fn UsersPanel() -> impl IntoView {
         reset,
         reset_factor,
     } = actions;
-    let query = RwSignal::new(String::new());
-    let status = RwSignal::new(String::new());
+    let filters = use_query::<UserFilters>();
+    let current = Memo::new(move |_| filters.get().unwrap_or_default());
     let refresh = expect_context::<AuditRefresh>().0;
     Effect::new(move |_| refresh.set(actions.version()));
     let users = Resource::new(
-        move || (query.get(), status.get(), actions.version()),
-        |(q, s, _)| list_users(q, Some(s)),
+        move || (current.get(), actions.version()),
+        |(f, _)| list_users(f.q(), Some(f.status()), Some(f.page())),
     );
+    // Typing narrows the list at once; the URL keeps it (back, refresh, a shared link).
+    let navigate = use_navigate();
+    let show = move |q: String, status: String| {
+        let href = UserFilters::href(&q, &status, 1);
+        navigate(
+            &href,
+            NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            },
+        );
+    };
+    let show_status = show.clone();
     let link = move || {
         reset.value().get().and_then(|r| r.ok()).map(|()| {
             view! {
@@ -84,20 +144,28 @@ fn UsersPanel() -> impl IntoView {
     view! {
         <section class="card" aria-labelledby="users-title">
             <div class="card-head"><h1 id="users-title">"Users"</h1></div>
-            <div class="filters">
+            // A plain GET form: without JavaScript, "Search" submits it.
+            <form method="get" action="/management/users" class="filters">
                 <div class="field">
                     <label for="user-search">"Search"</label>
-                    <input id="user-search" type="search" placeholder="username or email"
-                        on:input=move |ev| query.set(event_target_value(&ev)) prop:value=move || query.get()/>
+                    <input id="user-search" type="search" name="q" placeholder="username or email"
+                        value=move || current.get().q() prop:value=move || current.get().q()
+                        on:input=move |ev| show(event_target_value(&ev), current.get_untracked().status())/>
                 </div>
                 <div class="field">
                     <label for="user-status">"Status"</label>
-                    <select id="user-status" on:change=move |ev| status.set(event_target_value(&ev))>
+                    <select id="user-status" name="status"
+                        on:change=move |ev| show_status(current.get_untracked().q(), event_target_value(&ev))>
                         <option value="">"All"</option>
-                        {AccountStatus::ALL.into_iter().map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> }).collect_view()}
+                        {AccountStatus::ALL.into_iter().map(|s| view! {
+                            <option value=s.as_str() selected=move || current.get().status() == s.as_str()>{s.as_str()}</option>
+                        }).collect_view()}
                     </select>
                 </div>
-            </div>
+                <div class="field actions">
+                    <button type="submit" class="btn secondary">"Search"</button>
+                </div>
+            </form>
             <FormError error=action_error(decide.value())/>
             <FormError error=action_error(role.value())/>
             <FormError error=action_error(enabled.value())/>
@@ -107,17 +175,23 @@ fn UsersPanel() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading users…"</p> }>
                 {move || users.get().map(|r| match r {
                     Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    Ok(list) if list.is_empty() => view! { <p class="muted">"No users match."</p> }.into_any(),
-                    Ok(list) => view! {
-                        <ScrollTable label="Users">
-                            <table data-testid="users">
-                                <thead><tr><th>"User"</th><th>"Role"</th><th>"Status"</th><th>"Last login"</th><th>"Actions"</th></tr></thead>
-                                <tbody>
-                                    {list.into_iter().map(|u| view! { <UserRow user=u actions/> }).collect_view()}
-                                </tbody>
-                            </table>
-                        </ScrollTable>
-                    }.into_any(),
+                    Ok(page) if page.users.is_empty() => view! { <p class="muted">"No users match."</p> }.into_any(),
+                    Ok(page) => {
+                        let f = current.get_untracked();
+                        let href = Callback::new(move |p: u32| UserFilters::href(&f.q(), &f.status(), p));
+                        view! {
+                            <p class="muted small" data-testid="users-matching">{page.matching} " users"</p>
+                            <ScrollTable label="Users">
+                                <table data-testid="users">
+                                    <thead><tr><th>"User"</th><th>"Role"</th><th>"Status"</th><th>"Last login"</th><th>"Actions"</th></tr></thead>
+                                    <tbody>
+                                        {page.users.into_iter().map(|u| view! { <UserRow user=u actions/> }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </ScrollTable>
+                            <Pager page=page.page pages=page.pages href/>
+                        }.into_any()
+                    }
                 })}
             </Transition>
         </section>

@@ -856,7 +856,8 @@ async fn approval_disabling_and_audit() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(body.as_array().unwrap().len(), 1);
+    assert_eq!(body["users"].as_array().unwrap().len(), 1);
+    assert_eq!(body["matching"], 1);
     let (status, body) = app
         .call(
             &manager,
@@ -1072,4 +1073,67 @@ async fn demo_accounts_are_seeded_once() {
         };
         assert_eq!(me["second_factor"], expected, "{}", demo.username);
     }
+}
+
+/// User administration pages its list, 50 a page, and says how many match; the search
+/// finds any part of a username or address, and the status narrows it.
+#[tokio::test]
+async fn the_users_list_pages_and_searches() {
+    let app = spawn_app().await;
+    let manager = app.user_with_role("lister", Role::SeniorManagement).await;
+    for i in 0..120 {
+        let status = if i % 4 == 0 { "pending" } else { "active" };
+        sqlx::query(
+            "INSERT INTO users (username, username_key, email, email_verified_at, password_hash, role, status, created_at) \
+             VALUES (?, ?, ?, UTC_TIMESTAMP(6), 'x', 'technical_worker', ?, UTC_TIMESTAMP(6))",
+        )
+        .bind(format!("page.user.{i}"))
+        .bind(format!("page.user.{i}"))
+        .bind(format!("u{i}@listed.example"))
+        .bind(status)
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    }
+    let list = |query: &'static str, status: &'static str, page: &'static str| {
+        let (app, manager) = (&app, &manager);
+        async move {
+            let (code, body) = app
+                .call(
+                    manager,
+                    "admin/users",
+                    &[("query", query), ("status", status), ("page", page)],
+                )
+                .await;
+            assert_eq!(code, 200, "{body}");
+            body
+        }
+    };
+    let first = list("page.user", "", "1").await;
+    assert_eq!(
+        (first["matching"].as_u64(), first["pages"].as_u64()),
+        (Some(120), Some(3))
+    );
+    assert_eq!(first["users"].as_array().unwrap().len(), 50);
+    assert!(
+        first["users"].as_array().unwrap()[..30]
+            .iter()
+            .all(|u| u["status"] == "pending"),
+        "pending accounts come first"
+    );
+    let last = list("page.user", "", "3").await;
+    assert_eq!(last["users"].as_array().unwrap().len(), 20);
+    let pending = list("LISTED.example", "pending", "1").await;
+    assert_eq!(
+        pending["matching"], 30,
+        "address substring, any case, and the status"
+    );
+    let one = list("user.11", "", "1").await;
+    let names: Vec<&str> = one["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 11, "user.11 and user.110-119: {names:?}");
 }

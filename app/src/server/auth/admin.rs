@@ -4,7 +4,7 @@ use super::audit::{self, AuditEvent, AuditRecord};
 use super::request::RequestInfo;
 use super::sessions::CurrentUser;
 use super::{accounts, sessions};
-use crate::model::{AccountStatus, AppError, Role, UserSummary};
+use crate::model::{AccountStatus, AppError, Role, USERS_PAGE_SIZE, UserSummary, UsersPage};
 use crate::server::AppState;
 use crate::server::db::Context;
 use chrono::NaiveDateTime;
@@ -43,30 +43,51 @@ const SUMMARY_COLUMNS: &str = "id, username, email, role, status, email_verified
      EXISTS (SELECT 1 FROM second_factors f WHERE f.user_id = users.id AND f.confirmed_at IS NOT NULL) AS two_factor, \
      created_at, last_login_at";
 
-/// Users matching `query` (username or email, substring), pending ones first.
+/// One page of the users matching `query` (username or email, substring), pending ones
+/// first, with how many match in all. A substring needs every row read, which the users
+/// table (people, not sales) affords.
 #[tracing::instrument(skip(pool))]
 pub async fn list(
     pool: &MySqlPool,
     query: &str,
     status: Option<AccountStatus>,
-) -> Result<Vec<UserSummary>, AppError> {
+    page: u32,
+) -> Result<UsersPage, AppError> {
     let pattern = format!(
         "%{}%",
         crate::server::db::like_literal(&query.trim().to_lowercase())
     );
+    const MATCHING: &str = "(username_key LIKE ? OR email LIKE ?) AND (? IS NULL OR status = ?)";
+    let status = status.map(|s| s.as_str());
+    let matching: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users WHERE {MATCHING}"))
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(status)
+        .bind(status)
+        .fetch_one(pool)
+        .await
+        .context("count users")?;
     let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM users \
-         WHERE (username_key LIKE ? OR email LIKE ?) AND (? IS NULL OR status = ?) \
-         ORDER BY status = 'pending' DESC, created_at DESC LIMIT 200"
+        "SELECT {SUMMARY_COLUMNS} FROM users WHERE {MATCHING} \
+         ORDER BY status = 'pending' DESC, created_at DESC, id DESC LIMIT ? OFFSET ?"
     ))
     .bind(&pattern)
     .bind(&pattern)
-    .bind(status.map(|s| s.as_str()))
-    .bind(status.map(|s| s.as_str()))
+    .bind(status)
+    .bind(status)
+    .bind(USERS_PAGE_SIZE)
+    .bind(u64::from(page - 1) * u64::from(USERS_PAGE_SIZE))
     .fetch_all(pool)
     .await
     .context("list users")?;
-    Ok(rows.into_iter().map(UserSummary::from).collect())
+    Ok(UsersPage {
+        users: rows.into_iter().map(UserSummary::from).collect(),
+        matching: matching as u64,
+        page,
+        pages: (matching as u64)
+            .div_ceil(u64::from(USERS_PAGE_SIZE))
+            .max(1) as u32,
+    })
 }
 
 async fn load(pool: &MySqlPool, id: u64) -> Result<UserSummary, AppError> {
