@@ -139,6 +139,7 @@ struct Counted {
 pub struct CountCache {
     counts: Cached<std::collections::HashMap<SalesFilter, Fresh<Counted>>>,
     stores: Cached<Option<Fresh<Vec<String>>>>,
+    table_rows: Cached<Option<Fresh<u64>>>,
 }
 
 type Cached<T> = std::sync::Arc<std::sync::Mutex<T>>;
@@ -205,6 +206,17 @@ impl CountCache {
         cell.get_or_try_init(|| count_matching(pool, f))
             .await
             .copied()
+    }
+
+    /// The optimizer's estimate of the sales table's rows, on the same terms.
+    async fn table_rows(&self, pool: &MySqlPool, generation: u64) -> Result<u64, AppError> {
+        let cell = match self.table_rows.lock() {
+            Ok(mut slot) => slot
+                .get_or_insert_with(|| Fresh::new(generation))
+                .live(generation),
+            Err(_) => Fresh::new(generation).cell,
+        };
+        cell.get_or_try_init(|| table_rows(pool)).await.copied()
     }
 
     async fn stores(&self, pool: &MySqlPool, generation: u64) -> Result<Vec<String>, AppError> {
@@ -386,19 +398,30 @@ pub async fn list(
     let generation = changes::generation(pool).await?;
     let counted = counts.count(pool, generation, f).await?;
     let matching = counted.matching.n;
-    let reachable = matching.min(match (&f.search, counted.plan) {
-        (None, _) => DEEPEST_ROW,
+    let reachable = match (&f.search, counted.plan) {
+        (None, _) if walks_only_matches(f) => DEEPEST_ROW,
+        // The walk passes over sales the filters leave out: as many more as they are
+        // rare in the table.
+        (None, _) => {
+            let table = counts
+                .table_rows(pool, generation)
+                .await?
+                .max(matching)
+                .max(1);
+            (DEEPEST_ROW as u128 * u128::from(matching) / u128::from(table)) as u64
+        }
         (Some(_), SearchPlan::Postings) => SEARCH_CAP,
         (Some(_), SearchPlan::Probe) => PROBE_DEPTH,
-    });
-    if f.offset() >= reachable && f.offset() < matching {
+    }
+    .min(matching);
+    if f.page > 1 && f.offset() >= reachable && f.offset() < matching {
         let message = if f.search.is_some() {
             format!(
                 "A search this broad pages through its first {reachable} matches: add a word, a store or dates to narrow it."
             )
         } else {
             format!(
-                "Pages past the {DEEPEST_ROW}th sale open through the filters: choose a date range or a store."
+                "This list pages through its first {reachable} sales: choose a date range, or sort by date, to reach the rest."
             )
         };
         return Err(AppError::Invalid(vec![FieldError::new("page", message)]));
@@ -437,6 +460,26 @@ pub async fn list(
     })
 }
 
+/// Whether reading a page of this unsearched list walks only matching sales: no filter,
+/// or one whose index also gives the order (a date range sorted by date; one store,
+/// method or coupon choice, with or without dates, sorted by date or by that column).
+fn walks_only_matches(f: &SalesFilter) -> bool {
+    let dated = f.from.is_some() || f.to.is_some();
+    let chosen = [
+        f.store.is_some().then_some(SortColumn::Store),
+        f.method.map(|_| SortColumn::Method),
+        f.coupon.map(|_| SortColumn::Coupon),
+    ];
+    let mut chosen = chosen.into_iter().flatten();
+    match (chosen.next(), chosen.next()) {
+        (None, _) => !dated || f.sort.column == SortColumn::Date,
+        (Some(column), None) => {
+            f.sort.column == SortColumn::Date || (!dated && f.sort.column == column)
+        }
+        (Some(_), Some(_)) => false,
+    }
+}
+
 /// The statement that reads one page; `head` is `SELECT`, or `EXPLAIN SELECT` for the
 /// plan test. The page's ids are found first, from the sort's index alone (every
 /// secondary index holds the id), and only they are read whole: an `OFFSET` then skips
@@ -457,6 +500,19 @@ pub fn page_query<'a>(head: &str, f: &'a SalesFilter, plan: SearchPlan) -> Query
     q.push(") AS page ON page.id = sales.id");
     q.push(order);
     q
+}
+
+/// InnoDB's estimate of the rows in `sales` (kept by the server, read without a scan).
+async fn table_rows(pool: &MySqlPool) -> Result<u64, AppError> {
+    let rows: Option<u64> = sqlx::query_scalar(
+        "SELECT CAST(TABLE_ROWS AS UNSIGNED) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sales'",
+    )
+    .fetch_optional(pool)
+    .await
+    .reporting("estimate the sales table")?
+    .flatten();
+    Ok(rows.unwrap_or(0))
 }
 
 /// Every store with sales, for the filter's choices: one index lookup per store,
@@ -483,4 +539,43 @@ pub async fn stores(pool: &MySqlPool) -> Result<Vec<String>, AppError> {
         }
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::report::SalesQuery;
+
+    fn walks_only_matches_for(store: &str, method: &str, from: &str, sort: &str) -> bool {
+        let f = SalesQuery {
+            store: store.into(),
+            method: method.into(),
+            from: from.into(),
+            sort: sort.into(),
+            ..Default::default()
+        };
+        walks_only_matches(&f.parse().expect("valid filters"))
+    }
+
+    #[test]
+    fn a_filter_whose_index_gives_the_order_walks_only_its_matches() {
+        assert!(walks_only_matches_for("", "", "", "total_desc"));
+        assert!(walks_only_matches_for("", "", "2015-01-01", "date_asc"));
+        assert!(walks_only_matches_for(
+            "Denver",
+            "",
+            "2015-01-01",
+            "date_desc"
+        ));
+        assert!(walks_only_matches_for("Denver", "", "", "store_asc"));
+        assert!(!walks_only_matches_for("Denver", "", "", "total_desc"));
+        assert!(!walks_only_matches_for("", "", "2015-01-01", "total_desc"));
+        assert!(!walks_only_matches_for("Denver", "Online", "", "date_desc"));
+        assert!(!walks_only_matches_for(
+            "Denver",
+            "",
+            "2015-01-01",
+            "store_asc"
+        ));
+    }
 }
