@@ -46,6 +46,12 @@ test('a worker sets up two-factor authentication, then logs in with a code and w
   await expect(page).toHaveURL(/\/profile\/two-factor$/);
   await expect(page.getByTestId('two-factor-required')).toBeVisible();
   await hydrated(page);
+  // The page's own questions to the server answer slowly, as on a phone: a refused code
+  // must not re-draw the form under a user who is already typing the next one.
+  await page.route('**/api/two-factor', async (route) => {
+    await new Promise((r) => setTimeout(r, 300));
+    await route.continue();
+  });
   await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
   const secret = (await page.getByTestId('totp-secret').textContent())!.trim();
   await expect(page.getByRole('img', { name: 'QR code of the secret' }).locator('svg')).toBeVisible();
@@ -55,6 +61,9 @@ test('a worker sets up two-factor authentication, then logs in with a code and w
   await page.getByRole('button', { name: 'Confirm' }).click();
   await expect(page.getByText('That code is not right')).toBeVisible();
   await page.getByLabel('The 6-digit code the app shows').fill(await nextCode(username, secret));
+  // The user reads the code back before confirming; whatever the page fetches meanwhile lands.
+  await page.waitForTimeout(1_000);
+  await expect(page.getByLabel('The 6-digit code the app shows')).not.toHaveValue('');
   await page.getByRole('button', { name: 'Confirm' }).click();
   const codes = page.getByTestId('recovery-codes').locator('code');
   await expect(codes).toHaveCount(10);

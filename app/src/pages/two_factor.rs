@@ -3,7 +3,7 @@ use crate::api::auth::{
 };
 use crate::auth::{RequireLogin, use_auth};
 use crate::components::{FieldMessage, FormError, action_error};
-use crate::model::{RecoveryCodes, TotpEnrolment};
+use crate::model::{AppError, RecoveryCodes, TotpEnrolment};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -15,16 +15,13 @@ pub fn TwoFactorPage() -> impl IntoView {
     let confirm = ServerAction::<ConfirmTwoFactor>::new();
     let renew = ServerAction::<NewRecoveryCodes>::new();
     let disable = ServerAction::<DisableTwoFactor>::new();
-    let status = Resource::new(
-        move || {
-            (
-                confirm.version().get(),
-                disable.version().get(),
-                renew.version().get(),
-            )
-        },
-        |_| my_two_factor(),
-    );
+    // Only a change asks the server again: re-drawing the form after a refused code would
+    // empty the field the user is already typing the next code into.
+    let changes = RwSignal::new(0usize);
+    count_successes(confirm.value(), changes);
+    count_successes(renew.value(), changes);
+    count_successes(disable.value(), changes);
+    let status = Resource::new(move || changes.get(), |_| my_two_factor());
     // Confirming passes the second step for this login: the guards must know at once.
     Effect::new(move |_| {
         if matches!(confirm.value().get(), Some(Ok(_))) {
@@ -69,6 +66,18 @@ pub fn TwoFactorPage() -> impl IntoView {
             </section>
         </RequireLogin>
     }
+}
+
+/// Counts the successful results of an action into `changes`.
+fn count_successes<T: Send + Sync + 'static>(
+    value: MappedSignal<Option<Result<T, AppError>>>,
+    changes: RwSignal<usize>,
+) {
+    Effect::new(move |_| {
+        if value.with(|v| matches!(v, Some(Ok(_)))) {
+            changes.update(|n| *n += 1);
+        }
+    });
 }
 
 #[component]
@@ -120,7 +129,7 @@ fn Enrol(
 #[component]
 fn CurrentPassword(
     id: &'static str,
-    error: Signal<Option<crate::model::AppError>>,
+    error: Signal<Option<AppError>>,
 ) -> impl IntoView {
     view! {
         <label for=id>"Current password"</label>
