@@ -127,10 +127,7 @@ fn Enrol(
 
 /// The current-password field of the forms that change the second factor.
 #[component]
-fn CurrentPassword(
-    id: &'static str,
-    error: Signal<Option<AppError>>,
-) -> impl IntoView {
+fn CurrentPassword(id: &'static str, error: Signal<Option<AppError>>) -> impl IntoView {
     view! {
         <label for=id>"Current password"</label>
         <input id=id name="current_password" type="password" autocomplete="current-password" required/>
