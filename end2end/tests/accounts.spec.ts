@@ -1,7 +1,7 @@
 import { APIRequestContext } from '@playwright/test';
 import {
   DEMO, PASSWORD, apiLogin, confirmEmail, emailOf, expect, hydrated, linkIn, login, loginReturnsToGuardedPage,
-  logout, mailTo, query, register, saleInput, test, unique,
+  logout, mailTo, query, register, saleInput, submitLogin, test, unique,
 } from './helpers';
 
 /** A sale bought by `email`, recorded by the demo worker through the API. */
@@ -16,7 +16,7 @@ async function recordPurchase(request: APIRequestContext, baseURL: string, email
   expect(created.status(), await created.text()).toBe(200);
 }
 
-test('a new customer confirms their address from the mail, then sees their purchases', async ({
+test('a new customer confirms their address from the mail, sees and downloads their purchases, then closes the account', async ({
   page,
   request,
   baseURL,
@@ -40,6 +40,43 @@ test('a new customer confirms their address from the mail, then sees their purch
   await logout(page);
   await login(page, username, PASSWORD);
   await expect(page).toHaveURL(/\/customer$/);
+
+  // Their purchases as a file, item by item.
+  await hydrated(page);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: 'Download my purchases (CSV)' }).click(),
+  ]);
+  expect(download.suggestedFilename()).toBe('my-purchases.csv');
+  const csv = await (await download.createReadStream()).toArray();
+  const lines = Buffer.concat(csv).toString('utf8').trim().split('\r\n');
+  expect(lines[0]).toMatch(/^sale_id,sale_date_utc,/);
+  expect(lines.slice(1).join('\n')).toContain('printer paper');
+
+  // Closing the account: a wrong password first changes nothing.
+  await page.goto('/profile');
+  await hydrated(page);
+  const close = page.getByRole('form', { name: 'Close your account' });
+  await close.getByLabel('Current password').fill('not-my-password');
+  await close.getByLabel('I understand that my account is gone for good').check();
+  await close.getByRole('button', { name: 'Close my account' }).click();
+  await expect(close.getByText('Current password is not correct')).toBeVisible();
+  await close.getByLabel('Current password').fill(PASSWORD);
+  await close.getByRole('button', { name: 'Close my account' }).click();
+  await expect(page).toHaveURL(/\/\?closed=1$/);
+  await expect(page.getByTestId('account-closed')).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Log in' })).toBeVisible();
+  const [row] = await query('SELECT status FROM users WHERE email = ?', [emailOf(username)]);
+  expect(row).toBeUndefined();
+  const [kept] = await query('SELECT COUNT(*) AS n FROM sales WHERE customer_email = ?', [emailOf(username)]);
+  expect(Number(kept.n)).toBe(1);
+
+  // The name and password lead nowhere now.
+  await page.goto('/login');
+  await hydrated(page);
+  await submitLogin(page, username, PASSWORD);
+  await expect(page.getByRole('alert')).toBeVisible();
+  await expect(page).toHaveURL(/\/login/);
 });
 
 test('a forgotten password is reset from the mailed link', async ({ page }) => {

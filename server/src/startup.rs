@@ -272,6 +272,10 @@ pub fn router(state: AppState, serve: &ServeConfig) -> Router {
             get(app::server::sales::export::sales_download),
         )
         .route(
+            "/api/export/purchases.csv",
+            get(app::server::sales::export::purchases_download),
+        )
+        .route(
             "/api/export/analytics.csv",
             get(app::server::sales::export::analytics_download),
         )

@@ -11,7 +11,7 @@ use crate::model::{
 };
 #[cfg(feature = "ssr")]
 use crate::server::{
-    auth::{Access, accounts, second_factor, sessions},
+    auth::{Access, accounts, closure, second_factor, sessions},
     db::truncate,
     redirect_plain_form, respond,
 };
@@ -238,6 +238,19 @@ pub async fn logout_everywhere() -> Result<(), AppError> {
     respond(Access::AnyUser, |call, current| async move {
         accounts::logout_everywhere(&call.state, &call.info, &current).await?;
         redirect_plain_form("/login");
+        Ok(())
+    })
+    .await
+}
+
+/// Closes the signed-in customer's account: their password, and a code when the account
+/// has a second factor. Ends every session; the sales stay with the stores.
+#[server(prefix = "/api", endpoint = "account/close")]
+pub async fn close_account(current_password: String, code: Option<String>) -> Result<(), AppError> {
+    respond(Access::CUSTOMER, |call, current| async move {
+        let code = code.unwrap_or_default();
+        closure::close(&call.state, &call.info, &current, current_password, &code).await?;
+        redirect_plain_form("/?closed=1");
         Ok(())
     })
     .await

@@ -227,6 +227,7 @@ impl SessionUser {
         match (self.second_factor, self.status) {
             (SecondFactor::Pending, _) => SECOND_STEP_PAGE,
             (_, AccountStatus::Pending) | (_, AccountStatus::Disabled) => "/awaiting-approval",
+            (_, AccountStatus::Closed) => "/",
             (SecondFactor::Missing, AccountStatus::Active) => TWO_FACTOR_PAGE,
             (_, AccountStatus::Active) => self.role.home(),
         }

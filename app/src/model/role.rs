@@ -63,13 +63,24 @@ pub enum AccountStatus {
     Active,
     Pending,
     Disabled,
+    /// Closed by its owner: the row stays, without personal data, so the audit log
+    /// keeps whose events these were.
+    Closed,
 }
 
 string_enum!(AccountStatus {
     Active => "active",
     Pending => "pending",
     Disabled => "disabled",
-} else "Status must be active, pending or disabled");
+    Closed => "closed",
+} else "Status must be active, pending, disabled or closed");
+
+impl AccountStatus {
+    /// Disabled and closed accounts have no sessions.
+    pub fn may_sign_in(self) -> bool {
+        !matches!(self, AccountStatus::Disabled | AccountStatus::Closed)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -213,8 +213,10 @@ fn UserRow(user: UserSummary, actions: UserActions) -> impl IntoView {
     let status_class = match user.status {
         AccountStatus::Active => "pill ok",
         AccountStatus::Pending => "pill pending",
-        AccountStatus::Disabled => "pill down",
+        AccountStatus::Disabled | AccountStatus::Closed => "pill down",
     };
+    // A closed account has nothing left to change.
+    let open = user.status != AccountStatus::Closed;
     let current_role = user.role;
     view! {
         <tr data-username=row_name>
@@ -251,7 +253,7 @@ fn UserRow(user: UserSummary, actions: UserActions) -> impl IntoView {
                         <button type="submit" class="btn secondary">"Reject"</button>
                     </ActionForm>
                 })}
-                {(user.status != AccountStatus::Pending).then(|| {
+                {(open && user.status != AccountStatus::Pending).then(|| {
                     let enable = user.status == AccountStatus::Disabled;
                     view! {
                         <ActionForm action=enabled attr:class="inline-form">
@@ -261,7 +263,7 @@ fn UserRow(user: UserSummary, actions: UserActions) -> impl IntoView {
                         </ActionForm>
                     }
                 })}
-                {(current_role != Role::SeniorManagement).then(|| view! {
+                {(open && current_role != Role::SeniorManagement).then(|| view! {
                     <ActionForm action=reset attr:class="inline-form">
                         <input type="hidden" name="id" value=id/>
                         <button type="submit" class="btn secondary">"Mail a reset link"</button>

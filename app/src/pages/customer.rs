@@ -41,6 +41,7 @@ fn MyPurchases() -> impl IntoView {
         <section class="hero">
             <h1>"My purchases"</h1>
             <p class="lead">"Everything you bought at Supply Co. stores, newest first."</p>
+            <p><a class="btn secondary" href="/api/export/purchases.csv" download>"Download my purchases (CSV)"</a></p>
         </section>
         <Transition fallback=|| view! { <p class="muted">"Loading your purchases…"</p> }>
             {move || Suspend::new(async move {

@@ -5,8 +5,15 @@ use leptos_meta::Title;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let closed = move || query.with(|q| q.get("closed")).as_deref() == Some("1");
     view! {
         <Title text="Welcome"/>
+        <Show when=closed>
+            <p class="card success" role="status" data-testid="account-closed">
+                "Your account is closed and your personal data is deleted. Thank you for shopping with Supply Co."
+            </p>
+        </Show>
         <section class="hero">
             <h1>"Sales for every Supply Co. store, in one place"</h1>
             <p class="lead">

@@ -1,5 +1,6 @@
 mod admin_users;
 mod charts;
+mod close_account;
 mod customer;
 mod dashboards;
 mod forgot_password;

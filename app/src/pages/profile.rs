@@ -37,6 +37,11 @@ pub fn ProfilePage() -> impl IntoView {
             <EmailSection/>
             <Sessions/>
             <ChangePasswordForm/>
+            {move || {
+                user()
+                    .filter(|u| u.role == crate::model::Role::Customer)
+                    .map(|_| view! { <super::close_account::CloseAccountSection/> })
+            }}
         </RequireLogin>
     }
 }

@@ -6,6 +6,7 @@ mod accounts;
 mod authorization;
 mod cluster;
 mod compression;
+mod customer_account;
 mod dual_write;
 mod fuzz;
 mod health;

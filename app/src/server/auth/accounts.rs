@@ -65,8 +65,9 @@ async fn find_by(
     column: &'static str,
     value: &str,
 ) -> Result<Option<UserRow>, AppError> {
+    // A closed account is nobody's: no login, reset or check finds it.
     sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE {column} = ?"
+        "SELECT {USER_COLUMNS} FROM users WHERE {column} = ? AND status <> 'closed'"
     ))
     .bind(value)
     .fetch_optional(pool)
@@ -341,7 +342,7 @@ pub async fn new_recovery_codes(
 
 /// Checks the signed-in user's current password, throttled like a login (a stolen
 /// session must not become an unlimited password oracle). A wrong one is audited.
-async fn check_current_password(
+pub(super) async fn check_current_password(
     state: &AppState,
     info: &RequestInfo,
     current: &CurrentUser,

@@ -179,6 +179,13 @@ async fn change_account(
     let Some(target) = locked.iter().find(|u| u.id == id) else {
         return refuse(tx, AppError::NotFound).await;
     };
+    if target.status == AccountStatus::Closed {
+        return refuse(
+            tx,
+            AppError::Conflict("This account was closed by its owner.".into()),
+        )
+        .await;
+    }
     let (role, status) = match change {
         Change::Role(role) => (role, target.status),
         Change::Status(status) => (target.role, status),

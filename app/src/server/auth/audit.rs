@@ -40,6 +40,7 @@ pub enum AuditEvent {
     RecoveryCodesIssued,
     /// A request refused for the user's role (403); once per user and 15 minutes.
     Forbidden,
+    AccountClosed,
 }
 
 crate::model::string_enum::string_enum!(AuditEvent {
@@ -71,6 +72,7 @@ crate::model::string_enum::string_enum!(AuditEvent {
     SecondFactorReset => "second_factor_reset",
     RecoveryCodesIssued => "recovery_codes_issued",
     Forbidden => "forbidden",
+    AccountClosed => "account_closed",
 });
 
 #[derive(Debug, Default)]

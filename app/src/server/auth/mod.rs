@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod closure;
 pub mod devices;
 pub mod guard;
 pub mod password;

@@ -332,6 +332,37 @@ pub async fn second_step(
     code: &str,
 ) -> Result<(), AppError> {
     let user_id = current.user.id;
+    let mut tx = state.mysql.begin().await.context("begin")?;
+    let (how, reserved) = spend_code(state, info, user_id, code, &mut tx).await?;
+    super::sessions::pass_second_step(&mut tx, &current.session_key).await?;
+    tx.commit().await.context("commit")?;
+    limits::release(&state.mysql, &reserved).await?;
+    info.session
+        .cycle_id()
+        .await
+        .map_err(super::sessions::session_error)?;
+    audit_event(
+        state,
+        info,
+        user_id,
+        AuditEvent::SecondFactorPassed,
+        Some(how),
+    )
+    .await;
+    Ok(())
+}
+
+/// Checks a code from the app or a recovery code of `user_id` and spends it inside `tx`
+/// (so it is spent only if what it confirms commits). Throttled per account; a wrong
+/// one is audited. Returns how the user answered, and the throttle reservation to
+/// release once `tx` has committed.
+pub(super) async fn spend_code(
+    state: &AppState,
+    info: &RequestInfo,
+    user_id: u64,
+    code: &str,
+    tx: &mut MySqlConnection,
+) -> Result<(&'static str, limits::Reserved), AppError> {
     let reserved = match limits::hit(
         &state.mysql,
         Counter::SecondFactor,
@@ -355,7 +386,6 @@ pub async fn second_step(
             return Err(AppError::Throttled(refused.retry_after));
         }
     };
-    let mut tx = state.mysql.begin().await.context("begin")?;
     let secret: Option<String> = sqlx::query_scalar(
         "SELECT secret FROM second_factors WHERE user_id = ? AND confirmed_at IS NOT NULL",
     )
@@ -364,13 +394,12 @@ pub async fn second_step(
     .await
     .context("read second factor")?;
     let Some(secret) = secret else {
-        let _ = tx.rollback().await;
         return Err(AppError::Conflict(
             "This account has no second factor.".into(),
         ));
     };
     let how = if let Some(step) = matching_step(&secret, code)? {
-        spend_step(&mut tx, user_id, step).await?.then_some("app")
+        spend_step(&mut *tx, user_id, step).await?.then_some("app")
     } else {
         sqlx::query(
             "UPDATE recovery_codes SET used_at = UTC_TIMESTAMP(6) WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
@@ -385,29 +414,13 @@ pub async fn second_step(
         .then_some("recovery code")
     };
     let Some(how) = how else {
-        let _ = tx.rollback().await;
         audit_event(state, info, user_id, AuditEvent::SecondFactorFailed, None).await;
         return Err(AppError::invalid(
             "code",
             "That code is not right, or was used already.",
         ));
     };
-    super::sessions::pass_second_step(&mut tx, &current.session_key).await?;
-    tx.commit().await.context("commit")?;
-    limits::release(&state.mysql, &reserved).await?;
-    info.session
-        .cycle_id()
-        .await
-        .map_err(super::sessions::session_error)?;
-    audit_event(
-        state,
-        info,
-        user_id,
-        AuditEvent::SecondFactorPassed,
-        Some(how),
-    )
-    .await;
-    Ok(())
+    Ok((how, reserved))
 }
 
 /// Removes a user's second factor and recovery codes (a manager's reset, or a customer

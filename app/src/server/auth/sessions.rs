@@ -130,7 +130,7 @@ pub async fn authenticate(
     };
     let now = Utc::now().naive_utc();
     let settings = &state.auth;
-    if expired(settings, created_at, last_seen_at, now) || status == AccountStatus::Disabled {
+    if expired(settings, created_at, last_seen_at, now) || !status.may_sign_in() {
         delete_key(&state.mysql, &auth.key).await?;
         session.flush().await.map_err(session_error)?;
         return Ok(None);

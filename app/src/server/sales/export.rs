@@ -1,5 +1,5 @@
-//! CSV exports of what the dashboards show: the worker's filtered sales list and the
-//! management analytics' daily table. Both stream from MySQL as they are read, so an
+//! CSV exports of what the dashboards show: the worker's filtered sales list, the
+//! management analytics' daily table and a customer's own purchases. Both stream from MySQL as they are read, so an
 //! export of a million sales holds one chunk in memory, not the file; amounts are
 //! written exactly as stored (decimal text, never floats).
 
@@ -8,7 +8,7 @@ use super::queries::range;
 use crate::model::report::{SalesFilter, SalesQuery, parse_range};
 use crate::model::{AppError, Gender, PurchaseMethod};
 use crate::server::AppState;
-use crate::server::auth::{Access, guard, request, sessions::Activity};
+use crate::server::auth::{Access, CurrentUser, guard, request, sessions::Activity};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::response::Response;
@@ -214,6 +214,63 @@ fn sales_csv(
 }
 
 #[derive(sqlx::FromRow)]
+struct PurchasedItem {
+    id: String,
+    sale_date: NaiveDateTime,
+    store_location: String,
+    purchase_method: PurchaseMethod,
+    coupon_used: bool,
+    item: String,
+    price: Decimal,
+    quantity: u16,
+    sale_total: Decimal,
+}
+
+const PURCHASES_HEADER: &[&str] = &[
+    "sale_id",
+    "sale_date_utc",
+    "store_location",
+    "purchase_method",
+    "coupon_used",
+    "item",
+    "price",
+    "quantity",
+    "item_total",
+    "sale_total",
+];
+
+fn purchase_cells(p: PurchasedItem) -> Vec<String> {
+    vec![
+        p.id,
+        p.sale_date.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        p.store_location,
+        p.purchase_method.as_str().into(),
+        if p.coupon_used { "yes" } else { "no" }.into(),
+        p.item,
+        p.price.to_string(),
+        p.quantity.to_string(),
+        (p.price * Decimal::from(p.quantity)).to_string(),
+        p.sale_total.to_string(),
+    ]
+}
+
+/// One line per item bought, newest sale first, as "My purchases" lists them.
+fn purchases_csv(
+    pool: MySqlPool,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    email: String,
+) -> Body {
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT s.id, s.sale_date, s.store_location, s.purchase_method, s.coupon_used, \
+         i.name AS item, i.price, i.quantity, s.total AS sale_total \
+         FROM sales s JOIN sale_items i ON i.sale_id = s.id WHERE s.customer_email = ",
+    );
+    q.push_bind(email);
+    q.push(" ORDER BY s.sale_date DESC, s.id DESC, i.position");
+    csv_body(pool, permit, PURCHASES_HEADER, q, purchase_cells)
+}
+
+#[derive(sqlx::FromRow)]
 struct DailyRow {
     day: NaiveDate,
     store_location: String,
@@ -269,11 +326,14 @@ fn analytics_csv(
 }
 
 /// Checks the caller for a download: a page's own request, so it counts as activity.
-async fn admit(state: &AppState, request: Request, access: Access) -> Result<(), AppError> {
+async fn admit(
+    state: &AppState,
+    request: Request,
+    access: Access,
+) -> Result<CurrentUser, AppError> {
     let (parts, _) = request.into_parts();
     let info = request::from_parts(&parts, state.auth.cookie_secure)?;
-    guard::require(state, &info, access, Activity::User).await?;
-    Ok(())
+    guard::require(state, &info, access, Activity::User).await
 }
 
 /// `GET /api/export/sales.csv?store=…`: the worker's list with the filters of its URL.
@@ -289,6 +349,23 @@ pub async fn sales_download(
         Ok::<_, AppError>(attachment(
             "sales.csv".into(),
             sales_csv(state.mysql.clone(), permit, &filter),
+        ))
+    };
+    exported.await.unwrap_or_else(crate::server::error_response)
+}
+
+/// `GET /api/export/purchases.csv`: the signed-in customer's purchases, item by item.
+/// Like the page, it needs a confirmed address: sales are matched by it.
+pub async fn purchases_download(State(state): State<AppState>, request: Request) -> Response {
+    let exported = async {
+        let me = admit(&state, request, Access::CUSTOMER).await?;
+        if !me.user.email_verified {
+            return Err(AppError::EmailUnverified);
+        }
+        let permit = state.exports.admit()?;
+        Ok::<_, AppError>(attachment(
+            "my-purchases.csv".into(),
+            purchases_csv(state.mysql.clone(), permit, me.user.email),
         ))
     };
     exported.await.unwrap_or_else(crate::server::error_response)
