@@ -1,5 +1,5 @@
 import { Page, Browser } from '@playwright/test';
-import { DEMO, demoSeeded, expect, hydrated, login, query, test } from './helpers';
+import { DEMO, demoSeeded, expect, grouped, hydrated, login, query, test } from './helpers';
 
 /** "$9,894,572.27", as the UI formats exact decimals. */
 function money(value: string): string {
@@ -53,7 +53,7 @@ test('a customer sees only their own purchases', async ({ page }) => {
 async function fillSale(page: Page, email: string) {
   await page.getByLabel('Date and time (UTC)').fill('2016-05-04T10:30');
   await page.getByLabel('Store', { exact: true }).fill('Denver');
-  await page.getByLabel('Purchase method').selectOption('Online');
+  await page.getByLabel('Purchase method', { exact: true }).selectOption('Online');
   await page.getByLabel('Email', { exact: true }).fill(email);
   await page.getByLabel('Age', { exact: true }).fill('41');
   await page.getByLabel('Gender').selectOption('F');
@@ -82,14 +82,14 @@ test('a worker filters, creates, edits with a validation error, and deletes a sa
 
   // Filters live in the URL: back and forward keep them.
   await page.getByLabel('Store').selectOption('Denver');
-  await page.getByLabel('Purchase method').selectOption('Online');
+  await page.getByLabel('Purchase method', { exact: true }).selectOption('Online');
   await page.getByRole('button', { name: 'Apply' }).click();
   await expect(page).toHaveURL(/store=Denver/);
   await expect(page).toHaveURL(/method=Online/);
   const [denver] = await query(
     "SELECT COUNT(*) AS n FROM sales WHERE store_location = 'Denver' AND purchase_method = 'Online'",
   );
-  await expect(page.getByTestId('matching')).toHaveText(`${denver.n} matching sales`);
+  await expect(page.getByTestId('matching')).toHaveText(`${grouped(denver.n)} matching sales`);
   const stores = await page.locator('[data-testid=sales-table] tbody td:nth-child(2)').allTextContents();
   expect(new Set(stores)).toEqual(new Set(['Denver']));
   await page.getByRole('link', { name: 'Next →' }).click();
@@ -173,7 +173,21 @@ test('a version conflict between two editors offers to reload', async ({ browser
   await expect(second.getByLabel('Age', { exact: true })).toHaveValue('33');
 });
 
-test('a manager sees KPIs that match the database', async ({ page }) => {
+/** A relative change in tenths of a percent, rounded half to even as the server's decimals are. */
+function percentChange(now: string, before: string): string {
+  const cents = (v: string) => BigInt(Math.round(Number(v) * 100));
+  const [a, b] = [cents(now), cents(before)];
+  const num = (a - b) * 1000n;
+  let q = num / b;
+  const r = num % b;
+  const twice = 2n * (r < 0n ? -r : r);
+  if (twice > b || (twice === b && q % 2n !== 0n)) q += num < 0n ? -1n : 1n;
+  const sign = q > 0n ? '+' : q < 0n ? '-' : '±';
+  const abs = q < 0n ? -q : q;
+  return q === 0n ? '±0%' : `${sign}${abs / 10n}.${abs % 10n}%`;
+}
+
+test('a manager sees KPIs that match the database, in context, and drills down to the sales behind a bar', async ({ page }) => {
   await demoSeeded();
   await login(page, DEMO.manager.username, DEMO.manager.password);
   await expect(page).toHaveURL(/\/management$/);
@@ -181,29 +195,63 @@ test('a manager sees KPIs that match the database', async ({ page }) => {
   const [all] = await query(
     'SELECT COUNT(*) AS n, SUM(total) AS revenue, SUM(coupon_used) AS coupons FROM sales',
   );
-  await expect(page.getByTestId('kpi-sales')).toHaveText(String(all.n));
+  await expect(page.getByTestId('kpi-sales')).toHaveText(grouped(all.n));
   await expect(page.getByTestId('kpi-revenue')).toHaveText(money(String(all.revenue)));
+  // All time has no period of the same length before it.
+  await expect(page.getByTestId('kpi-revenue-change')).toHaveCount(0);
 
-  // A date range, kept in the URL.
+  // A date range, kept in the URL, compared with the 365 days before it.
   await page.getByLabel('From', { exact: true }).fill('2015-01-01');
   await page.getByLabel('To', { exact: true }).fill('2015-12-31');
   await page.getByRole('button', { name: 'Show' }).click();
   await expect(page).toHaveURL(/from=2015-01-01/);
-  const [y2015] = await query(
-    "SELECT COUNT(*) AS n, SUM(total) AS revenue FROM sales WHERE sale_date >= '2015-01-01' AND sale_date < '2016-01-01'",
-  );
-  await expect(page.getByTestId('kpi-sales')).toHaveText(String(y2015.n));
+  const year = async (y: number, where = '', args: unknown[] = []) =>
+    (
+      await query(
+        `SELECT COUNT(*) AS n, SUM(total) AS revenue FROM sales WHERE sale_date >= '${y}-01-01' AND sale_date < '${y + 1}-01-01' ${where}`,
+        args,
+      )
+    )[0];
+  const [y2015, y2014] = [await year(2015), await year(2014)];
+  await expect(page.getByTestId('kpi-sales')).toHaveText(grouped(y2015.n));
   await expect(page.getByTestId('kpi-revenue')).toHaveText(money(String(y2015.revenue)));
+  await expect(page.getByTestId('kpi-revenue-change')).toHaveText(
+    new RegExp(`${percentChange(y2015.revenue, y2014.revenue).replace('+', '\\+')} vs previous period$`),
+  );
+  // A year is drawn week by week.
+  await expect(page.getByRole('list', { name: 'Revenue by week' })).toBeVisible();
 
-  // Charts are interactive after hydration: a bar's figures, and a series switch.
-  const bar = page.locator('figure', { hasText: 'Revenue by store' }).locator('g.bar').first();
-  await bar.hover();
-  await expect(page.locator('figure', { hasText: 'Revenue by store' }).locator('.readout')).toContainText('$');
-  await page.getByRole('button', { name: 'Sales', exact: true }).click();
-  await expect(page.getByRole('button', { name: 'Sales', exact: true })).toHaveAttribute('aria-pressed', 'true');
+  // Charts are interactive after hydration: a bar's figures.
+  const stores = page.locator('figure', { hasText: 'Revenue by store' });
+  await stores.locator('g.bar').first().hover();
+  await expect(stores.locator('.readout')).toContainText('$');
   await expect(page.getByTestId('replication')).toBeVisible();
   await shot(page, 'management-dashboard');
 
+  // One store and one purchase method, kept in the URL.
+  const store = (await page.getByLabel('Store', { exact: true }).locator('option').nth(1).textContent())!.trim();
+  await page.getByLabel('Store', { exact: true }).selectOption(store);
+  await page.getByLabel('Purchase method', { exact: true }).selectOption('Online');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await expect(page).toHaveURL(/method=Online/);
+  expect(new URL(page.url()).searchParams.get('store')).toBe(store);
+  const narrowed = await year(2015, 'AND store_location = ? AND purchase_method = ?', [store, 'Online']);
+  await expect(page.getByTestId('kpi-sales')).toHaveText(grouped(narrowed.n));
+  await expect(page.getByTestId('kpi-revenue')).toHaveText(money(String(narrowed.revenue)));
+
+  // The store's bar opens the worker's table with the same filters.
+  await stores.getByRole('link').first().click();
+  await expect(page).toHaveURL(/\/worker\?/);
+  const params = new URL(page.url()).searchParams;
+  expect([params.get('store'), params.get('method'), params.get('from'), params.get('to')]).toEqual([
+    store,
+    'Online',
+    '2015-01-01',
+    '2015-12-31',
+  ]);
+  await expect(page.getByTestId('matching')).toHaveText(`${grouped(narrowed.n)} matching sales`);
+
+  await page.goto('/management');
   await page.setViewportSize({ width: 360, height: 800 });
   await shot(page, 'management-360px');
 });

@@ -103,6 +103,11 @@ export async function demoSeeded() {
     .toBeGreaterThanOrEqual(4990);
 }
 
+/** 5000 → "5,000", as the UI groups counts. */
+export function grouped(n: number | string): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
 /** A username nobody else in this run has. */
 export function unique(prefix: string): string {
   return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;

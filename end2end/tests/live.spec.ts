@@ -3,7 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { DEMO, demoSeeded, expect, hydrated, login, query, saleInput, test } from './helpers';
+import { DEMO, demoSeeded, expect, grouped, hydrated, login, query, saleInput, test } from './helpers';
 
 // Two instances of the portal on the same databases behind HAProxy, as a chain runs it:
 // the one `cargo leptos end-to-end` started, and a second started here. Each browser
@@ -123,7 +123,7 @@ test('an edit on one instance updates a worker table on another within a second'
   const [editedId, deletedId] = await Promise.all([0, 1].map((i) => rows.nth(i).getAttribute('data-sale-id')));
   const edited = watcher.locator(`tr[data-sale-id="${editedId}"]`);
   const version = Number(await edited.getAttribute('data-version'));
-  const matching = Number(((await watcher.getByTestId('matching').textContent()) ?? '').split(' ')[0]);
+  const matching = Number(((await watcher.getByTestId('matching').textContent()) ?? '').split(' ')[0].replaceAll(',', ''));
 
   // The watcher is typing a filter (not applied): the update must not disturb it.
   const email = watcher.getByLabel('Search', { exact: true });
@@ -153,7 +153,7 @@ test('an edit on one instance updates a worker table on another within a second'
   const deleted = watcher.locator(`tr[data-sale-id="${deletedId}"]`);
   await expect(deleted).toHaveAttribute('data-mark', 'deleted', WITHIN_A_SECOND);
   await expect(deleted).toContainText('Deleted elsewhere');
-  await expect(watcher.getByTestId('matching')).toHaveText(`${matching - 1} matching sales`, { timeout: 3_000 });
+  await expect(watcher.getByTestId('matching')).toHaveText(`${grouped(matching - 1)} matching sales`, { timeout: 3_000 });
   await expect(watcher).toHaveURL(/\/worker$/);
 });
 
@@ -222,13 +222,13 @@ test('the analytics follow edits made elsewhere, and export what they show', asy
   await demoSeeded();
   const manager = await signedIn(browser, 1, DEMO.manager, '/management?from=2016-01-01&to=2016-12-31');
   const worker = await signedIn(browser, 2, DEMO.worker, '/worker');
-  const before = Number(await manager.getByTestId('kpi-sales').textContent());
+  const before = Number((await manager.getByTestId('kpi-sales').textContent())!.replaceAll(',', ''));
   const created = await worker.request.post('/api/sales/create', {
     data: { token: '', input: saleInput('analytics.live@example.com', '2016-05-06T09:30') },
     headers: { Origin: VIA_PROXY },
   });
   expect(created.status(), await created.text()).toBe(200);
-  await expect(manager.getByTestId('kpi-sales')).toHaveText(String(before + 1), { timeout: 2_000 });
+  await expect(manager.getByTestId('kpi-sales')).toHaveText(grouped(before + 1), { timeout: 2_000 });
 
   // The table behind the figures, as CSV: its revenue adds up to the KPI to the cent.
   const [download] = await Promise.all([

@@ -1,6 +1,8 @@
 //! Sales for the dashboards: a customer's purchases, the staff's sales table and edit
 //! forms (every edit through the dual writer), and the management analytics.
 
+#[cfg(feature = "ssr")]
+use crate::model::analytics::AnalyticsQuery;
 use crate::model::report::{Analytics, MatchCount, Purchases, SaleForEdit, SalesPage, SalesQuery};
 use crate::model::{AppError, Sale, SaleHistory, SaleInput};
 #[cfg(feature = "ssr")]
@@ -9,6 +11,7 @@ use crate::server::{
     auth::{Access, CurrentUser, sessions::Activity},
     respond, respond_as,
     sales::{
+        analytics,
         dual_write::{Author, IdempotencyKey, Writer},
         history, list, queries,
     },
@@ -181,20 +184,28 @@ pub async fn delete_sale(token: String, id: String, version: u64) -> Result<(), 
     .await
 }
 
-/// The management analytics over an inclusive date range (`YYYY-MM-DD`, either empty).
+/// The management analytics over an inclusive date range (`YYYY-MM-DD`, either empty),
+/// for one store and one purchase method when given.
 #[server(prefix = "/api", endpoint = "analytics")]
 pub async fn load_analytics(
     from: String,
     to: String,
+    store: Option<String>,
+    method: Option<String>,
     background: Option<bool>,
 ) -> Result<Analytics, AppError> {
     respond_as(
         Activity::of(background),
         Access::MANAGEMENT,
         |call, _| async move {
-            let (from, to) = crate::model::report::parse_range(&from, &to)
-                .map_err(|e| AppError::Invalid(vec![e]))?;
-            queries::analytics(&call.state.mysql, from, to).await
+            let query = AnalyticsQuery {
+                from,
+                to,
+                store: store.unwrap_or_default(),
+                method: method.unwrap_or_default(),
+            };
+            let filter = query.parse().map_err(AppError::Invalid)?;
+            analytics::analytics(&call.state.mysql, &filter).await
         },
     )
     .await

@@ -1,6 +1,7 @@
 //! Types shared by the WASM UI and the server.
 
 pub mod account;
+pub mod analytics;
 pub mod error;
 pub mod health;
 pub mod history;

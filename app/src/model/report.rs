@@ -370,14 +370,20 @@ pub struct Kpis {
 pub struct Analytics {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    pub store: Option<String>,
+    pub method: Option<PurchaseMethod>,
     pub kpis: Kpis,
+    /// The same figures for the period of the same length just before, when the range
+    /// has both ends.
+    pub previous: Option<Kpis>,
+    pub trend: super::analytics::Trend,
     pub by_store: Vec<Slice>,
-    /// "YYYY-MM", in order.
-    pub by_month: Vec<Slice>,
     pub by_method: Vec<Slice>,
     /// Sales per satisfaction score 1..=5.
     pub satisfaction: [u64; 5],
     pub top_items: Vec<ItemSlice>,
+    /// Every store with sales, for the store filter.
+    pub stores: Vec<String>,
     /// The change feed's position when this was read: the page follows the changes
     /// after it (`crate::live`).
     pub feed: u64,
@@ -396,9 +402,9 @@ impl MatchCount {
     /// In words: a count that stopped early says so rather than guessing.
     pub fn describe(self) -> String {
         match (self.exact, self.n > SEARCH_CAP) {
-            (true, _) => self.n.to_string(),
+            (true, _) => group_digits(&self.n.to_string()),
             (false, true) => format!("more than {}", group_digits(&SEARCH_CAP.to_string())),
-            (false, false) => format!("at least {}", self.n),
+            (false, false) => format!("at least {}", group_digits(&self.n.to_string())),
         }
     }
 }
@@ -502,7 +508,7 @@ mod tests {
     #[test]
     fn a_count_that_stopped_early_says_so() {
         let count = |n, exact| MatchCount { n, exact }.describe();
-        assert_eq!(count(SEARCH_CAP, true), "10000");
+        assert_eq!(count(SEARCH_CAP, true), "10,000");
         assert_eq!(count(SEARCH_CAP + 1, false), "more than 10,000");
         assert_eq!(count(412, false), "at least 412");
     }

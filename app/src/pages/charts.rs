@@ -3,12 +3,24 @@
 
 use leptos::prelude::*;
 
-/// One bar: its label, its length, and the exact figures to show for it.
+/// One bar: its label, its length, the exact figures to show for it, and where it
+/// leads (the sales behind it), if anywhere.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
     pub label: String,
     pub value: f64,
     pub detail: String,
+    pub href: Option<String>,
+}
+
+/// A mark that leads somewhere: wrapped in an SVG link when it has an address. (The
+/// `g` around it makes the macro build an SVG `a`: an HTML one inside an `svg`, as a
+/// client-side render would make it, draws nothing.)
+fn linked(href: Option<String>, mark: AnyView) -> AnyView {
+    match href {
+        Some(href) => view! { <g><a href=href>{mark}</a></g> }.into_any(),
+        None => mark,
+    }
 }
 
 fn scale(bars: &[Bar]) -> f64 {
@@ -43,8 +55,8 @@ pub fn BarChart(title: &'static str, bars: Vec<Bar>) -> impl IntoView {
             let w = (b.value / max * 400.0).max(1.0);
             let detail = format!("{}: {}", b.label, b.detail);
             let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
-            view! {
-                <g class="bar" tabindex="0" role="listitem" aria-label=aria
+            let mark = view! {
+                <g class="bar" tabindex=b.href.is_none().then_some("0") role="listitem" aria-label=aria
                     on:mouseenter=move |_| current.set(Some(d1.clone()))
                     on:focus=move |_| current.set(Some(d2.clone()))
                     on:mouseleave=move |_| current.set(None)>
@@ -52,7 +64,8 @@ pub fn BarChart(title: &'static str, bars: Vec<Bar>) -> impl IntoView {
                     <text x="0" y=y + 19.0 class="axis">{b.label.clone()}</text>
                     <rect x="150" y=y + 5.0 width=w height=row - 10.0 rx="3"/>
                 </g>
-            }
+            };
+            linked(b.href, mark.into_any())
         })
         .collect_view();
     let figure = NodeRef::new();
@@ -67,91 +80,121 @@ pub fn BarChart(title: &'static str, bars: Vec<Bar>) -> impl IntoView {
     }
 }
 
-/// Vertical columns over time, with two series to switch between.
+/// Round values from zero to at least `max`, 1, 2 or 5 times a power of ten apart and
+/// at most `most` steps, for a value axis and its gridlines.
+pub fn ticks(max: f64, most: usize) -> Vec<f64> {
+    if max <= 0.0 || !max.is_finite() {
+        return vec![0.0, 1.0];
+    }
+    let rough = max / most.max(1) as f64;
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|s| *s >= rough)
+        .unwrap_or(10.0 * power);
+    let n = (max / step).ceil() as usize;
+    (0..=n).map(|i| i as f64 * step).collect()
+}
+
+/// A tick's value, short: 1500 → "1.5k", 2000000 → "2M".
+pub fn short_number(v: f64) -> String {
+    let (scaled, unit) = match v.abs() {
+        a if a >= 1e6 => (v / 1e6, "M"),
+        a if a >= 1e3 => (v / 1e3, "k"),
+        _ => (v, ""),
+    };
+    let text = format!("{scaled:.1}");
+    format!("{}{unit}", text.strip_suffix(".0").unwrap_or(&text))
+}
+
+/// One point of a line over time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Under the axis (only some are shown when there are many).
+    pub label: String,
+    pub value: f64,
+    pub detail: String,
+    pub href: Option<String>,
+}
+
+/// A line over time with a value axis, gridlines at round values, and a dot per point
+/// that leads to the sales behind it.
 #[component]
-pub fn ColumnChart(
+pub fn LineChart(
     title: &'static str,
-    labels: Vec<String>,
-    first: (&'static str, Vec<(f64, String)>),
-    second: (&'static str, Vec<(f64, String)>),
+    /// Before each tick's value: "$" for money.
+    unit: &'static str,
+    points: Vec<Point>,
 ) -> impl IntoView {
     let current = RwSignal::new(None::<String>);
-    let show_second = RwSignal::new(false);
-    let n = labels.len().max(1) as f64;
-    let width = 600.0;
-    let height = 220.0;
-    let slot = width / n;
-    let series = move |values: Vec<(f64, String)>, labels: Vec<String>| {
-        let max = values
-            .iter()
-            .map(|v| v.0)
-            .fold(0.0, f64::max)
-            .max(f64::MIN_POSITIVE);
-        values
-            .into_iter()
-            .zip(labels)
-            .enumerate()
-            .map(|(i, ((v, detail), label))| {
-                let h = (v / max * (height - 30.0)).max(1.0);
-                let x = i as f64 * slot;
-                let detail = format!("{label}: {detail}");
-                let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
-                view! {
-                    <g class="bar" tabindex="0" role="listitem" aria-label=aria
-                        on:mouseenter=move |_| current.set(Some(d1.clone()))
-                        on:focus=move |_| current.set(Some(d2.clone()))
-                        on:mouseleave=move |_| current.set(None)>
-                        <title>{detail}</title>
-                        <rect x=x + slot * 0.1 y=height - 20.0 - h width=slot * 0.8 height=h rx="2"/>
-                    </g>
-                }
-            })
-            .collect_view()
-    };
-    let first_view = series(first.1, labels.clone());
-    let second_view = series(second.1, labels.clone());
-    let (first_label, second_label) = (first.0, second.0);
-    // "YYYY-MM" labels: month names for one year or less, else one label per year.
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let short = labels.len() <= 12;
-    let ticks = labels
+    let (width, height, left, bottom, top) = (600.0, 220.0, 48.0, 22.0, 8.0);
+    let max = points.iter().map(|p| p.value).fold(0.0, f64::max);
+    let ticks = ticks(max, 5);
+    let top_value = ticks.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
+    let plot_h = height - bottom - top;
+    let slot = (width - left) / points.len().max(1) as f64;
+    let x = move |i: usize| left + slot * (i as f64 + 0.5);
+    let y = move |v: f64| top + plot_h - v / top_value * plot_h;
+    let grid = ticks
+        .iter()
+        .map(|t| {
+            view! {
+                <line class="grid" x1=left x2=width y1=y(*t) y2=y(*t)/>
+                <text class="axis" x=left - 6.0 y=y(*t) + 4.0 text-anchor="end">{format!("{unit}{}", short_number(*t))}</text>
+            }
+        })
+        .collect_view();
+    let path: String = points
         .iter()
         .enumerate()
-        .filter_map(|(i, l)| {
-            let (year, month) = l.split_once('-')?;
-            let text = if short {
-                MONTHS.get(month.parse::<usize>().ok()?.checked_sub(1)?)?.to_string()
-            } else if month == "01" || i == 0 {
-                year.to_string()
-            } else {
-                return None;
+        .map(|(i, p)| {
+            format!(
+                "{}{:.1},{:.1}",
+                if i == 0 { "M" } else { " L" },
+                x(i),
+                y(p.value)
+            )
+        })
+        .collect();
+    // About eight labels under the axis, whatever the number of points.
+    let every = points.len().div_ceil(8).max(1);
+    let labels = points
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(i, p)| view! { <text class="axis" x=x(i) y=height - 6.0 text-anchor="middle">{p.label.clone()}</text> })
+        .collect_view();
+    let dots = points
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let detail = format!("{}: {}", p.label, p.detail);
+            let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
+            let mark = view! {
+                <g class="bar" tabindex=p.href.is_none().then_some("0") role="listitem" aria-label=aria
+                    on:mouseenter=move |_| current.set(Some(d1.clone()))
+                    on:focus=move |_| current.set(Some(d2.clone()))
+                    on:mouseleave=move |_| current.set(None)>
+                    <title>{detail}</title>
+                    <rect class="hit" x=x(i) - slot / 2.0 y=top width=slot height=plot_h/>
+                    <circle cx=x(i) cy=y(p.value) r="3"/>
+                </g>
             };
-            Some(view! { <text x=i as f64 * slot + slot / 2.0 y=height - 4.0 class="axis" text-anchor="middle">{text}</text> })
+            linked(p.href, mark.into_any())
         })
         .collect_view();
     let figure = NodeRef::new();
     view! {
         <figure class="chart wide" node_ref=figure>
-            <figcaption>
-                {title}
-                <SvgDownload title figure/>
-                <span class="toggle" role="group" aria-label="Series">
-                    <button type="button" class="btn small" class:secondary=move || show_second.get()
-                        aria-pressed=move || (!show_second.get()).to_string()
-                        on:click=move |_| show_second.set(false)>{first_label}</button>
-                    <button type="button" class="btn small" class:secondary=move || !show_second.get()
-                        aria-pressed=move || show_second.get().to_string()
-                        on:click=move |_| show_second.set(true)>{second_label}</button>
-                </span>
-            </figcaption>
+            <figcaption>{title} <SvgDownload title figure/></figcaption>
             <svg viewBox=format!("0 0 {width} {height}") role="list" aria-label=title>
-                <g class:hidden=move || show_second.get()>{first_view}</g>
-                <g class="alt" class:hidden=move || !show_second.get()>{second_view}</g>
-                {ticks}
+                {grid}
+                <path class="line" d=path/>
+                {dots}
+                {labels}
             </svg>
-            <Readout current hint="Point at a month for its figures."/>
+            <Readout current hint="Point at a step for its figures; click it for its sales."/>
         </figure>
     }
 }
@@ -176,15 +219,16 @@ pub fn ShareChart(title: &'static str, parts: Vec<Bar>) -> impl IntoView {
             let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
             let start = x;
             x += w;
-            view! {
-                <g class=format!("bar c{i}") tabindex="0" role="listitem" aria-label=aria
+            let mark = view! {
+                <g class=format!("bar c{i}") tabindex=p.href.is_none().then_some("0") role="listitem" aria-label=aria
                     on:mouseenter=move |_| current.set(Some(d1.clone()))
                     on:focus=move |_| current.set(Some(d2.clone()))
                     on:mouseleave=move |_| current.set(None)>
                     <title>{detail}</title>
                     <rect x=start y="0" width=w height="40"/>
                 </g>
-            }
+            };
+            linked(p.href.clone(), mark.into_any())
         })
         .collect_view();
     let legend = parts
@@ -210,7 +254,9 @@ pub fn ShareChart(title: &'static str, parts: Vec<Bar>) -> impl IntoView {
 /// The chart's styles, inlined into a downloaded SVG so it looks the same outside the
 /// page (the site's colours; the series not shown stays hidden).
 const SVG_STYLE: &str = ".bar rect{fill:#1f5fbf}.alt .bar rect,.c1 rect{fill:#2f8f5b}\
-.c2 rect{fill:#c27c0e}.axis{font:12px sans-serif;fill:#566176}.hidden{display:none}";
+.c2 rect{fill:#c27c0e}.axis{font:12px sans-serif;fill:#566176}.hidden{display:none}\
+.grid{stroke:#e3e7ee}.line{fill:none;stroke:#1f5fbf;stroke-width:2}.bar circle{fill:#1f5fbf}\
+.bar rect.hit{fill:transparent}";
 
 #[cfg(any(feature = "hydrate", test))]
 /// A chart's markup as a file of its own: the SVG namespace, the chart's title and
@@ -305,6 +351,16 @@ fn save_svg(figure: &web_sys::HtmlElement, title: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_axes_step_by_round_numbers() {
+        assert_eq!(ticks(87.0, 5), [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        assert_eq!(ticks(1015.0, 5), [0.0, 500.0, 1000.0, 1500.0]);
+        assert_eq!(ticks(0.0, 5), [0.0, 1.0]);
+        assert_eq!(short_number(1500.0), "1.5k");
+        assert_eq!(short_number(2_000_000.0), "2M");
+        assert_eq!(short_number(40.0), "40");
+    }
 
     #[test]
     fn a_downloaded_chart_stands_alone() {

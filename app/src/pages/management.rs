@@ -5,10 +5,12 @@ use crate::api::sales::load_analytics;
 use crate::auth::RequireRole;
 use crate::components::ErrorNote;
 use crate::live::{Heard, Throttle, Views, use_live};
-use crate::model::Role;
-use crate::model::report::{Analytics, money};
-use crate::pages::charts::{Bar, BarChart, ColumnChart, ShareChart};
+use crate::model::analytics::{AnalyticsFilter, Movement, Step};
+use crate::model::report::{Analytics, Kpis, group_digits, money};
+use crate::model::{PurchaseMethod, Role};
+use crate::pages::charts::{Bar, BarChart, LineChart, Point, ShareChart};
 use crate::pages::replication::ReplicationPanel;
+use chrono::{Datelike, NaiveDate};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{A, Form};
@@ -16,6 +18,7 @@ use leptos_router::hooks::use_query_map;
 use leptos_router::location::Url;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use std::cmp::Ordering;
 
 fn f(d: Decimal) -> f64 {
     d.to_f64().unwrap_or(0.0)
@@ -39,63 +42,164 @@ pub fn ManagementDashboard() -> impl IntoView {
     }
 }
 
+/// The analytics' URL state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Wanted {
+    from: String,
+    to: String,
+    store: String,
+    method: String,
+}
+
 /// Created inside the role guard, so its resource only loads for senior managers.
 #[component]
 fn AnalyticsPanel() -> impl IntoView {
     let query = use_query_map();
-    let range = move || {
+    let wanted = move || {
         let q = query.read();
-        (
-            q.get("from").unwrap_or_default(),
-            q.get("to").unwrap_or_default(),
-        )
+        let field = |k: &str| q.get(k).unwrap_or_default();
+        Wanted {
+            from: field("from"),
+            to: field("to"),
+            store: field("store"),
+            method: field("method"),
+        }
     };
     let refreshes = RwSignal::new(0u32);
     let views = Views::new();
     let analytics = Resource::new(
-        move || (range(), refreshes.get()),
-        move |(range, _)| {
-            let background = views.background(&range);
-            load_analytics(range.0, range.1, background)
+        move || (wanted(), refreshes.get()),
+        move |(w, _)| {
+            let background = views.background(&w);
+            load_analytics(w.from, w.to, Some(w.store), Some(w.method), background)
         },
     );
     let refresh = Throttle::new(move || refreshes.update(|n| *n += 1));
-    let export_href = move || {
-        let (from, to) = range();
-        format!(
-            "/api/export/analytics.csv?from={}&to={}",
-            Url::escape(&from),
-            Url::escape(&to)
-        )
-    };
     view! {
         <section class="card" aria-labelledby="analytics-title">
             <h2 id="analytics-title">"Analytics"</h2>
-            <Form method="GET" action="/management" attr:class="filters">
-                // `value` for the server's HTML, `prop:value` for client navigation.
-                <div class="field">
-                    <label for="an-from">"From"</label>
-                    <input id="an-from" type="date" name="from" value=move || range().0 prop:value=move || range().0/>
-                </div>
-                <div class="field">
-                    <label for="an-to">"To"</label>
-                    <input id="an-to" type="date" name="to" value=move || range().1 prop:value=move || range().1/>
-                </div>
-                <div class="field actions">
-                    <button type="submit" class="btn">"Show"</button>
-                    <A href="/management" attr:class="btn secondary">"All time"</A>
-                    <a class="btn secondary" href=export_href download data-testid="export-analytics">"Download table (CSV)"</a>
-                </div>
-            </Form>
             <Transition fallback=|| view! { <p class="muted">"Computing the figures…"</p> }>
                 {move || Suspend::new(async move {
+                    let w = wanted();
                     match analytics.await {
-                        Ok(a) => view! { <AnalyticsView analytics=a refresh/> }.into_any(),
-                        Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                        Ok(a) => {
+                            let stores = a.stores.clone();
+                            view! {
+                                <Filters wanted=w stores/>
+                                <AnalyticsView analytics=a refresh/>
+                            }.into_any()
+                        }
+                        Err(e) => view! {
+                            <Filters wanted=w stores=Vec::new()/>
+                            <ErrorNote error=e/>
+                        }.into_any(),
                     }
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// The range, store and method, kept in the URL (a GET form: it works before hydration).
+#[component]
+fn Filters(wanted: Wanted, stores: Vec<String>) -> impl IntoView {
+    let export_href = format!(
+        "/api/export/analytics.csv?from={}&to={}&store={}&method={}",
+        Url::escape(&wanted.from),
+        Url::escape(&wanted.to),
+        Url::escape(&wanted.store),
+        Url::escape(&wanted.method)
+    );
+    let mut stores = stores;
+    if !wanted.store.is_empty() && !stores.contains(&wanted.store) {
+        stores.push(wanted.store.clone());
+    }
+    let chosen_store = wanted.store.clone();
+    let chosen_method = wanted.method.clone();
+    view! {
+        <Form method="GET" action="/management" attr:class="filters" attr:aria-label="Analytics filters">
+            <div class="field">
+                <label for="an-from">"From"</label>
+                <input id="an-from" type="date" name="from" value=wanted.from.clone() prop:value=wanted.from/>
+            </div>
+            <div class="field">
+                <label for="an-to">"To"</label>
+                <input id="an-to" type="date" name="to" value=wanted.to.clone() prop:value=wanted.to/>
+            </div>
+            <div class="field">
+                <label for="an-store">"Store"</label>
+                <select id="an-store" name="store">
+                    <option value="" selected=chosen_store.is_empty()>"All stores"</option>
+                    {stores.into_iter().map(|s| {
+                        let selected = s == chosen_store;
+                        view! { <option value=s.clone() selected=selected>{s.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </div>
+            <div class="field">
+                <label for="an-method">"Purchase method"</label>
+                <select id="an-method" name="method">
+                    <option value="" selected=chosen_method.is_empty()>"All methods"</option>
+                    {PurchaseMethod::ALL.into_iter().map(|m| view! {
+                        <option value=m.as_str() selected=m.as_str() == chosen_method>{m.as_str()}</option>
+                    }).collect_view()}
+                </select>
+            </div>
+            <div class="field actions">
+                <button type="submit" class="btn">"Show"</button>
+                <A href="/management" attr:class="btn secondary">"All time"</A>
+                <a class="btn secondary" href=export_href download data-testid="export-analytics">"Download table (CSV)"</a>
+            </div>
+        </Form>
+    }
+}
+
+/// A KPI: its value and, when there is a previous period, how it moved.
+#[component]
+fn Kpi(
+    label: &'static str,
+    id: &'static str,
+    value: String,
+    change: Option<Option<Movement>>,
+) -> impl IntoView {
+    let change = change.map(|m| match m {
+        Some(m) => {
+            let (class, arrow) = match m.direction {
+                Ordering::Greater => ("kpi-change up", "▲"),
+                Ordering::Less => ("kpi-change down", "▼"),
+                Ordering::Equal => ("kpi-change", "="),
+            };
+            view! {
+                <span class=class data-testid=format!("{id}-change")>
+                    <span aria-hidden="true">{arrow} " "</span>{m.text} " vs previous period"
+                </span>
+            }
+            .into_any()
+        }
+        None => view! {
+            <span class="kpi-change" data-testid=format!("{id}-change")>"none in the previous period"</span>
+        }
+        .into_any(),
+    });
+    view! {
+        <div class="kpi">
+            <span class="kpi-label">{label}</span>
+            <span class="kpi-value" data-testid=id>{value}</span>
+            {change}
+        </div>
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A trend point's name: "Mar 3" for days and weeks, "Mar 2016" for months.
+fn step_label(step: Step, start: NaiveDate) -> String {
+    let month = MONTHS[start.month0() as usize];
+    match step {
+        Step::Day | Step::Week => format!("{month} {}", start.day()),
+        Step::Month => format!("{month} {}", start.year()),
     }
 }
 
@@ -111,26 +215,65 @@ fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
             refresh.request();
         }
     });
+    let filter = AnalyticsFilter {
+        from,
+        to,
+        store: analytics.store.clone(),
+        method: analytics.method,
+    };
     let k = analytics.kpis;
+    let p = analytics.previous;
     let stores: Vec<Bar> = analytics
         .by_store
         .iter()
         .map(|s| Bar {
             label: s.label.clone(),
             value: f(s.revenue),
-            detail: format!("{} · {} sales", money(s.revenue), s.sales),
+            detail: format!(
+                "{} · {} sales",
+                money(s.revenue),
+                group_digits(&s.sales.to_string())
+            ),
+            href: Some(filter.sales_table_href(None, None, Some(&s.label), None)),
         })
         .collect();
-    let months: Vec<String> = analytics.by_month.iter().map(|m| m.label.clone()).collect();
-    let revenue: Vec<(f64, String)> = analytics
-        .by_month
+    let step = analytics.trend.step;
+    let last_day = to;
+    let trend_href = |start: NaiveDate| {
+        let end = step.last_day(start);
+        let end = last_day.map_or(end, |l| end.min(l));
+        let begin = from.map_or(start, |f| start.max(f));
+        filter.sales_table_href(Some(begin), Some(end), None, None)
+    };
+    let revenue: Vec<Point> = analytics
+        .trend
+        .points
         .iter()
-        .map(|m| (f(m.revenue), money(m.revenue)))
+        .map(|t| Point {
+            label: step_label(step, t.start),
+            value: f(t.revenue),
+            detail: format!(
+                "{} · {} sales",
+                money(t.revenue),
+                group_digits(&t.sales.to_string())
+            ),
+            href: Some(trend_href(t.start)),
+        })
         .collect();
-    let counts: Vec<(f64, String)> = analytics
-        .by_month
+    let counts: Vec<Point> = analytics
+        .trend
+        .points
         .iter()
-        .map(|m| (m.sales as f64, format!("{} sales", m.sales)))
+        .map(|t| Point {
+            label: step_label(step, t.start),
+            value: t.sales as f64,
+            detail: format!(
+                "{} sales · {}",
+                group_digits(&t.sales.to_string()),
+                money(t.revenue)
+            ),
+            href: Some(trend_href(t.start)),
+        })
         .collect();
     let methods: Vec<Bar> = analytics
         .by_method
@@ -138,7 +281,14 @@ fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
         .map(|m| Bar {
             label: m.label.clone(),
             value: m.sales as f64,
-            detail: format!("{} sales · {}", m.sales, money(m.revenue)),
+            detail: format!(
+                "{} sales · {}",
+                group_digits(&m.sales.to_string()),
+                money(m.revenue)
+            ),
+            href: PurchaseMethod::parse(&m.label)
+                .ok()
+                .map(|method| filter.sales_table_href(None, None, None, Some(method))),
         })
         .collect();
     let satisfaction: Vec<Bar> = analytics
@@ -148,7 +298,8 @@ fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
         .map(|(i, n)| Bar {
             label: format!("{} ★", i + 1),
             value: *n as f64,
-            detail: format!("{n} sales"),
+            detail: format!("{} sales", group_digits(&n.to_string())),
+            href: None,
         })
         .collect();
     let items: Vec<Bar> = analytics
@@ -157,26 +308,51 @@ fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
         .map(|i| Bar {
             label: i.name.clone(),
             value: f(i.revenue),
-            detail: format!("{} · {} sold", money(i.revenue), i.quantity),
+            detail: format!(
+                "{} · {} sold",
+                money(i.revenue),
+                group_digits(&i.quantity.to_string())
+            ),
+            href: None,
         })
         .collect();
-    let percent = (k.coupon_rate * Decimal::from(100)).round_dp(1);
+    let percent = |rate: Decimal| (rate * Decimal::from(100)).round_dp(1);
+    let change = |pick: fn(&Kpis) -> Decimal, relative: bool, unit: &'static str| {
+        p.as_ref().map(|before| {
+            if relative {
+                Movement::percent(pick(&k), pick(before))
+            } else {
+                Some(Movement::points(pick(&k), pick(before), unit))
+            }
+        })
+    };
+    let revenue_change = change(|k| k.revenue, true, "");
+    let sales_change = change(|k| Decimal::from(k.sales), true, "");
+    let basket_change = change(|k| k.average_basket, true, "");
+    let coupon_change = change(|k| k.coupon_rate * Decimal::from(100), false, " pts");
+    let satisfaction_change = change(|k| k.average_satisfaction, false, "");
+    let trend_title = match step {
+        Step::Day => ("Revenue by day", "Sales by day"),
+        Step::Week => ("Revenue by week", "Sales by week"),
+        Step::Month => ("Revenue by month", "Sales by month"),
+    };
     view! {
         <div class="kpis" data-testid="analytics-kpis">
-            <div class="kpi"><span class="kpi-label">"Revenue"</span><span class="kpi-value" data-testid="kpi-revenue">{money(k.revenue)}</span></div>
-            <div class="kpi"><span class="kpi-label">"Sales"</span><span class="kpi-value" data-testid="kpi-sales">{k.sales}</span></div>
-            <div class="kpi"><span class="kpi-label">"Average basket"</span><span class="kpi-value" data-testid="kpi-basket">{money(k.average_basket)}</span></div>
-            <div class="kpi"><span class="kpi-label">"Coupon rate"</span><span class="kpi-value" data-testid="kpi-coupon">{format!("{percent}%")}</span></div>
-            <div class="kpi"><span class="kpi-label">"Average satisfaction"</span><span class="kpi-value" data-testid="kpi-satisfaction">{k.average_satisfaction.to_string()} " / 5"</span></div>
+            <Kpi label="Revenue" id="kpi-revenue" value=money(k.revenue) change=revenue_change/>
+            <Kpi label="Sales" id="kpi-sales" value=group_digits(&k.sales.to_string()) change=sales_change/>
+            <Kpi label="Average basket" id="kpi-basket" value=money(k.average_basket) change=basket_change/>
+            <Kpi label="Coupon rate" id="kpi-coupon" value=format!("{}%", percent(k.coupon_rate)) change=coupon_change/>
+            <Kpi label="Average satisfaction" id="kpi-satisfaction" value=format!("{} / 5", k.average_satisfaction) change=satisfaction_change/>
         </div>
         {if k.sales == 0 {
             view! { <p class="muted">"No sales in this period."</p> }.into_any()
         } else {
             view! {
                 <div class="charts">
+                    <LineChart title=trend_title.0 unit="$" points=revenue/>
+                    <LineChart title=trend_title.1 unit="" points=counts/>
                     <BarChart title="Revenue by store" bars=stores/>
                     <ShareChart title="Sales by purchase method" parts=methods/>
-                    <ColumnChart title="By month" labels=months first=("Revenue", revenue) second=("Sales", counts)/>
                     <BarChart title="Satisfaction" bars=satisfaction/>
                     <BarChart title="Top items by revenue" bars=items/>
                 </div>

@@ -5,9 +5,10 @@
 //! the sales table's searches, sorts and pages (`search`).
 
 use crate::{Bench, ms, percentile, sized, smoke};
+use app::model::analytics::AnalyticsFilter;
 use app::model::{Role, Sale, SaleId};
 use app::server::sales::changes::Changes;
-use app::server::sales::{backup, generate, queries};
+use app::server::sales::{analytics, backup, generate};
 use std::time::{Duration, Instant};
 
 fn err(e: app::model::AppError) -> anyhow::Error {
@@ -127,16 +128,21 @@ pub async fn run(bench: &Bench, size: usize) -> anyhow::Result<()> {
     baseline.sort();
     let mut all = Vec::new();
     let mut year = Vec::new();
-    let (from, to) = (
-        chrono::NaiveDate::from_ymd_opt(2015, 1, 1),
-        chrono::NaiveDate::from_ymd_opt(2015, 12, 31),
-    );
+    let year_filter = AnalyticsFilter {
+        from: chrono::NaiveDate::from_ymd_opt(2015, 1, 1),
+        to: chrono::NaiveDate::from_ymd_opt(2015, 12, 31),
+        ..Default::default()
+    };
     for _ in 0..sized(50, 3) {
         let t = Instant::now();
-        queries::analytics(pool, None, None).await.map_err(err)?;
+        analytics::analytics(pool, &AnalyticsFilter::default())
+            .await
+            .map_err(err)?;
         all.push(t.elapsed());
         let t = Instant::now();
-        queries::analytics(pool, from, to).await.map_err(err)?;
+        analytics::analytics(pool, &year_filter)
+            .await
+            .map_err(err)?;
         year.push(t.elapsed());
     }
     all.sort();

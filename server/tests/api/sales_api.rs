@@ -351,16 +351,15 @@ async fn direct(
     )
 }
 
+/// The analytics for `args` (the page's URL fields) against the same figures read from
+/// the sales tables with `range` (SQL over `sales`).
 async fn assert_analytics_match(
     app: &TestApp,
     manager: &reqwest::Client,
-    from: &str,
-    to: &str,
+    args: &[(&str, &str)],
     range: &str,
 ) {
-    let (status, body) = app
-        .call(manager, "analytics", &[("from", from), ("to", to)])
-        .await;
+    let (status, body) = app.call(manager, "analytics", args).await;
     assert_eq!(status, 200, "{body}");
     let a: Analytics = serde_json::from_value(body).unwrap();
     let (revenue, sales, coupons, sat, by_store, top_item) = direct(app, range).await;
@@ -381,9 +380,11 @@ async fn assert_analytics_match(
         by_store
     );
     assert_eq!(
-        a.by_month.iter().map(|m| m.revenue).sum::<Decimal>(),
-        revenue
+        a.trend.points.iter().map(|p| p.revenue).sum::<Decimal>(),
+        revenue,
+        "the trend adds up"
     );
+    assert_eq!(a.trend.points.iter().map(|p| p.sales).sum::<u64>(), sales);
     assert_eq!(a.by_method.iter().map(|m| m.sales).sum::<u64>(), sales);
     assert_eq!(a.satisfaction.iter().sum::<u64>(), sales);
     assert_eq!(
@@ -397,13 +398,43 @@ async fn analytics_agree_with_the_sales_tables_to_the_cent() {
     let app = spawn_app().await;
     let sales = seed(&app, 120, "x@example.com").await;
     let manager = app.user_with_role("an.boss", Role::SeniorManagement).await;
-    assert_analytics_match(&app, &manager, "", "", "1 = 1").await;
+    assert_analytics_match(&app, &manager, &[("from", ""), ("to", "")], "1 = 1").await;
     assert_analytics_match(
         &app,
         &manager,
-        "2014-01-01",
-        "2015-06-30",
+        &[("from", "2014-01-01"), ("to", "2015-06-30")],
         "sale_date >= '2014-01-01' AND sale_date < '2015-07-01'",
+    )
+    .await;
+    // One store, one purchase method, both, and a range with them: top items included.
+    let store = sales[0].draft.store_location.to_string();
+    let store_sql = format!("store_location = '{store}'");
+    assert_analytics_match(
+        &app,
+        &manager,
+        &[("from", ""), ("to", ""), ("store", &store)],
+        &store_sql,
+    )
+    .await;
+    assert_analytics_match(
+        &app,
+        &manager,
+        &[("from", ""), ("to", ""), ("method", "Online")],
+        "purchase_method = 'Online'",
+    )
+    .await;
+    assert_analytics_match(
+        &app,
+        &manager,
+        &[
+            ("from", "2014-01-01"),
+            ("to", "2016-12-31"),
+            ("store", &store),
+            ("method", "In store"),
+        ],
+        &format!(
+            "{store_sql} AND purchase_method = 'In store' AND sale_date >= '2014-01-01' AND sale_date < '2017-01-01'"
+        ),
     )
     .await;
 
@@ -419,7 +450,14 @@ async fn analytics_agree_with_the_sales_tables_to_the_cent() {
     for s in sales.iter().skip(10).take(5) {
         writer.delete(None, &s.id, 1).await.unwrap();
     }
-    assert_analytics_match(&app, &manager, "", "", "1 = 1").await;
+    assert_analytics_match(&app, &manager, &[("from", ""), ("to", "")], "1 = 1").await;
+    assert_analytics_match(
+        &app,
+        &manager,
+        &[("from", ""), ("to", ""), ("store", &store)],
+        &store_sql,
+    )
+    .await;
 
     let (status, body) = app
         .call(
@@ -429,6 +467,15 @@ async fn analytics_agree_with_the_sales_tables_to_the_cent() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
+    let (status, body) = app
+        .call(
+            &manager,
+            "analytics",
+            &[("from", ""), ("to", ""), ("method", "Carrier pigeon")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("method"), "{body}");
     let worker = app.user_with_role("an.worker", Role::TechnicalWorker).await;
     assert_eq!(
         app.call(&worker, "analytics", &[("from", ""), ("to", "")])
@@ -436,4 +483,61 @@ async fn analytics_agree_with_the_sales_tables_to_the_cent() {
             .0,
         403
     );
+}
+
+#[tokio::test]
+async fn kpis_compare_with_the_previous_period_of_the_same_length() {
+    let app = spawn_app().await;
+    let writer = dual_write::writer(app.mysql.clone(), app.mongo.clone());
+    // March 2016 (31 days) and the 31 days before it, 30 January to 29 February; one
+    // sale on 29 January, just outside both.
+    let days = [
+        ("2016-01-29T12:00:00Z", false),
+        ("2016-01-30T09:00:00Z", true),
+        ("2016-02-29T18:00:00Z", true),
+        ("2016-03-01T08:00:00Z", false),
+        ("2016-03-15T12:00:00Z", false),
+        ("2016-03-31T23:00:00Z", false),
+    ];
+    let mut drafts = generate::sales(64);
+    let mut before = (Decimal::ZERO, 0u64);
+    let mut now = (Decimal::ZERO, 0u64);
+    for (at, previous) in days {
+        let mut draft = drafts.next().unwrap();
+        draft.sale_date = at.parse().unwrap();
+        let march = at.starts_with("2016-03");
+        let total = draft.total();
+        writer.create(None, draft).await.unwrap();
+        if previous {
+            before = (before.0 + total, before.1 + 1);
+        } else if march {
+            now = (now.0 + total, now.1 + 1);
+        }
+    }
+    let manager = app.user_with_role("cmp.boss", Role::SeniorManagement).await;
+    let (status, body) = app
+        .call(
+            &manager,
+            "analytics",
+            &[("from", "2016-03-01"), ("to", "2016-03-31")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let a: Analytics = serde_json::from_value(body).unwrap();
+    assert_eq!((a.kpis.revenue, a.kpis.sales), now);
+    let p = a.previous.expect("a closed range has a previous period");
+    assert_eq!((p.revenue, p.sales), before);
+    // 31 days: one point a day, those without sales at zero.
+    assert_eq!(a.trend.step, app::model::analytics::Step::Day);
+    assert_eq!(a.trend.points.len(), 31);
+    assert_eq!(a.trend.points[14].sales, 1, "15 March");
+    assert_eq!(a.trend.points.iter().filter(|p| p.sales > 0).count(), 3);
+
+    // An open range has no period of the same length before it.
+    let (_, body) = app
+        .call(&manager, "analytics", &[("from", "2016-03-01"), ("to", "")])
+        .await;
+    let open: Analytics = serde_json::from_value(body).unwrap();
+    assert_eq!(open.previous, None);
+    assert_eq!(open.kpis.sales, 3);
 }

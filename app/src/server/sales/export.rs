@@ -3,9 +3,10 @@
 //! export of a million sales holds one chunk in memory, not the file; amounts are
 //! written exactly as stored (decimal text, never floats).
 
+use super::analytics::filters;
 use super::list::{EXPORT_PLAN, from_sales, order_by, push_filters};
-use super::queries::range;
-use crate::model::report::{SalesFilter, SalesQuery, parse_range};
+use crate::model::analytics::{AnalyticsFilter, AnalyticsQuery};
+use crate::model::report::{SalesFilter, SalesQuery};
 use crate::model::{AppError, Gender, PurchaseMethod};
 use crate::server::AppState;
 use crate::server::auth::{Access, CurrentUser, guard, request, sessions::Activity};
@@ -313,14 +314,13 @@ fn daily_cells(r: DailyRow) -> Vec<String> {
 fn analytics_csv(
     pool: MySqlPool,
     permit: tokio::sync::OwnedSemaphorePermit,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
+    filter: &AnalyticsFilter,
 ) -> Body {
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT day, store_location, purchase_method, coupon_used, sales, revenue, satisfaction_sum \
          FROM sales_daily",
     );
-    range(&mut q, from, to);
+    filters(&mut q, filter);
     q.push(" AND sales > 0 ORDER BY day, store_location, purchase_method, coupon_used");
     csv_body(pool, permit, DAILY_HEADER, q, daily_cells)
 }
@@ -371,33 +371,25 @@ pub async fn purchases_download(State(state): State<AppState>, request: Request)
     exported.await.unwrap_or_else(crate::server::error_response)
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct RangeQuery {
-    #[serde(default)]
-    from: String,
-    #[serde(default)]
-    to: String,
-}
-
-/// `GET /api/export/analytics.csv?from=…&to=…`: the analytics' daily table.
+/// `GET /api/export/analytics.csv?from=…&to=…&store=…&method=…`: the analytics' daily
+/// table, with the page's filters.
 pub async fn analytics_download(
     State(state): State<AppState>,
-    Query(range): Query<RangeQuery>,
+    Query(query): Query<AnalyticsQuery>,
     request: Request,
 ) -> Response {
     let exported = async {
         admit(&state, request, Access::MANAGEMENT).await?;
-        let (from, to) =
-            parse_range(&range.from, &range.to).map_err(|e| AppError::Invalid(vec![e]))?;
+        let filter = query.parse().map_err(AppError::Invalid)?;
         let name = format!(
             "analytics-{}-{}.csv",
-            from.map_or("start".into(), |d| d.to_string()),
-            to.map_or("today".into(), |d| d.to_string())
+            filter.from.map_or("start".into(), |d| d.to_string()),
+            filter.to.map_or("today".into(), |d| d.to_string())
         );
         let permit = state.exports.admit()?;
         Ok::<_, AppError>(attachment(
             name,
-            analytics_csv(state.mysql.clone(), permit, from, to),
+            analytics_csv(state.mysql.clone(), permit, &filter),
         ))
     };
     exported.await.unwrap_or_else(crate::server::error_response)

@@ -1,6 +1,7 @@
 //! Sales: the MongoDB primary, the normalized MySQL backup, dual writes, reconciliation,
 //! import and generation.
 
+pub mod analytics;
 pub mod backup;
 pub mod changes;
 pub mod codec;

@@ -14,7 +14,10 @@ use rust_decimal::Decimal;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use std::collections::BTreeMap;
 
+/// Day, store, purchase method and coupon: `sales_daily`'s key.
 type DayKey = (NaiveDate, String, String, bool);
+/// Day, store, purchase method and item name: `item_daily`'s key.
+type ItemKey = (NaiveDate, String, String, String);
 
 #[derive(Debug, Default, Clone, Copy)]
 struct DayDelta {
@@ -27,7 +30,7 @@ struct DayDelta {
 #[derive(Debug, Default)]
 pub struct Delta {
     days: BTreeMap<DayKey, DayDelta>,
-    items: BTreeMap<(NaiveDate, String), (Decimal, i64)>,
+    items: BTreeMap<ItemKey, (Decimal, i64)>,
 }
 
 impl Delta {
@@ -41,8 +44,8 @@ impl Delta {
         }
     }
 
-    fn add_item(&mut self, sign: i64, day: NaiveDate, name: String, revenue: Decimal, qty: i64) {
-        let e = self.items.entry((day, name)).or_default();
+    fn add_item(&mut self, sign: i64, key: ItemKey, revenue: Decimal, qty: i64) {
+        let e = self.items.entry(key).or_default();
         e.0 += Decimal::from(sign) * revenue;
         e.1 += sign * qty;
     }
@@ -66,8 +69,12 @@ impl Delta {
             for item in &d.items {
                 self.add_item(
                     1,
-                    day,
-                    item.name.to_string(),
+                    (
+                        day,
+                        d.store_location.to_string(),
+                        d.purchase_method.as_str().to_string(),
+                        item.name.to_string(),
+                    ),
                     item.line_total(),
                     i64::from(item.quantity.get()),
                 );
@@ -107,7 +114,8 @@ impl Delta {
                 self.add_sale(-1, key, r.total, r.customer_satisfaction);
             }
             let mut q = QueryBuilder::<MySql>::new(
-                "SELECT DATE(s.sale_date) AS day, i.name, i.price * i.quantity AS revenue, i.quantity \
+                "SELECT DATE(s.sale_date) AS day, s.store_location, CAST(s.purchase_method AS CHAR) AS purchase_method, \
+                 i.name, i.price * i.quantity AS revenue, i.quantity \
                  FROM sale_items i JOIN sales s ON s.id = i.sale_id WHERE i.sale_id IN (",
             );
             crate::server::db::finish_in_list(&mut q, chunk);
@@ -118,7 +126,8 @@ impl Delta {
                 .await
                 .reporting("read rollup contribution")?;
             for r in rows {
-                self.add_item(-1, r.day, r.name, r.revenue, i64::from(r.quantity));
+                let key = (r.day, r.store_location, r.purchase_method, r.name);
+                self.add_item(-1, key, r.revenue, i64::from(r.quantity));
             }
         }
         Ok(stored)
@@ -166,14 +175,19 @@ impl Delta {
             .collect();
         for chunk in items.chunks(1000) {
             let mut q = QueryBuilder::<MySql>::new(
-                "INSERT INTO item_daily (day, name, revenue, quantity) ",
+                "INSERT INTO item_daily (day, store_location, purchase_method, name, revenue, quantity) ",
             );
-            q.push_values(chunk, |mut row, ((day, name), (revenue, qty))| {
-                row.push_bind(*day)
-                    .push_bind(name.as_str())
-                    .push_bind(*revenue)
-                    .push_bind(*qty);
-            });
+            q.push_values(
+                chunk,
+                |mut row, ((day, store, method, name), (revenue, qty))| {
+                    row.push_bind(*day)
+                        .push_bind(store.as_str())
+                        .push_bind(method.as_str())
+                        .push_bind(name.as_str())
+                        .push_bind(*revenue)
+                        .push_bind(*qty);
+                },
+            );
             q.push(
                 " ON DUPLICATE KEY UPDATE revenue = revenue + VALUES(revenue), quantity = quantity + VALUES(quantity)",
             );
@@ -204,8 +218,9 @@ async fn rebuild_once(pool: &sqlx::MySqlPool) -> Result<(), AppError> {
          SUM(customer_satisfaction = 3), SUM(customer_satisfaction = 4), SUM(customer_satisfaction = 5) \
          FROM sales GROUP BY DATE(sale_date), store_location, purchase_method, coupon_used",
         "INSERT INTO item_daily \
-         SELECT DATE(s.sale_date), i.name, SUM(i.price * i.quantity), SUM(i.quantity) \
-         FROM sale_items i JOIN sales s ON s.id = i.sale_id GROUP BY DATE(s.sale_date), i.name",
+         SELECT DATE(s.sale_date), s.store_location, s.purchase_method, i.name, SUM(i.price * i.quantity), SUM(i.quantity) \
+         FROM sale_items i JOIN sales s ON s.id = i.sale_id \
+         GROUP BY DATE(s.sale_date), s.store_location, s.purchase_method, i.name",
     ] {
         sqlx::query(sql)
             .execute(&mut *tx)
@@ -232,6 +247,8 @@ struct SaleContribution {
 #[derive(sqlx::FromRow)]
 struct ItemContribution {
     day: NaiveDate,
+    store_location: String,
+    purchase_method: String,
     name: String,
     revenue: Decimal,
     quantity: u16,
