@@ -30,10 +30,19 @@ const PAGES: { who: keyof typeof DEMO | null; paths: string[] }[] = [
   { who: 'manager', paths: ['/management', '/management/users', '/sales/:sale/history'] },
 ];
 
-for (const width of [1280, 360]) {
+// The dark theme follows the system's setting (`prefers-color-scheme`): checked at the
+// desktop width, where every chart and table shows.
+const VIEWS: { width: number; scheme: 'light' | 'dark' }[] = [
+  { width: 1280, scheme: 'light' },
+  { width: 360, scheme: 'light' },
+  { width: 1280, scheme: 'dark' },
+];
+
+for (const { width, scheme } of VIEWS) {
   for (const { who, paths } of PAGES) {
-    test(`${who ?? 'anonymous'} pages pass the WCAG 2.1 AA checks at ${width} px`, async ({ page }) => {
+    test(`${who ?? 'anonymous'} pages pass the WCAG 2.1 AA checks at ${width} px, ${scheme}`, async ({ page }) => {
       await page.setViewportSize({ width, height: 900 });
+      await page.emulateMedia({ colorScheme: scheme });
       if (who) {
         await login(page, DEMO[who].username, DEMO[who].password);
         await expect(page).not.toHaveURL(/\/login/);

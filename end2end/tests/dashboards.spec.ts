@@ -203,7 +203,7 @@ test('a manager sees KPIs that match the database, in context, and drills down t
   // A date range, kept in the URL, compared with the 365 days before it.
   await page.getByLabel('From', { exact: true }).fill('2015-01-01');
   await page.getByLabel('To', { exact: true }).fill('2015-12-31');
-  await page.getByRole('button', { name: 'Show' }).click();
+  await page.getByRole('button', { name: 'Show', exact: true }).click();
   await expect(page).toHaveURL(/from=2015-01-01/);
   const year = async (y: number, where = '', args: unknown[] = []) =>
     (
@@ -221,10 +221,31 @@ test('a manager sees KPIs that match the database, in context, and drills down t
   // A year is drawn week by week.
   await expect(page.getByRole('list', { name: 'Revenue by week' })).toBeVisible();
 
-  // Charts are interactive after hydration: a bar's figures.
+  // Charts are interactive after hydration: a bar's figures for the pointer...
   const stores = page.locator('figure', { hasText: 'Revenue by store' });
   await stores.locator('g.bar').first().hover();
   await expect(stores.locator('.readout')).toContainText('$');
+  // ...and for the keyboard: the chart is one tab stop, the arrow keys walk its bars.
+  const byStore = await query(
+    "SELECT store_location AS store, SUM(total) AS revenue, COUNT(*) AS n FROM sales WHERE sale_date >= '2015-01-01' AND sale_date < '2016-01-01' GROUP BY 1 ORDER BY 2 DESC, 1",
+  );
+  const figures = (r: any) => `${r.store}: ${money(String(r.revenue))} · ${grouped(r.n)} sales`;
+  const plot = stores.getByRole('list', { name: 'Revenue by store' });
+  await plot.focus();
+  await page.keyboard.press('ArrowDown');
+  await expect(stores.locator('.readout')).toHaveText(figures(byStore[0]));
+  await page.keyboard.press('ArrowDown');
+  await expect(stores.locator('.readout')).toHaveText(figures(byStore[1]));
+  await page.keyboard.press('End');
+  await expect(stores.locator('.readout')).toHaveText(figures(byStore[byStore.length - 1]));
+  await page.keyboard.press('Tab');
+  await expect(page.locator('figure', { hasText: 'Sales by purchase method' }).getByRole('button', { name: 'Show as table' })).toBeFocused();
+  // The same figures as a table.
+  await stores.getByRole('button', { name: 'Show as table' }).click();
+  const rows = stores.getByRole('table').getByRole('row');
+  await expect(rows).toHaveCount(byStore.length + 1);
+  await expect(rows.nth(1)).toHaveText(`${byStore[0].store}${money(String(byStore[0].revenue))} · ${grouped(byStore[0].n)} sales`);
+  await stores.getByRole('button', { name: 'Show as table' }).click();
   await expect(page.getByTestId('replication')).toBeVisible();
   await shot(page, 'management-dashboard');
 
@@ -232,7 +253,7 @@ test('a manager sees KPIs that match the database, in context, and drills down t
   const store = (await page.getByLabel('Store', { exact: true }).locator('option').nth(1).textContent())!.trim();
   await page.getByLabel('Store', { exact: true }).selectOption(store);
   await page.getByLabel('Purchase method', { exact: true }).selectOption('Online');
-  await page.getByRole('button', { name: 'Show' }).click();
+  await page.getByRole('button', { name: 'Show', exact: true }).click();
   await expect(page).toHaveURL(/method=Online/);
   expect(new URL(page.url()).searchParams.get('store')).toBe(store);
   const narrowed = await year(2015, 'AND store_location = ? AND purchase_method = ?', [store, 'Online']);

@@ -149,14 +149,6 @@ impl Step {
     pub fn last_day(self, start: NaiveDate) -> NaiveDate {
         self.next(start).and_then(|n| n.pred_opt()).unwrap_or(start)
     }
-
-    pub fn noun(self) -> &'static str {
-        match self {
-            Step::Day => "day",
-            Step::Week => "week",
-            Step::Month => "month",
-        }
-    }
 }
 
 /// One point of the trend: the step starting on `start`.

@@ -1,83 +1,19 @@
-//! Small SVG charts: rendered on the server, interactive once hydrated (the focused or
-//! hovered bar's figures show under the chart; series can be switched).
+//! Small SVG charts, rendered on the server and read at a glance: value axes at round
+//! numbers with gridlines, each bar's value written on it, and a legend where colours
+//! mean something. Once hydrated, a chart is one tab stop whose marks the arrow keys
+//! walk through (each mark's figures show under the chart, as they do for the pointer),
+//! and "Show as table" gives the same figures as a table.
 
 use leptos::prelude::*;
 
-/// One bar: its label, its length, the exact figures to show for it, and where it
-/// leads (the sales behind it), if anywhere.
+/// One mark (a bar, a share, a point in time): its label, its size, the exact figures
+/// to show for it, and where it leads (the sales behind it), if anywhere.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
     pub label: String,
     pub value: f64,
     pub detail: String,
     pub href: Option<String>,
-}
-
-/// A mark that leads somewhere: wrapped in an SVG link when it has an address. (The
-/// `g` around it makes the macro build an SVG `a`: an HTML one inside an `svg`, as a
-/// client-side render would make it, draws nothing.)
-fn linked(href: Option<String>, mark: AnyView) -> AnyView {
-    match href {
-        Some(href) => view! { <g><a href=href>{mark}</a></g> }.into_any(),
-        None => mark,
-    }
-}
-
-fn scale(bars: &[Bar]) -> f64 {
-    bars.iter()
-        .map(|b| b.value)
-        .fold(0.0, f64::max)
-        .max(f64::MIN_POSITIVE)
-}
-
-/// The figures of the bar under the pointer (or keyboard focus).
-#[component]
-fn Readout(current: RwSignal<Option<String>>, hint: &'static str) -> impl IntoView {
-    view! {
-        <p class="readout" aria-live="polite">
-            {move || current.get().unwrap_or_else(|| hint.to_string())}
-        </p>
-    }
-}
-
-/// Horizontal bars, one per label (stores, items).
-#[component]
-pub fn BarChart(title: &'static str, bars: Vec<Bar>) -> impl IntoView {
-    let current = RwSignal::new(None::<String>);
-    let max = scale(&bars);
-    let row = 30.0;
-    let height = (bars.len() as f64 * row).max(row);
-    let rows = bars
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let y = i as f64 * row;
-            let w = (b.value / max * 400.0).max(1.0);
-            let detail = format!("{}: {}", b.label, b.detail);
-            let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
-            let mark = view! {
-                <g class="bar" tabindex=b.href.is_none().then_some("0") role="listitem" aria-label=aria
-                    on:mouseenter=move |_| current.set(Some(d1.clone()))
-                    on:focus=move |_| current.set(Some(d2.clone()))
-                    on:mouseleave=move |_| current.set(None)>
-                    <title>{detail}</title>
-                    <text x="0" y=y + 19.0 class="axis">{b.label.clone()}</text>
-                    <rect x="150" y=y + 5.0 width=w height=row - 10.0 rx="3"/>
-                </g>
-            };
-            linked(b.href, mark.into_any())
-        })
-        .collect_view();
-    let figure = NodeRef::new();
-    view! {
-        <figure class="chart" node_ref=figure>
-            <figcaption>{title} <SvgDownload title figure/></figcaption>
-            <svg viewBox=format!("0 0 560 {height}") role="list" aria-label=title preserveAspectRatio="xMinYMin meet">
-                {rows}
-            </svg>
-            <Readout current hint="Point at a bar for its figures."/>
-        </figure>
-    }
 }
 
 /// Round values from zero to at least `max`, 1, 2 or 5 times a power of ten apart and
@@ -97,7 +33,7 @@ pub fn ticks(max: f64, most: usize) -> Vec<f64> {
     (0..=n).map(|i| i as f64 * step).collect()
 }
 
-/// A tick's value, short: 1500 → "1.5k", 2000000 → "2M".
+/// A value, short: 1500 → "1.5k", 2000000 → "2M".
 pub fn short_number(v: f64) -> String {
     let (scaled, unit) = match v.abs() {
         a if a >= 1e6 => (v / 1e6, "M"),
@@ -108,24 +44,228 @@ pub fn short_number(v: f64) -> String {
     format!("{}{unit}", text.strip_suffix(".0").unwrap_or(&text))
 }
 
-/// One point of a line over time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Point {
-    /// Under the axis (only some are shown when there are many).
-    pub label: String,
-    pub value: f64,
-    pub detail: String,
-    pub href: Option<String>,
+/// One mark of a chart: reachable by the arrow keys (`data-mark`), named by its figures,
+/// and a link to the sales behind it when it has an address. (Inside an `svg` element,
+/// so the macro builds an SVG `a`: an HTML one there draws nothing.) A link is named by
+/// its `title`, not `aria-label`: a name must hold the text a link shows, and the
+/// short value on a bar is not in its exact figures.
+fn mark(bar: &Bar, class: String, current: RwSignal<Option<String>>, shape: AnyView) -> AnyView {
+    let detail = format!("{}: {}", bar.label, bar.detail);
+    let (hover, focus) = (detail.clone(), detail.clone());
+    let enter = move |_| current.set(Some(hover.clone()));
+    let focused = move |_| current.set(Some(focus.clone()));
+    let leave = move |_| current.set(None);
+    match &bar.href {
+        Some(href) => view! {
+            <g class=class role="listitem">
+                <a href=href.clone() tabindex="-1" data-mark=""
+                    on:mouseenter=enter on:focus=focused on:mouseleave=leave>
+                    <title>{detail}</title>
+                    {shape}
+                </a>
+            </g>
+        }
+        .into_any(),
+        None => {
+            let name = detail.clone();
+            view! {
+            <g class=class role="listitem">
+                <g tabindex="-1" data-mark="" role="img" aria-label=name
+                    on:mouseenter=enter on:focus=focused on:mouseleave=leave>
+                    <title>{detail}</title>
+                    {shape}
+                </g>
+            </g>
+            }
+            .into_any()
+        }
+    }
 }
 
-/// A line over time with a value axis, gridlines at round values, and a dot per point
+/// Moves the focus between a chart's marks: arrows to the next or previous, Home and
+/// End to the first and last.
+#[cfg(feature = "hydrate")]
+fn walk_marks(ev: &leptos::ev::KeyboardEvent) {
+    use wasm_bindgen::JsCast;
+    let key = ev.key();
+    let Some(plot) = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+    else {
+        return;
+    };
+    let Ok(marks) = plot.query_selector_all("[data-mark]") else {
+        return;
+    };
+    let n = marks.length();
+    if n == 0 {
+        return;
+    }
+    let active = document().active_element();
+    let at = (0..n).find(|i| {
+        marks
+            .item(*i)
+            .and_then(|m| m.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|m| Some(&m) == active.as_ref())
+    });
+    let next = match (key.as_str(), at) {
+        ("Home", _) => 0,
+        ("End", _) => n - 1,
+        ("ArrowRight" | "ArrowDown", Some(i)) => (i + 1).min(n - 1),
+        ("ArrowLeft" | "ArrowUp", Some(i)) => i.saturating_sub(1),
+        ("ArrowRight" | "ArrowDown" | "ArrowLeft" | "ArrowUp", None) => 0,
+        _ => return,
+    };
+    if let Some(mark) = marks
+        .item(next)
+        .and_then(|m| m.dyn_into::<web_sys::SvgElement>().ok())
+    {
+        ev.prevent_default();
+        let _ = mark.focus();
+    }
+}
+
+/// What every chart shares: its caption with the table toggle and the SVG download,
+/// the plot (one tab stop; the arrow keys walk its marks), the same figures as a table,
+/// and the readout of the mark under the pointer or focus.
+#[component]
+fn ChartFrame(
+    title: &'static str,
+    /// The first column of the table view: what each row is ("Store", "Week").
+    rows_are: &'static str,
+    bars: Vec<Bar>,
+    current: RwSignal<Option<String>>,
+    hint: &'static str,
+    #[prop(optional)] wide: bool,
+    /// Under the plot, above the readout (a legend).
+    #[prop(optional)]
+    legend: Option<AnyView>,
+    children: Children,
+) -> impl IntoView {
+    let as_table = RwSignal::new(false);
+    let figure = NodeRef::new();
+    let rows = StoredValue::new(bars);
+    let keys = move |ev: leptos::ev::KeyboardEvent| {
+        #[cfg(feature = "hydrate")]
+        walk_marks(&ev);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    view! {
+        <figure class="chart" class:wide=wide node_ref=figure>
+            <figcaption>
+                <span>{title}</span>
+                <span class="chart-tools">
+                    <button type="button" class="btn small secondary" aria-pressed=move || as_table.get().to_string()
+                        on:click=move |_| as_table.update(|t| *t = !*t)>"Show as table"</button>
+                    <SvgDownload title figure/>
+                </span>
+            </figcaption>
+            <div class="plot" class:hidden=move || as_table.get() on:keydown=keys>{children()}</div>
+            {legend}
+            <Show when=move || as_table.get()>
+                <table class="chart-table">
+                    <caption class="visually-hidden">{title}</caption>
+                    <thead><tr><th scope="col">{rows_are}</th><th scope="col">"Figures"</th></tr></thead>
+                    <tbody>
+                        {rows.with_value(|rows| rows.iter().map(|b| {
+                            let label = match &b.href {
+                                Some(href) => view! { <a href=href.clone()>{b.label.clone()}</a> }.into_any(),
+                                None => b.label.clone().into_any(),
+                            };
+                            view! { <tr><th scope="row">{label}</th><td>{b.detail.clone()}</td></tr> }
+                        }).collect_view())}
+                    </tbody>
+                </table>
+            </Show>
+            <Readout current hint/>
+        </figure>
+    }
+}
+
+/// The figures of the mark under the pointer (or keyboard focus).
+#[component]
+fn Readout(current: RwSignal<Option<String>>, hint: &'static str) -> impl IntoView {
+    view! {
+        <p class="readout" aria-live="polite">
+            {move || current.get().unwrap_or_else(|| hint.to_string())}
+        </p>
+    }
+}
+
+/// A tick's or a value's text: `unit` before it ("$" for money).
+fn amount(unit: &str, v: f64) -> String {
+    format!("{unit}{}", short_number(v))
+}
+
+/// Horizontal bars, one per label (stores, items), each with its value at its end, over
+/// a value axis.
+#[component]
+pub fn BarChart(
+    title: &'static str,
+    rows_are: &'static str,
+    /// Before each value: "$" for money.
+    unit: &'static str,
+    bars: Vec<Bar>,
+) -> impl IntoView {
+    let current = RwSignal::new(None::<String>);
+    let (label_w, plot_w, row, axis_h) = (150.0, 330.0, 30.0, 22.0);
+    let max = bars.iter().map(|b| b.value).fold(0.0, f64::max);
+    let ticks = ticks(max, 4);
+    let top = ticks.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
+    let x = move |v: f64| label_w + v / top * plot_w;
+    let rows_h = (bars.len() as f64 * row).max(row);
+    let height = rows_h + axis_h;
+    let grid = ticks
+        .iter()
+        .map(|t| {
+            view! {
+                <line class="grid" x1=x(*t) x2=x(*t) y1="0" y2=rows_h/>
+                <text class="axis" x=x(*t) y=height - 6.0 text-anchor="middle">{amount(unit, *t)}</text>
+            }
+        })
+        .collect_view();
+    let marks = bars
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let y = i as f64 * row;
+            let end = x(b.value).max(label_w + 1.0);
+            let value = amount(unit, b.value);
+            // The value after the bar, or inside its end when the bar reaches the edge.
+            let inside = end + 8.0 + value.len() as f64 * 7.5 > label_w + plot_w + 70.0;
+            let (vx, anchor, class) = if inside {
+                (end - 6.0, "end", "value inside")
+            } else {
+                (end + 6.0, "start", "value")
+            };
+            let shape = view! {
+                <text x="0" y=y + 19.0 class="axis">{b.label.clone()}</text>
+                <rect x=label_w y=y + 5.0 width=end - label_w height=row - 10.0 rx="3"/>
+                <text x=vx y=y + 19.0 class=class text-anchor=anchor>{value}</text>
+            };
+            mark(b, "bar".into(), current, shape.into_any())
+        })
+        .collect_view();
+    view! {
+        <ChartFrame title rows_are bars current hint="Point at a bar, or use the arrow keys, for its figures.">
+            <svg viewBox=format!("0 0 560 {height}") role="list" aria-label=title tabindex="0" preserveAspectRatio="xMinYMin meet">
+                {grid}
+                {marks}
+            </svg>
+        </ChartFrame>
+    }
+}
+
+/// A line over time with a value axis, gridlines at round values, and a dot per step
 /// that leads to the sales behind it.
 #[component]
 pub fn LineChart(
     title: &'static str,
+    rows_are: &'static str,
     /// Before each tick's value: "$" for money.
     unit: &'static str,
-    points: Vec<Point>,
+    points: Vec<Bar>,
 ) -> impl IntoView {
     let current = RwSignal::new(None::<String>);
     let (width, height, left, bottom, top) = (600.0, 220.0, 48.0, 22.0, 8.0);
@@ -141,7 +281,7 @@ pub fn LineChart(
         .map(|t| {
             view! {
                 <line class="grid" x1=left x2=width y1=y(*t) y2=y(*t)/>
-                <text class="axis" x=left - 6.0 y=y(*t) + 4.0 text-anchor="end">{format!("{unit}{}", short_number(*t))}</text>
+                <text class="axis" x=left - 6.0 y=y(*t) + 4.0 text-anchor="end">{amount(unit, *t)}</text>
             }
         })
         .collect_view();
@@ -166,42 +306,33 @@ pub fn LineChart(
         .map(|(i, p)| view! { <text class="axis" x=x(i) y=height - 6.0 text-anchor="middle">{p.label.clone()}</text> })
         .collect_view();
     let dots = points
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(i, p)| {
-            let detail = format!("{}: {}", p.label, p.detail);
-            let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
-            let mark = view! {
-                <g class="bar" tabindex=p.href.is_none().then_some("0") role="listitem" aria-label=aria
-                    on:mouseenter=move |_| current.set(Some(d1.clone()))
-                    on:focus=move |_| current.set(Some(d2.clone()))
-                    on:mouseleave=move |_| current.set(None)>
-                    <title>{detail}</title>
-                    <rect class="hit" x=x(i) - slot / 2.0 y=top width=slot height=plot_h/>
-                    <circle cx=x(i) cy=y(p.value) r="3"/>
-                </g>
+            let shape = view! {
+                <rect class="hit" x=x(i) - slot / 2.0 y=top width=slot height=plot_h/>
+                <circle cx=x(i) cy=y(p.value) r="3"/>
             };
-            linked(p.href, mark.into_any())
+            mark(p, "bar".into(), current, shape.into_any())
         })
         .collect_view();
-    let figure = NodeRef::new();
     view! {
-        <figure class="chart wide" node_ref=figure>
-            <figcaption>{title} <SvgDownload title figure/></figcaption>
-            <svg viewBox=format!("0 0 {width} {height}") role="list" aria-label=title>
+        <ChartFrame title rows_are bars=points current wide=true
+            hint="Point at a step, or use the arrow keys, for its figures; open it for its sales.">
+            <svg viewBox=format!("0 0 {width} {height}") role="list" aria-label=title tabindex="0">
                 {grid}
                 <path class="line" d=path/>
                 {dots}
                 {labels}
             </svg>
-            <Readout current hint="Point at a step for its figures; click it for its sales."/>
-        </figure>
+        </ChartFrame>
     }
 }
 
-/// Shares of a whole as one stacked bar with a legend (purchase methods).
+/// Shares of a whole as one stacked bar, each share written on it where it fits, with a
+/// legend (purchase methods).
 #[component]
-pub fn ShareChart(title: &'static str, parts: Vec<Bar>) -> impl IntoView {
+pub fn ShareChart(title: &'static str, rows_are: &'static str, parts: Vec<Bar>) -> impl IntoView {
     let current = RwSignal::new(None::<String>);
     let total: f64 = parts
         .iter()
@@ -215,20 +346,19 @@ pub fn ShareChart(title: &'static str, parts: Vec<Bar>) -> impl IntoView {
         .map(|(i, p)| {
             let w = p.value / total * 600.0;
             let share = p.value / total * 100.0;
-            let detail = format!("{}: {share:.1}% · {}", p.label, p.detail);
-            let (d1, d2, aria) = (detail.clone(), detail.clone(), detail.clone());
             let start = x;
             x += w;
-            let mark = view! {
-                <g class=format!("bar c{i}") tabindex=p.href.is_none().then_some("0") role="listitem" aria-label=aria
-                    on:mouseenter=move |_| current.set(Some(d1.clone()))
-                    on:focus=move |_| current.set(Some(d2.clone()))
-                    on:mouseleave=move |_| current.set(None)>
-                    <title>{detail}</title>
-                    <rect x=start y="0" width=w height="40"/>
-                </g>
+            let shown = Bar {
+                detail: format!("{share:.1}% · {}", p.detail),
+                ..p.clone()
             };
-            linked(p.href.clone(), mark.into_any())
+            let shape = view! {
+                <rect x=start y="0" width=w height="40"/>
+                {(w > 56.0).then(|| view! {
+                    <text class="value inside" x=start + w / 2.0 y="26" text-anchor="middle">{format!("{share:.0}%")}</text>
+                })}
+            };
+            mark(&shown, format!("bar c{i}"), current, shape.into_any())
         })
         .collect_view();
     let legend = parts
@@ -239,14 +369,19 @@ pub fn ShareChart(title: &'static str, parts: Vec<Bar>) -> impl IntoView {
             view! { <li><span class=format!("swatch c{i}")></span>{p.label.clone()} " " {format!("{share:.1}%")}</li> }
         })
         .collect_view();
-    let figure = NodeRef::new();
+    let legend = view! { <ul class="legend">{legend}</ul> }.into_any();
+    let rows: Vec<Bar> = parts
+        .iter()
+        .map(|p| Bar {
+            detail: format!("{:.1}% · {}", p.value / total * 100.0, p.detail),
+            ..p.clone()
+        })
+        .collect();
     view! {
-        <figure class="chart" node_ref=figure>
-            <figcaption>{title} <SvgDownload title figure/></figcaption>
-            <svg viewBox="0 0 600 40" role="list" aria-label=title preserveAspectRatio="none">{segments}</svg>
-            <ul class="legend">{legend}</ul>
-            <Readout current hint="Point at a share for its figures."/>
-        </figure>
+        <ChartFrame title rows_are bars=rows current legend
+            hint="Point at a share, or use the arrow keys, for its figures.">
+            <svg viewBox="0 0 600 40" role="list" aria-label=title tabindex="0">{segments}</svg>
+        </ChartFrame>
     }
 }
 
@@ -256,7 +391,7 @@ pub fn ShareChart(title: &'static str, parts: Vec<Bar>) -> impl IntoView {
 const SVG_STYLE: &str = ".bar rect{fill:#1f5fbf}.alt .bar rect,.c1 rect{fill:#2f8f5b}\
 .c2 rect{fill:#c27c0e}.axis{font:12px sans-serif;fill:#566176}.hidden{display:none}\
 .grid{stroke:#e3e7ee}.line{fill:none;stroke:#1f5fbf;stroke-width:2}.bar circle{fill:#1f5fbf}\
-.bar rect.hit{fill:transparent}";
+.bar rect.hit{fill:transparent}.value{font:12px sans-serif;fill:#1c2330}.value.inside{fill:#fff}";
 
 #[cfg(any(feature = "hydrate", test))]
 /// A chart's markup as a file of its own: the SVG namespace, the chart's title and

@@ -8,7 +8,7 @@ use crate::live::{Heard, Throttle, Views, use_live};
 use crate::model::analytics::{AnalyticsFilter, Movement, Step};
 use crate::model::report::{Analytics, Kpis, group_digits, money};
 use crate::model::{PurchaseMethod, Role};
-use crate::pages::charts::{Bar, BarChart, LineChart, Point, ShareChart};
+use crate::pages::charts::{Bar, BarChart, LineChart, ShareChart};
 use crate::pages::replication::ReplicationPanel;
 use chrono::{Datelike, NaiveDate};
 use leptos::prelude::*;
@@ -245,11 +245,11 @@ fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
         let begin = from.map_or(start, |f| start.max(f));
         filter.sales_table_href(Some(begin), Some(end), None, None)
     };
-    let revenue: Vec<Point> = analytics
+    let revenue: Vec<Bar> = analytics
         .trend
         .points
         .iter()
-        .map(|t| Point {
+        .map(|t| Bar {
             label: step_label(step, t.start),
             value: f(t.revenue),
             detail: format!(
@@ -260,11 +260,11 @@ fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
             href: Some(trend_href(t.start)),
         })
         .collect();
-    let counts: Vec<Point> = analytics
+    let counts: Vec<Bar> = analytics
         .trend
         .points
         .iter()
-        .map(|t| Point {
+        .map(|t| Bar {
             label: step_label(step, t.start),
             value: t.sales as f64,
             detail: format!(
@@ -331,6 +331,11 @@ fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
     let basket_change = change(|k| k.average_basket, true, "");
     let coupon_change = change(|k| k.coupon_rate * Decimal::from(100), false, " pts");
     let satisfaction_change = change(|k| k.average_satisfaction, false, "");
+    let step_noun = match step {
+        Step::Day => "Day",
+        Step::Week => "Week of",
+        Step::Month => "Month",
+    };
     let trend_title = match step {
         Step::Day => ("Revenue by day", "Sales by day"),
         Step::Week => ("Revenue by week", "Sales by week"),
@@ -349,12 +354,12 @@ fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
         } else {
             view! {
                 <div class="charts">
-                    <LineChart title=trend_title.0 unit="$" points=revenue/>
-                    <LineChart title=trend_title.1 unit="" points=counts/>
-                    <BarChart title="Revenue by store" bars=stores/>
-                    <ShareChart title="Sales by purchase method" parts=methods/>
-                    <BarChart title="Satisfaction" bars=satisfaction/>
-                    <BarChart title="Top items by revenue" bars=items/>
+                    <LineChart title=trend_title.0 rows_are=step_noun unit="$" points=revenue/>
+                    <LineChart title=trend_title.1 rows_are=step_noun unit="" points=counts/>
+                    <BarChart title="Revenue by store" rows_are="Store" unit="$" bars=stores/>
+                    <ShareChart title="Sales by purchase method" rows_are="Purchase method" parts=methods/>
+                    <BarChart title="Satisfaction" rows_are="Score" unit="" bars=satisfaction/>
+                    <BarChart title="Top items by revenue" rows_are="Item" unit="$" bars=items/>
                 </div>
             }.into_any()
         }}
