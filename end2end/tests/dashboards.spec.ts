@@ -274,5 +274,17 @@ test('a manager sees KPIs that match the database, in context, and drills down t
 
   await page.goto('/management');
   await page.setViewportSize({ width: 360, height: 800 });
+  await hydrated(page);
+  // On a phone every chart's text still reads at 11 px or more, as drawn.
+  const drawn = await page.locator('figure svg text').evaluateAll((texts) =>
+    texts
+      .filter((t) => t.getBoundingClientRect().width > 0)
+      .map((t) => parseFloat(getComputedStyle(t).fontSize) * ((t as SVGGraphicsElement).getScreenCTM()?.a ?? 1)),
+  );
+  expect(drawn.length).toBeGreaterThan(20);
+  expect(Math.min(...drawn)).toBeGreaterThanOrEqual(11);
+  // Nothing sticks out sideways.
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
   await shot(page, 'management-360px');
+  await page.locator('figure', { hasText: 'Revenue by store' }).screenshot({ path: 'output/chart-360px.png' });
 });

@@ -198,8 +198,9 @@ fn amount(unit: &str, v: f64) -> String {
     format!("{unit}{}", short_number(v))
 }
 
-/// Horizontal bars, one per label (stores, items), each with its value at its end, over
-/// a value axis.
+/// Horizontal bars, one per label (stores, items), each under its label and with its
+/// value at its end, over a value axis. Labels above the bars rather than beside them
+/// leave long names and a phone's larger text room.
 #[component]
 pub fn BarChart(
     title: &'static str,
@@ -209,19 +210,20 @@ pub fn BarChart(
     bars: Vec<Bar>,
 ) -> impl IntoView {
     let current = RwSignal::new(None::<String>);
-    let (label_w, plot_w, row, axis_h) = (150.0, 330.0, 30.0, 22.0);
+    let (width, plot_w, row, axis_h) = (560.0, 440.0, 50.0, 28.0);
     let max = bars.iter().map(|b| b.value).fold(0.0, f64::max);
     let ticks = ticks(max, 4);
     let top = ticks.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
-    let x = move |v: f64| label_w + v / top * plot_w;
+    let x = move |v: f64| v / top * plot_w;
     let rows_h = (bars.len() as f64 * row).max(row);
     let height = rows_h + axis_h;
     let grid = ticks
         .iter()
         .map(|t| {
+            let anchor = if *t == 0.0 { "start" } else { "middle" };
             view! {
                 <line class="grid" x1=x(*t) x2=x(*t) y1="0" y2=rows_h/>
-                <text class="axis" x=x(*t) y=height - 6.0 text-anchor="middle">{amount(unit, *t)}</text>
+                <text class="axis" x=x(*t) y=height - 4.0 text-anchor=anchor>{amount(unit, *t)}</text>
             }
         })
         .collect_view();
@@ -230,26 +232,25 @@ pub fn BarChart(
         .enumerate()
         .map(|(i, b)| {
             let y = i as f64 * row;
-            let end = x(b.value).max(label_w + 1.0);
+            let end = x(b.value).max(1.0);
             let value = amount(unit, b.value);
             // The value after the bar, or inside its end when the bar reaches the edge.
-            let inside = end + 8.0 + value.len() as f64 * 7.5 > label_w + plot_w + 70.0;
-            let (vx, anchor, class) = if inside {
+            let (vx, anchor, class) = if end + 100.0 > width {
                 (end - 6.0, "end", "value inside")
             } else {
                 (end + 6.0, "start", "value")
             };
             let shape = view! {
-                <text x="0" y=y + 19.0 class="axis">{b.label.clone()}</text>
-                <rect x=label_w y=y + 5.0 width=end - label_w height=row - 10.0 rx="3"/>
-                <text x=vx y=y + 19.0 class=class text-anchor=anchor>{value}</text>
+                <text x="0" y=y + 20.0 class="axis">{b.label.clone()}</text>
+                <rect x="0" y=y + 26.0 width=end height="18" rx="3"/>
+                <text x=vx y=y + 41.0 class=class text-anchor=anchor>{value}</text>
             };
             mark(b, "bar".into(), current, shape.into_any())
         })
         .collect_view();
     view! {
         <ChartFrame title rows_are bars current hint="Point at a bar, or use the arrow keys, for its figures.">
-            <svg viewBox=format!("0 0 560 {height}") role="list" aria-label=title tabindex="0" preserveAspectRatio="xMinYMin meet">
+            <svg viewBox=format!("0 0 {width} {height}") role="list" aria-label=title tabindex="0" preserveAspectRatio="xMinYMin meet">
                 {grid}
                 {marks}
             </svg>
@@ -268,7 +269,7 @@ pub fn LineChart(
     points: Vec<Bar>,
 ) -> impl IntoView {
     let current = RwSignal::new(None::<String>);
-    let (width, height, left, bottom, top) = (600.0, 220.0, 48.0, 22.0, 8.0);
+    let (width, height, left, bottom, top) = (600.0, 220.0, 64.0, 28.0, 10.0);
     let max = points.iter().map(|p| p.value).fold(0.0, f64::max);
     let ticks = ticks(max, 5);
     let top_value = ticks.last().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE);
@@ -299,11 +300,15 @@ pub fn LineChart(
         .collect();
     // About eight labels under the axis, whatever the number of points.
     let every = points.len().div_ceil(8).max(1);
+    // Every other one is `minor`: a phone's wider text leaves room for four.
     let labels = points
         .iter()
         .enumerate()
         .filter(|(i, _)| i % every == 0)
-        .map(|(i, p)| view! { <text class="axis" x=x(i) y=height - 6.0 text-anchor="middle">{p.label.clone()}</text> })
+        .map(|(i, p)| {
+            let class = if (i / every) % 2 == 1 { "axis minor" } else { "axis" };
+            view! { <text class=class x=x(i) y=height - 6.0 text-anchor="middle">{p.label.clone()}</text> }
+        })
         .collect_view();
     let dots = points
         .iter()
