@@ -10,6 +10,8 @@ export default defineConfig({
   workers: 1,
   retries: 0,
   reporter: [['list']],
+  // `scripts/screenshots` runs one journey of them.
+  grep: process.env.PORTAL_ONLY ? new RegExp(process.env.PORTAL_ONLY.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : undefined,
   use: {
     baseURL: process.env.PORTAL_BASE_URL ?? 'http://127.0.0.1:3000',
     trace: 'retain-on-failure',
