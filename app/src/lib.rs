@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod components;
 pub mod live;
+pub mod locale;
 pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]

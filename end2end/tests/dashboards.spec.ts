@@ -50,6 +50,27 @@ test('a customer sees only their own purchases', async ({ page }) => {
   await shot(page, 'customer-dashboard');
 });
 
+test('a customer abroad reads times in their own time zone and amounts in their own number format', async ({ browser }) => {
+  const context = await browser.newContext({ locale: 'de-DE', timezoneId: 'Europe/Berlin' });
+  const page = await context.newPage();
+  await login(page, DEMO.customer.username, DEMO.customer.password);
+  await expect(page).toHaveURL(/\/customer$/);
+  await hydrated(page);
+  const [mine] = await query(
+    'SELECT SUM(s.total) AS spent FROM sales s JOIN users u ON u.email = s.customer_email WHERE u.username_key = ?',
+    [DEMO.customer.username],
+  );
+  const spent = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'USD' }).format(Number(mine.spent));
+  await expect(page.getByTestId('kpi-spent')).toHaveText(spent);
+  const time = page.locator('[data-sale-id] time').first();
+  const at = new Date((await time.getAttribute('datetime'))!);
+  const berlin = new Intl.DateTimeFormat('de-DE', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'Europe/Berlin' });
+  await expect(time).toHaveText(berlin.format(at));
+  // The exact time in UTC on hover.
+  await expect(time).toHaveAttribute('title', /^\d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
+  await context.close();
+});
+
 async function fillSale(page: Page, email: string) {
   await page.getByLabel('Date and time (UTC)').fill('2016-05-04T10:30');
   await page.getByLabel('Store', { exact: true }).fill('Denver');

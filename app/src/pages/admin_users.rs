@@ -2,7 +2,8 @@ use crate::api::admin::{
     ChangeRole, DecideUser, ResetTwoFactor, SendResetLink, SetUserEnabled, audit_log, list_users,
 };
 use crate::auth::RequireRole;
-use crate::components::{FormError, Pager, ScrollTable, action_error, format_time};
+use crate::components::{FormError, Pager, ScrollTable, action_error};
+use crate::locale::LocalTime;
 use crate::model::{AccountStatus, Role, UserSummary};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -238,7 +239,10 @@ fn UserRow(user: UserSummary, actions: UserActions) -> impl IntoView {
                 </ActionForm>
             </td>
             <td><span class=status_class>{user.status.as_str()}</span></td>
-            <td class="small">{user.last_login_at.as_ref().map(format_time).unwrap_or_else(|| "never".into())}</td>
+            <td class="small">{match user.last_login_at {
+                Some(at) => view! { <LocalTime at/> }.into_any(),
+                None => "never".into_any(),
+            }}</td>
             <td class="actions">
                 {(user.status == AccountStatus::Pending).then(|| view! {
                     <ActionForm action=decide attr:class="inline-form">
@@ -307,7 +311,7 @@ fn AuditPanel() -> impl IntoView {
                                     <tbody>
                                         {list.into_iter().map(|e| view! {
                                             <tr>
-                                                <td class="small">{format_time(&e.at)}</td>
+                                                <td class="small"><LocalTime at=e.at/></td>
                                                 <td>{e.event}</td>
                                                 <td>{e.username.unwrap_or_default()}</td>
                                                 <td>{e.actor.unwrap_or_default()}</td>

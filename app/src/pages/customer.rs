@@ -4,6 +4,7 @@ use crate::api::sales::my_purchases;
 use crate::auth::RequireRole;
 use crate::components::{ErrorNote, Pager, ScrollTable, format_time};
 use crate::live::{Throttle, Views, use_live};
+use crate::locale::{Count, LocalTime, Money};
 use crate::model::report::{Purchases, money};
 use crate::model::{AppError, Role, Sale};
 use leptos::prelude::*;
@@ -92,8 +93,8 @@ fn PurchaseList(purchases: Purchases, refresh: Throttle) -> impl IntoView {
     use_live().follow(feed, move |_| refresh.request());
     view! {
         <div class="kpis" data-testid="purchase-kpis">
-            <div class="kpi"><span class="kpi-label">"Purchases"</span><span class="kpi-value" data-testid="kpi-count">{count}</span></div>
-            <div class="kpi"><span class="kpi-label">"Total spent"</span><span class="kpi-value" data-testid="kpi-spent">{money(spent)}</span></div>
+            <div class="kpi"><span class="kpi-label">"Purchases"</span><span class="kpi-value" data-testid="kpi-count"><Count n=count/></span></div>
+            <div class="kpi"><span class="kpi-label">"Total spent"</span><span class="kpi-value" data-testid="kpi-spent"><Money amount=spent/></span></div>
             <div class="kpi"><span class="kpi-label">"Favourite store"</span><span class="kpi-value">{favourite_store.unwrap_or_else(|| "—".into())}</span></div>
         </div>
         {if sales.is_empty() {
@@ -119,10 +120,10 @@ fn PurchaseCard(sale: Sale) -> impl IntoView {
             <div class="purchase-head">
                 <div>
                     <strong>{d.store_location.to_string()}</strong>
-                    <span class="muted">" · " {d.purchase_method.as_str()} " · " {format_time(&d.sale_date)}</span>
+                    <span class="muted">" · " {d.purchase_method.as_str()} " · " <LocalTime at=d.sale_date/></span>
                     {d.coupon_used.then(|| view! { <span class="pill ok">"coupon"</span> })}
                 </div>
-                <div class="purchase-total">{money(total)}</div>
+                <div class="purchase-total"><Money amount=total/></div>
             </div>
             <ScrollTable label=format!("Items bought on {}", format_time(&d.sale_date))>
                 <table>

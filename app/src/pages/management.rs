@@ -5,6 +5,7 @@ use crate::api::sales::load_analytics;
 use crate::auth::RequireRole;
 use crate::components::ErrorNote;
 use crate::live::{Heard, Throttle, Views, use_live};
+use crate::locale::{Count, Money};
 use crate::model::analytics::{AnalyticsFilter, Movement, Step};
 use crate::model::report::{Analytics, Kpis, group_digits, money};
 use crate::model::{PurchaseMethod, Role};
@@ -159,7 +160,7 @@ fn Filters(wanted: Wanted, stores: Vec<String>) -> impl IntoView {
 fn Kpi(
     label: &'static str,
     id: &'static str,
-    value: String,
+    value: AnyView,
     change: Option<Option<Movement>>,
 ) -> impl IntoView {
     let change = change.map(|m| match m {
@@ -343,11 +344,11 @@ fn AnalyticsView(analytics: Analytics, refresh: Throttle) -> impl IntoView {
     };
     view! {
         <div class="kpis" data-testid="analytics-kpis">
-            <Kpi label="Revenue" id="kpi-revenue" value=money(k.revenue) change=revenue_change/>
-            <Kpi label="Sales" id="kpi-sales" value=group_digits(&k.sales.to_string()) change=sales_change/>
-            <Kpi label="Average basket" id="kpi-basket" value=money(k.average_basket) change=basket_change/>
-            <Kpi label="Coupon rate" id="kpi-coupon" value=format!("{}%", percent(k.coupon_rate)) change=coupon_change/>
-            <Kpi label="Average satisfaction" id="kpi-satisfaction" value=format!("{} / 5", k.average_satisfaction) change=satisfaction_change/>
+            <Kpi label="Revenue" id="kpi-revenue" value=view! { <Money amount=k.revenue/> }.into_any() change=revenue_change/>
+            <Kpi label="Sales" id="kpi-sales" value=view! { <Count n=k.sales/> }.into_any() change=sales_change/>
+            <Kpi label="Average basket" id="kpi-basket" value=view! { <Money amount=k.average_basket/> }.into_any() change=basket_change/>
+            <Kpi label="Coupon rate" id="kpi-coupon" value=format!("{}%", percent(k.coupon_rate)).into_any() change=coupon_change/>
+            <Kpi label="Average satisfaction" id="kpi-satisfaction" value=format!("{} / 5", k.average_satisfaction).into_any() change=satisfaction_change/>
         </div>
         {if k.sales == 0 {
             view! { <p class="muted">"No sales in this period."</p> }.into_any()

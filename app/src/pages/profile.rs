@@ -2,9 +2,8 @@ use crate::api::auth::{
     ChangeEmail, ChangePassword, LogoutEverywhere, ResendVerification, RevokeSession, my_sessions,
 };
 use crate::auth::{RequireLogin, use_auth};
-use crate::components::{
-    FieldMessage, FormError, NewPasswordFields, ScrollTable, action_error, format_time,
-};
+use crate::components::{FieldMessage, FormError, NewPasswordFields, ScrollTable, action_error};
+use crate::locale::LocalTime;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -73,8 +72,8 @@ fn Sessions() -> impl IntoView {
                                 <tbody>
                                     {list.into_iter().map(|s| view! {
                                         <tr>
-                                            <td>{format_time(&s.created_at)}</td>
-                                            <td>{format_time(&s.last_seen_at)}</td>
+                                            <td><LocalTime at=s.created_at/></td>
+                                            <td><LocalTime at=s.last_seen_at/></td>
                                             <td>{s.ip.unwrap_or_default()}</td>
                                             <td class="small">{s.user_agent.unwrap_or_default()}</td>
                                             <td>

@@ -1,8 +1,9 @@
 //! The replication panel, shown to technical workers and senior managers.
 
 use crate::api::replication::{RunSync, replication_overview};
-use crate::components::{ErrorNote, FormError, action_error, format_time};
+use crate::components::{ErrorNote, FormError, action_error};
 use crate::live::{Throttle, Views, use_live};
+use crate::locale::LocalTime;
 use crate::model::live::Pulse;
 use crate::model::{ReplicationStatus, SyncReport, SyncStatus};
 use leptos::prelude::*;
@@ -123,7 +124,7 @@ fn LastRun(report: SyncReport) -> impl IntoView {
         <div class=class data-testid="last-sync">
             <p>
                 <strong>{kind} " " {outcome}</strong> {duration} " · "
-                {format_time(&report.started_at)} " · " {report.trigger.label()} {who}
+                <LocalTime at=report.started_at/> " · " {report.trigger.label()} {who}
             </p>
             <p class="small">
                 "Scanned " {report.scanned} ", created " {report.created} ", updated " {report.updated}

@@ -2,7 +2,8 @@
 
 use crate::api::sales::load_sale_history;
 use crate::auth::RequireRole;
-use crate::components::{ErrorNote, ScrollTable, format_time};
+use crate::components::{ErrorNote, ScrollTable};
+use crate::locale::LocalTime;
 use crate::model::{AppError, HistoryEntry, Role, SaleHistory};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -77,7 +78,7 @@ fn Entry(entry: HistoryEntry) -> impl IntoView {
         <li data-testid="history-entry">
             <p class="history-head">
                 <strong>{entry.op.label()}</strong> " by " <span data-testid="history-actor">{entry.actor.to_string()}</span>
-                " · " {format_time(&entry.at)} " · " {version}
+                " · " <LocalTime at=entry.at/> " · " {version}
             </p>
             {(count > 0).then(|| view! {
                 <ScrollTable label="Changes">

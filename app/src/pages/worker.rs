@@ -3,8 +3,9 @@
 
 use crate::api::sales::{DeleteSale, count_sales, list_sales};
 use crate::auth::RequireRole;
-use crate::components::{ErrorNote, FormError, Pager, ScrollTable, action_error, format_time};
+use crate::components::{ErrorNote, FormError, Pager, ScrollTable, action_error};
 use crate::live::{HIGHLIGHT, Heard, Throttle, Views, use_live};
+use crate::locale::LocalTime;
 use crate::model::live::ChangeKind;
 use crate::model::report::{
     MatchCount, PAGE_SIZES, SaleRow, SaleSort, SalesPage, SalesQuery, SortColumn, money,
@@ -422,7 +423,10 @@ fn Row(
         <tr data-sale-id=id.clone() data-version=cell(|r| r.version.to_string()) data-mark=move || mark().as_str()
             class:row-changed=move || matches!(mark(), Mark::Changed(_))
             class:row-deleted=move || mark() == Mark::Deleted>
-            <td>{cell(|r| format_time(&r.sale_date))}</td>
+            <td>{move || {
+                let at = state.with(|s| s.row.sale_date);
+                view! { <LocalTime at/> }
+            }}</td>
             <td>{cell(|r| r.store_location.clone())}</td>
             <td>{cell(|r| r.purchase_method.as_str().into())}</td>
             <td>{cell(|r| if r.coupon_used { "yes" } else { "no" }.into())}</td>
