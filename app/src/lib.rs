@@ -160,6 +160,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("worker/sales/:id") view={Lazy::<pages::EditSaleRoute>::new()} ssr=guarded.clone()/>
                     <Route path=path!("management") view={Lazy::<pages::ManagementRoute>::new()} ssr=guarded.clone()/>
                     <Route path=path!("management/users") view={Lazy::<pages::UsersAdminRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("imports") view={Lazy::<pages::ImportsRoute>::new()} ssr=guarded.clone()/>
+                    <Route path=path!("imports/:id") view={Lazy::<pages::ImportJobRoute>::new()} ssr=guarded.clone()/>
                     <Route path=path!("sales/:id/history") view={Lazy::<pages::SaleHistoryRoute>::new()} ssr=guarded/>
                 </Routes>
             </main>
@@ -189,10 +191,11 @@ fn TopBar() -> impl IntoView {
                         let links: Vec<(&'static str, &'static str)> = match (active, u.role) {
                             (false, _) => vec![("/awaiting-approval", "Approval")],
                             (true, model::Role::Customer) => vec![("/customer", "My purchases")],
-                            (true, model::Role::TechnicalWorker) => vec![("/worker", "Sales")],
+                            (true, model::Role::TechnicalWorker) => vec![("/worker", "Sales"), ("/imports", "Import")],
                             (true, model::Role::SeniorManagement) => vec![
                                 ("/management", "Management"),
                                 ("/worker", "Sales"),
+                                ("/imports", "Import"),
                                 ("/management/users", "Users"),
                             ],
                         };

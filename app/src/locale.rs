@@ -8,6 +8,19 @@ use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use rust_decimal::Decimal;
 
+/// The time now: the browser's clock in the page (std has no clock in WASM), the
+/// server's when rendering.
+pub fn now() -> DateTime<Utc> {
+    #[cfg(feature = "hydrate")]
+    {
+        DateTime::from_timestamp_millis(js_sys::Date::now() as i64).unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        Utc::now()
+    }
+}
+
 /// A moment: the viewer's local date and time once hydrated, UTC on hover.
 #[component]
 pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {

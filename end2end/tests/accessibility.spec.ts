@@ -26,7 +26,7 @@ async function audit(page: Page, path: string) {
 const PAGES: { who: keyof typeof DEMO | null; paths: string[] }[] = [
   { who: null, paths: ['/', '/login', '/register', '/forgot-password', '/no-such-page'] },
   { who: 'customer', paths: ['/customer', '/profile', '/profile/two-factor'] },
-  { who: 'worker', paths: ['/worker', '/worker/sales/new', '/worker/sales/:sale', '/profile/two-factor'] },
+  { who: 'worker', paths: ['/worker', '/worker/sales/new', '/worker/sales/:sale', '/imports', '/profile/two-factor'] },
   { who: 'manager', paths: ['/management', '/management/users', '/sales/:sale/history'] },
 ];
 

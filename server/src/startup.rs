@@ -128,6 +128,11 @@ impl Application {
             state.writer.clone(),
             Duration::from_secs(serve.recovery_interval_secs),
         );
+        app::server::imports::runner::spawn(
+            state.mysql.clone(),
+            state.writer.clone(),
+            state.writer.policy().ttl,
+        );
         if serve.sync_interval_secs > 0 {
             app::server::sales::sync::spawn_schedule(
                 state.writer.clone(),
@@ -264,6 +269,15 @@ pub fn router(state: AppState, serve: &ServeConfig) -> Router {
     };
     let pkg = &state.leptos_options.site_pkg_dir;
     let bundle_dir = format!("{}/{pkg}", state.leptos_options.site_root);
+    // A file to import is larger than any other request: its own limit, on its route only.
+    let uploads = Router::new()
+        .route(
+            "/api/imports/upload",
+            axum::routing::post(app::server::imports::upload::upload),
+        )
+        .layer(RequestBodyLimitLayer::new(
+            app::model::imports::IMPORT_FILE_LIMIT + 64 * 1024,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/events", get(app::server::live::events))
@@ -287,13 +301,14 @@ pub fn router(state: AppState, serve: &ServeConfig) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        // Answers an over-long declared body with 413 before anything reads it;
+        // `api_errors` turns that into the app's `TooLarge`.
+        .layer(RequestBodyLimitLayer::new(http::BODY_LIMIT))
+        .merge(uploads)
         .layer(middleware::from_fn_with_state(
             site,
             http::reject_cross_site,
         ))
-        // Answers an over-long declared body with 413 before anything reads it;
-        // `api_errors` turns that into the app's `TooLarge`.
-        .layer(RequestBodyLimitLayer::new(http::BODY_LIMIT))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn(http::api_errors))
         // Outside `api_errors`, which reads the answers it rewrites as plain JSON.

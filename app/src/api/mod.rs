@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod imports;
 pub mod replication;
 pub mod sales;
 

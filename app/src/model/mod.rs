@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod error;
 pub mod health;
 pub mod history;
+pub mod imports;
 pub mod live;
 pub mod replication;
 pub mod report;

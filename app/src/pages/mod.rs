@@ -5,6 +5,7 @@ mod customer;
 mod dashboards;
 mod forgot_password;
 mod home;
+mod imports;
 mod login;
 mod management;
 mod not_found;
@@ -25,6 +26,7 @@ pub use customer::CustomerDashboard;
 pub use dashboards::{AwaitingApproval, DashboardRedirect};
 pub use forgot_password::ForgotPasswordPage;
 pub use home::HomePage;
+pub use imports::{ImportJobPage, ImportsPage};
 pub use login::LoginPage;
 pub use management::ManagementDashboard;
 pub use not_found::NotFound;
@@ -75,4 +77,6 @@ lazy_pages! {
     VerifyEmailRoute => VerifyEmailPage,
     SecondStepRoute => SecondStepPage,
     AwaitingApprovalRoute => AwaitingApproval,
+    ImportsRoute => ImportsPage,
+    ImportJobRoute => ImportJobPage,
 }

@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod db;
 pub mod demo;
 pub mod health;
+pub mod imports;
 pub mod jobs;
 pub mod limits;
 pub mod live;

@@ -160,6 +160,16 @@ const ENDPOINTS: &[Endpoint] = &[
         Need::Staff,
     ),
     ("analytics", &[("from", ""), ("to", "")], Need::Management),
+    ("imports", &[], Need::Staff),
+    ("imports/get", &[("id", "999999")], Need::Staff),
+    ("imports/start", &[("id", "999999")], Need::Staff),
+    ("imports/cancel", &[("id", "999999")], Need::Staff),
+    // A wrong password: the matrix's customer keeps their account.
+    (
+        "account/close",
+        &[("current_password", "not-theirs")],
+        Need::Customer,
+    ),
 ];
 
 /// Endpoints that end the session they run in: each is called last, or logs in again.

@@ -15,6 +15,7 @@ mod import_collisions;
 mod interleavings;
 mod live;
 mod outage;
+mod portal_import;
 mod ports;
 mod sales_api;
 mod sales_import;

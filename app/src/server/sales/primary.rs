@@ -257,6 +257,19 @@ pub async fn delete_created(db: &Database, ids: &[SaleId]) -> Result<u64, AppErr
     Ok(done.deleted_count)
 }
 
+/// How many of these ids MongoDB holds a sale for (an import's check).
+pub async fn count_existing(db: &Database, ids: &[SaleId]) -> Result<u64, AppError> {
+    let mut found = 0;
+    for chunk in ids.chunks(1000) {
+        let oids: Vec<_> = chunk.iter().map(object_id).collect();
+        found += collection(db)
+            .count_documents(doc! { "_id": { "$in": oids } })
+            .await
+            .context("count existing sales")?;
+    }
+    Ok(found)
+}
+
 pub async fn is_empty(db: &Database) -> Result<bool, AppError> {
     let first = collection(db)
         .find_one(doc! {})
