@@ -17,8 +17,9 @@ CREATE TABLE import_jobs (
     processed         BIGINT UNSIGNED NOT NULL DEFAULT 0,
     inserted          BIGINT UNSIGNED NOT NULL DEFAULT 0,
     skipped           BIGINT UNSIGNED NOT NULL DEFAULT 0,
-    -- Sales earlier runs of this job inserted (a resumed run finds them present).
-    inserted_before   BIGINT UNSIGNED NOT NULL DEFAULT 0,
+    -- Runs of this job: more than one when an instance died running it. A resumed run
+    -- finds what its predecessors wrote already present.
+    runs              INT UNSIGNED  NOT NULL DEFAULT 0,
     cancel_requested  BOOLEAN       NOT NULL DEFAULT FALSE,
     lease_owner       VARCHAR(64)   CHARACTER SET ascii COLLATE ascii_general_ci NULL,
     lease_until       DATETIME(6)   NULL,

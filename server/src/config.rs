@@ -160,6 +160,17 @@ pub struct ServeConfig {
     #[arg(long, env = "SYNC_INTERVAL_SECS", default_value_t = 15 * 60, global = true)]
     pub sync_interval_secs: u64,
 
+    /// Whether this instance runs imports confirmed in the portal (every instance does
+    /// by default; one that only serves pages may leave them to the others).
+    #[arg(
+        long,
+        env = "RUN_IMPORTS",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub run_imports: bool,
+
     /// Seconds between recovery passes, which roll back edits whose writer died or
     /// stalled past its lease.
     #[arg(
@@ -282,6 +293,7 @@ impl ServeConfig {
             trusted_proxies: Vec::new(),
             seed_demo: false,
             sync_interval_secs: 0,
+            run_imports: true,
             recovery_interval_secs: 10,
             live_poll_ms: 150,
             live_idle_secs: 300,

@@ -128,11 +128,13 @@ impl Application {
             state.writer.clone(),
             Duration::from_secs(serve.recovery_interval_secs),
         );
-        app::server::imports::runner::spawn(
-            state.mysql.clone(),
-            state.writer.clone(),
-            state.writer.policy().ttl,
-        );
+        if serve.run_imports {
+            app::server::imports::runner::spawn(
+                state.mysql.clone(),
+                state.writer.clone(),
+                state.writer.policy().ttl,
+            );
+        }
         if serve.sync_interval_secs > 0 {
             app::server::sales::sync::spawn_schedule(
                 state.writer.clone(),

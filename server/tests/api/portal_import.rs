@@ -2,7 +2,10 @@
 //! background through the same importer as `server import`, followed from any
 //! instance, cancelled between whole batches, and resumed when its instance died.
 
-use crate::helpers::{TestApp, TestOptions, spawn_app};
+use crate::helpers::{
+    TestApp, TestOptions, mongodb_uri, mysql_base_url, smtp_port, spawn_app, spawn_app_with,
+};
+use crate::outage::{free_port, wait_for_port};
 use app::model::Role;
 use app::model::imports::{IMPORT_FILE_LIMIT, ImportJob, ImportState};
 use app::server::sales::{dual_write, generate, import, primary};
@@ -61,7 +64,17 @@ async fn wait_until(
     id: u64,
     done: impl Fn(&ImportJob) -> bool,
 ) -> ImportJob {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    wait_within(Duration::from_secs(120), base, client, id, done).await
+}
+
+async fn wait_within(
+    within: Duration,
+    base: &str,
+    client: &reqwest::Client,
+    id: u64,
+    done: impl Fn(&ImportJob) -> bool,
+) -> ImportJob {
+    let deadline = Instant::now() + within;
     loop {
         let j = job_at(base, client, id).await;
         if done(&j) {
@@ -325,8 +338,8 @@ async fn an_import_whose_instance_died_is_resumed_and_writes_nothing_twice() {
     }
     let id = sqlx::query(
         "INSERT INTO import_jobs (file_name, file_size, state, valid, new_sales, present, rejected, rejections, \
-         processed, inserted, lease_owner, lease_until, created_at, started_at, updated_at) \
-         VALUES ('sales.json', ?, 'running', 2000, 2000, 0, 0, '[]', 1000, 1000, 'dead-instance', \
+         processed, inserted, runs, lease_owner, lease_until, created_at, started_at, updated_at) \
+         VALUES ('sales.json', ?, 'running', 2000, 2000, 0, 0, '[]', 1000, 1000, 1, 'dead-instance', \
          UTC_TIMESTAMP(6) - INTERVAL 1 SECOND, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
     )
     .bind(content.len() as u64)
@@ -348,4 +361,93 @@ async fn an_import_whose_instance_died_is_resumed_and_writes_nothing_twice() {
         "{done:?}"
     );
     assert_eq!(stored(&app).await, (2000, 2000));
+}
+
+/// The server binary as another process on the test's databases, running imports, with
+/// leases that run out in 3 s: what a SIGKILL leaves behind is soon another's to settle.
+async fn importing_process(app: &TestApp) -> tokio::process::Child {
+    let port = free_port();
+    let base = mysql_base_url();
+    let (server, _) = base.rsplit_once('/').expect("MYSQL_URL names a database");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("MYSQL_URL", format!("{server}/{}", app.db_name))
+        .env("MONGODB_URI", mongodb_uri())
+        .env("MONGODB_DATABASE", &app.db_name)
+        .env("LEASE_SECS", "3")
+        .env("WRITE_BUDGET_SECS", "1")
+        .env("RECOVERY_INTERVAL_SECS", "1")
+        .env("SYNC_INTERVAL_SECS", "0")
+        .env("PUBLIC_URL", &app.address)
+        .env("COOKIE_SECURE", "false")
+        .env("SMTP_URL", format!("smtp://127.0.0.1:{}", smtp_port()))
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("server starts");
+    wait_for_port(port, "importing instance").await;
+    child
+}
+
+#[tokio::test]
+async fn an_import_whose_instance_is_killed_mid_run_is_finished_by_another() {
+    // This instance serves the API but runs no imports: the other process does.
+    let mut options = TestOptions::default();
+    options.serve.run_imports = false;
+    let app = spawn_app_with(options).await;
+    let worker = app
+        .user_with_role("imp.killed", Role::TechnicalWorker)
+        .await;
+    let mut runner = importing_process(&app).await;
+
+    let (status, body) = upload(
+        &app.address,
+        &worker,
+        "big.json",
+        "application/json",
+        file_of(96, 8_000).into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = serde_json::from_value::<ImportJob>(body).unwrap().id;
+    let (status, body) = app
+        .call(&worker, "imports/start", &[("id", &id.to_string())])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let running = wait_until(&app.address, &worker, id, |j| j.processed > 0).await;
+    assert_eq!(running.state, ImportState::Running);
+    runner.start_kill().expect("kill");
+    runner.wait().await.expect("killed");
+
+    // Another instance that runs imports takes the job over once its lease runs out,
+    // and finishes it: every sale once, in both stores, no batch half-written. (Its
+    // recovery runs every second, to settle the killed process's batches in flight
+    // sooner: until then, the resumed run finds those sales held and tries again.)
+    let mut serve = TestOptions::default().serve;
+    serve.recovery_interval_secs = 1;
+    app.spawn_instance(&serve).await;
+    let done = wait_within(Duration::from_secs(300), &app.address, &worker, id, |j| {
+        j.state == ImportState::Done
+    })
+    .await;
+    assert_eq!(
+        (done.inserted, done.skipped, done.processed),
+        (8_000, 0, 8_000),
+        "{done:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Recovery settles what the killed process had in flight; then the stores agree.
+    loop {
+        let (mongo, mysql) = stored(&app).await;
+        if mongo == 8_000 && mysql == 8_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stores disagree: {mongo} in MongoDB, {mysql} in MySQL"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

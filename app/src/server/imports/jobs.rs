@@ -202,12 +202,12 @@ pub async fn cancel(pool: &MySqlPool, id: u64) -> Result<ImportJob, AppError> {
     get(pool, id).await
 }
 
-/// A job this instance holds, with what earlier runs of it did.
+/// A job this instance holds.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: u64,
-    /// Sales earlier runs inserted: this run finds them present.
-    pub inserted_before: u64,
+    /// Runs of the job so far, this one included.
+    pub runs: u32,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -221,43 +221,66 @@ pub async fn claim(
     owner: &str,
     ttl: Duration,
 ) -> Result<Option<Claimed>, AppError> {
-    #[derive(sqlx::FromRow)]
-    struct Candidate {
-        id: u64,
-        inserted: u64,
-        inserted_before: u64,
-    }
-    let candidate: Option<Candidate> = sqlx::query_as(
-        "SELECT id, inserted, inserted_before FROM import_jobs \
+    let candidate: Option<u64> = sqlx::query_scalar(
+        "SELECT id FROM import_jobs \
          WHERE state = 'queued' OR (state = 'running' AND lease_until < UTC_TIMESTAMP(6)) \
          ORDER BY id LIMIT 1",
     )
     .fetch_optional(pool)
     .await
     .context("find import to run")?;
-    let Some(c) = candidate else {
+    let Some(id) = candidate else {
         return Ok(None);
     };
-    // A resumed run starts the file over (every batch is idempotent): what the earlier
-    // runs inserted is remembered, and their progress starts again from zero.
+    // A resumed run starts the file over (every batch is idempotent), its progress
+    // from zero.
     let taken = sqlx::query(
         "UPDATE import_jobs SET state = 'running', lease_owner = ?, \
-         lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, \
-         inserted_before = inserted, processed = 0, skipped = 0, \
+         lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, runs = runs + 1, processed = 0, \
          started_at = COALESCE(started_at, UTC_TIMESTAMP(6)), updated_at = UTC_TIMESTAMP(6) \
          WHERE id = ? AND (state = 'queued' OR (state = 'running' AND lease_until < UTC_TIMESTAMP(6)))",
     )
     .bind(owner)
     .bind(micros(ttl))
-    .bind(c.id)
+    .bind(id)
     .execute(pool)
     .await
     .context("claim import")?
     .rows_affected();
-    Ok((taken == 1).then_some(Claimed {
-        id: c.id,
-        inserted_before: c.inserted.max(c.inserted_before),
-    }))
+    if taken != 1 {
+        return Ok(None);
+    }
+    let runs: u32 = sqlx::query_scalar("SELECT runs FROM import_jobs WHERE id = ?")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .context("claim import")?;
+    Ok(Some(Claimed { id, runs }))
+}
+
+/// Lets go of a job to be run again after `delay` by any instance (this one too): its
+/// writes met sales that another writer, one that died perhaps, still holds, and
+/// recovery settles those within its interval.
+pub async fn pause(
+    pool: &MySqlPool,
+    claimed: &Claimed,
+    owner: &str,
+    progress: Progress,
+    delay: Duration,
+) -> Result<(), AppError> {
+    let sql = format!(
+        "UPDATE import_jobs SET {FIGURES}, lease_owner = NULL, \
+         lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, updated_at = UTC_TIMESTAMP(6) \
+         WHERE id = ? AND state = 'running' AND lease_owner = ?"
+    );
+    bind_figures(sqlx::query(&sql), progress)
+        .bind(micros(delay))
+        .bind(claimed.id)
+        .bind(owner)
+        .execute(pool)
+        .await
+        .context("pause import")?;
+    Ok(())
 }
 
 pub async fn file(pool: &MySqlPool, id: u64) -> Result<Vec<u8>, AppError> {
@@ -275,8 +298,27 @@ pub struct Progress {
     pub processed: u64,
     /// Inserted by this run.
     pub inserted: u64,
-    /// Found present by this run (those earlier runs inserted among them).
+    /// Found present by this run.
     pub skipped: u64,
+}
+
+/// The figures a run reports. A first run's are its own; a resumed run finds what its
+/// predecessors wrote present too, so of what it skipped, only as many as the check
+/// found present count as "were there already", and the rest as inserted by the job.
+const FIGURES: &str = "processed = ?, \
+     skipped = IF(runs > 1, LEAST(?, present), ?), \
+     inserted = IF(runs > 1, ? - LEAST(?, present), ?)";
+
+fn bind_figures<'q>(
+    q: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
+    p: Progress,
+) -> sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+    q.bind(p.processed)
+        .bind(p.skipped)
+        .bind(p.skipped)
+        .bind(p.processed)
+        .bind(p.skipped)
+        .bind(p.inserted)
 }
 
 /// Records progress and renews the lease. `Ok(None)`: the lease is lost (another
@@ -288,22 +330,18 @@ pub async fn report(
     ttl: Duration,
     progress: Progress,
 ) -> Result<Option<bool>, AppError> {
-    let done = sqlx::query(
-        "UPDATE import_jobs SET processed = ?, inserted = ? + ?, skipped = ?, \
-         lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, updated_at = UTC_TIMESTAMP(6) \
-         WHERE id = ? AND state = 'running' AND lease_owner = ?",
-    )
-    .bind(progress.processed)
-    .bind(claimed.inserted_before)
-    .bind(progress.inserted)
-    .bind(progress.skipped.saturating_sub(claimed.inserted_before))
-    .bind(micros(ttl))
-    .bind(claimed.id)
-    .bind(owner)
-    .execute(pool)
-    .await
-    .context("record import progress")?
-    .rows_affected();
+    let sql = format!(
+        "UPDATE import_jobs SET {FIGURES}, lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, \
+         updated_at = UTC_TIMESTAMP(6) WHERE id = ? AND state = 'running' AND lease_owner = ?"
+    );
+    let done = bind_figures(sqlx::query(&sql), progress)
+        .bind(micros(ttl))
+        .bind(claimed.id)
+        .bind(owner)
+        .execute(pool)
+        .await
+        .context("record import progress")?
+        .rows_affected();
     if done != 1 {
         return Ok(None);
     }
@@ -325,23 +363,20 @@ pub async fn finish(
     error: Option<&str>,
 ) -> Result<(), AppError> {
     let mut tx = pool.begin().await.context("finish import")?;
-    let ended = sqlx::query(
-        "UPDATE import_jobs SET state = ?, processed = ?, inserted = ? + ?, skipped = ?, error = ?, \
-         lease_owner = NULL, lease_until = NULL, updated_at = UTC_TIMESTAMP(6), finished_at = UTC_TIMESTAMP(6) \
-         WHERE id = ? AND state = 'running' AND lease_owner = ?",
-    )
-    .bind(state)
-    .bind(progress.processed)
-    .bind(claimed.inserted_before)
-    .bind(progress.inserted)
-    .bind(progress.skipped.saturating_sub(claimed.inserted_before))
-    .bind(error)
-    .bind(claimed.id)
-    .bind(owner)
-    .execute(&mut *tx)
-    .await
-    .context("finish import")?
-    .rows_affected();
+    let sql = format!(
+        "UPDATE import_jobs SET {FIGURES}, state = ?, error = ?, lease_owner = NULL, lease_until = NULL, \
+         updated_at = UTC_TIMESTAMP(6), finished_at = UTC_TIMESTAMP(6) \
+         WHERE id = ? AND state = 'running' AND lease_owner = ?"
+    );
+    let ended = bind_figures(sqlx::query(&sql), progress)
+        .bind(state)
+        .bind(error)
+        .bind(claimed.id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await
+        .context("finish import")?
+        .rows_affected();
     if ended == 1 {
         sqlx::query("DELETE FROM import_files WHERE job_id = ?")
             .bind(claimed.id)

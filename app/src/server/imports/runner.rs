@@ -19,6 +19,11 @@ use tokio::sync::mpsc;
 
 /// How often an idle instance looks for a job, and a running one reports.
 const TICK: Duration = Duration::from_secs(1);
+/// Runs a job gets before it is given up as failed: a run that meets sales held by
+/// another writer pauses and is tried again (recovery frees sales a dead writer held).
+const MOST_RUNS: u32 = 8;
+/// The pause before such a job is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Starts this instance's runner. `ttl` is how long a claim lasts without a report.
 pub fn spawn(pool: MySqlPool, writer: Writer, ttl: Duration) {
@@ -59,6 +64,16 @@ async fn run(pool: &MySqlPool, writer: &Writer, owner: &str, ttl: Duration, clai
         return;
     }
     let last = *progress.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = &outcome
+        && retryable(e)
+        && claimed.runs < MOST_RUNS
+    {
+        tracing::warn!(error = %e, runs = claimed.runs, "import paused; it runs again shortly");
+        if let Err(e) = jobs::pause(pool, &claimed, owner, last, RETRY_AFTER).await {
+            tracing::error!(error = %e, "could not pause an import; its lease runs out instead");
+        }
+        return;
+    }
     let (state, error) = match &outcome {
         Ok(()) if stop.load(Ordering::SeqCst) => (ImportState::Cancelled, None),
         Ok(()) => (ImportState::Done, None),
@@ -74,6 +89,15 @@ async fn run(pool: &MySqlPool, writer: &Writer, owner: &str, ttl: Duration, clai
         inserted = last.inserted,
         "import ended"
     );
+}
+
+/// Errors that another run can get past: sales held by another writer, a store that
+/// did not answer in time.
+fn retryable(e: &AppError) -> bool {
+    matches!(
+        e,
+        AppError::Conflict(_) | AppError::Busy(_) | AppError::Unavailable(_)
+    )
 }
 
 /// Feeds the job's sales to the importer until the end or a stop.
