@@ -30,12 +30,13 @@ const PAGES: { who: keyof typeof DEMO | null; paths: string[] }[] = [
   { who: 'manager', paths: ['/management', '/management/users', '/sales/:sale/history'] },
 ];
 
-// The dark theme follows the system's setting (`prefers-color-scheme`): checked at the
-// desktop width, where every chart and table shows.
+// The dark theme follows the system's setting (`prefers-color-scheme`): both themes at
+// both widths.
 const VIEWS: { width: number; scheme: 'light' | 'dark' }[] = [
   { width: 1280, scheme: 'light' },
   { width: 360, scheme: 'light' },
   { width: 1280, scheme: 'dark' },
+  { width: 360, scheme: 'dark' },
 ];
 
 for (const { width, scheme } of VIEWS) {

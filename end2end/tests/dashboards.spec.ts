@@ -308,4 +308,16 @@ test('a manager sees KPIs that match the database, in context, and drills down t
   expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
   await shot(page, 'management-360px');
   await page.locator('figure', { hasText: 'Revenue by store' }).screenshot({ path: 'output/chart-360px.png' });
+
+  // Printed, the page gives the figures without the controls.
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.emulateMedia({ media: 'print' });
+  await expect(page.getByRole('banner')).toBeHidden();
+  await expect(page.getByRole('form', { name: 'Analytics filters' })).toBeHidden();
+  await expect(page.getByRole('button', { name: 'Show as table' }).first()).toBeHidden();
+  await expect(page.getByTestId('replication')).toBeHidden();
+  await expect(page.getByTestId('kpi-revenue')).toBeVisible();
+  await expect(page.getByRole('list', { name: 'Revenue by store' })).toBeVisible();
+  await page.pdf({ path: 'output/management.pdf' });
+  await page.emulateMedia({ media: 'screen' });
 });
