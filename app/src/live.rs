@@ -187,6 +187,17 @@ pub fn connect(live: Live, signed_in: Signal<Option<String>>, signed_out: Callba
     let _ = (live, signed_in, signed_out);
 }
 
+/// Called once the whole page has hydrated, lazy routes included: the stream opens only
+/// then. Until then nothing may re-render what the server sent. A lazy route's code is
+/// still loading while the rest of the page is live, and an event arriving meanwhile (a
+/// change that refetches a list, a refused stream that asks again who is signed in)
+/// would re-render a part the browser has not hydrated yet; hydrating it against the
+/// server's HTML then fails.
+#[cfg(feature = "hydrate")]
+pub fn page_hydrated() {
+    browser::HYDRATED.with(|hydrated| hydrated.set(true));
+}
+
 #[cfg(feature = "hydrate")]
 mod browser {
     use super::{Connection, Live};
@@ -203,6 +214,10 @@ mod browser {
     const RETRY_MAX: Duration = Duration::from_secs(60);
     /// Changes kept for components that start following later (a route change).
     const KEPT: usize = 200;
+
+    thread_local! {
+        pub(super) static HYDRATED: ArcRwSignal<bool> = ArcRwSignal::new(false);
+    }
 
     impl Live {
         /// Keeps the changes in feed order: a stream reopened from an earlier position
@@ -253,7 +268,11 @@ mod browser {
             last_id: StoredValue::new(None),
             failures: StoredValue::new(0),
         };
+        let hydrated = HYDRATED.with(ArcRwSignal::clone);
         Effect::new(move |previous: Option<Option<String>>| {
+            if !hydrated.get() {
+                return None;
+            }
             let user = signed_in.get();
             if previous.as_ref() != Some(&user) {
                 match user {

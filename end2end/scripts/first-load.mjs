@@ -144,6 +144,8 @@ async function coldLoad(context, url) {
   });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  // A Rust panic reaches the console (its hook's message) before the trap reaches pageerror.
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   page.on('requestfailed', (r) => errors.push(`${r.url()}: ${r.failure()?.errorText}`));
   await page.goto(url, { waitUntil: 'commit' });
   await page

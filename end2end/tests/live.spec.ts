@@ -258,3 +258,49 @@ test('the analytics follow edits made elsewhere, and export what they show', asy
   await expect(last).toContainText('Sync completed', { timeout: 30_000 });
   await expect(last).toContainText('Run sync button by demo.manager');
 });
+
+test('a change made while a page is still loading its code reaches it once hydrated, and breaks nothing', async ({ browser }) => {
+  await demoSeeded();
+  const manager = await signedIn(browser, 2, DEMO.manager, '/worker');
+  const context = await browser.newContext({
+    baseURL: VIA_PROXY,
+    extraHTTPHeaders: { 'x-portal-instance': '1' },
+    storageState: sessions.get(DEMO.customer.username),
+  });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  const streams: string[] = [];
+  page.on('request', (r) => r.url().includes('/api/events') && streams.push(r.url()));
+  // The customer route's code is held back: the page has its HTML and its main code, and
+  // a change to its purchases is saved meanwhile.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => (held = resolve));
+  await page.route(/customer_route.*\.wasm$/, async (route) => {
+    held();
+    await released;
+    await route.continue();
+  });
+  await page.goto('/customer', { waitUntil: 'commit' });
+  await holding;
+  const [{ email }] = await query("SELECT email FROM users WHERE username = 'demo.customer'");
+  const store = `Hydration ${Date.now().toString(36)}`;
+  const created = await manager.request.post('/api/sales/create', {
+    data: { token: '', input: saleInput(email, '2026-11-30T10:00', store) },
+    headers: { Origin: VIA_PROXY },
+  });
+  expect(created.status(), await created.text()).toBe(200);
+  // Long enough for a stream opened early to deliver the change to a half-hydrated page.
+  await page.waitForTimeout(1_500);
+  expect(streams, 'no stream opens before the page has hydrated').toEqual([]);
+  release();
+
+  await hydrated(page);
+  await expect(page.locator('[data-testid=purchases] li').first()).toContainText(store, { timeout: 5_000 });
+  expect(streams[0], 'the stream starts where the page read its purchases').toMatch(/\/api\/events\?after=\d+$/);
+  await expect(page.getByTestId('live-status')).toHaveAttribute('data-state', 'live');
+  expect(problems).toEqual([]);
+  await context.close();
+});

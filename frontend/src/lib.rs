@@ -25,6 +25,7 @@ pub fn hydrate() {
         leptos::mount::hydrate_from_async(body.clone(), app::App)
             .await
             .forget();
+        app::live::page_hydrated();
         // A marker for the end-to-end journeys: clicks after this run client-side.
         let _ = body.set_attribute("data-hydrated", "true");
     });
