@@ -47,6 +47,21 @@ pub fn FormError(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView
     }
 }
 
+/// The second-factor code that sensitive changes ask for once the login's own proof
+/// is more than ten minutes old (`second_factor::require_fresh_proof`).
+#[component]
+pub fn FreshCode(id: &'static str, error: Signal<Option<AppError>>) -> impl IntoView {
+    let hint = format!("{id}-hint");
+    view! {
+        <div class="field">
+            <label for=id>"Code from your authenticator app"</label>
+            <input id=id name="code" inputmode="numeric" autocomplete="one-time-code" aria-describedby=hint.clone()/>
+            <p id=hint class="muted small">"Needed when you last gave one more than 10 minutes ago. A recovery code works too."</p>
+            <FieldMessage error field="code"/>
+        </div>
+    }
+}
+
 /// A field message from the server under an input that manages itself.
 #[component]
 pub fn FieldMessage(error: Signal<Option<AppError>>, field: &'static str) -> impl IntoView {

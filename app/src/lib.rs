@@ -113,11 +113,13 @@ fn content_security_policy(options: &LeptosOptions) {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     let auth = auth::Auth::provide();
-    // The live stream is for accounts that may see sales: active, past their second step.
+    // The live stream is for accounts that may see sales: active, past their second
+    // step, and for customers, with a confirmed address.
     let streaming = Signal::derive(move || {
         auth.signed_in()
             .filter(|u| {
                 u.status == model::AccountStatus::Active
+                    && (u.role != model::Role::Customer || u.email_verified)
                     && !matches!(
                         u.second_factor,
                         model::SecondFactor::Pending | model::SecondFactor::Missing
@@ -134,7 +136,9 @@ pub fn App() -> impl IntoView {
         Callback::new(move |()| auth.refresh()),
     );
     // Guarded pages render in async mode, so a redirect to /login (or a 403) is decided
-    // before the first byte is sent and arrives as a real HTTP redirect or status.
+    // before the first byte is sent and arrives as a real HTTP redirect or status. The
+    // confirmation page too: it names the account before anyone confirms, without
+    // JavaScript as well.
     let guarded = SsrMode::Async;
     view! {
         <Title formatter=|title: String| format!("{title} · Supply Co. sales portal")/>
@@ -149,7 +153,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("register") view={Lazy::<pages::RegisterRoute>::new()}/>
                     <Route path=path!("reset-password") view={Lazy::<pages::ResetPasswordRoute>::new()}/>
                     <Route path=path!("forgot-password") view={Lazy::<pages::ForgotPasswordRoute>::new()}/>
-                    <Route path=path!("verify-email") view={Lazy::<pages::VerifyEmailRoute>::new()}/>
+                    <Route path=path!("verify-email") view={Lazy::<pages::VerifyEmailRoute>::new()} ssr=guarded.clone()/>
                     <Route path=path!("dashboard") view=pages::DashboardRedirect ssr=guarded.clone()/>
                     <Route path=path!("awaiting-approval") view={Lazy::<pages::AwaitingApprovalRoute>::new()} ssr=guarded.clone()/>
                     <Route path=path!("profile") view={Lazy::<pages::ProfileRoute>::new()} ssr=guarded.clone()/>

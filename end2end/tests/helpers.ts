@@ -224,6 +224,9 @@ export async function confirmEmail(page: Page, username: string) {
   const mail = await mailTo(emailOf(username), 'Confirm your email address');
   await page.goto(linkIn(mail, '/verify-email'));
   await hydrated(page);
+  // The page names the address and the account before anyone confirms.
+  await expect(page.getByTestId('pending-address')).toContainText(emailOf(username));
+  await expect(page.getByTestId('pending-address')).toContainText(username);
   await page.getByRole('button', { name: 'Confirm my address' }).click();
   await expect(page.getByTestId('email-verified')).toBeVisible();
 }

@@ -94,3 +94,31 @@ test('without JavaScript, a mailed reset link sets a new password', async ({ pag
   await submitLogin(page, username, 'Velvet-Compass-Rain-31');
   await expect(page).toHaveURL(/\/customer$/);
 });
+
+test('without JavaScript, a buyer refuses a confirmation link someone else\'s account asked for', async ({ page, playwright, baseURL }) => {
+  // Someone registers with a buyer's address, hoping the buyer confirms it.
+  const squatter = unique('squat');
+  const buyer = emailOf(unique('buyer'));
+  const stranger = await playwright.request.newContext({ baseURL, extraHTTPHeaders: { Origin: baseURL! } });
+  const registered = await stranger.post('/api/register', {
+    form: { username: squatter, email: buyer, password: PASSWORD, confirm_password: PASSWORD, role: 'customer' },
+  });
+  expect(registered.status()).toBe(200);
+  const mail = await mailTo(buyer, 'Confirm your email address');
+  expect(mail.text).toContain(`"${squatter}"`);
+  expect(mail.text).toContain('This is not my account');
+
+  await page.goto(linkIn(mail, '/verify-email'));
+  const pending = page.getByTestId('pending-address');
+  await expect(pending).toContainText(buyer);
+  await expect(pending).toContainText(squatter);
+  await page.getByRole('button', { name: 'This is not my account' }).click();
+  await expect(page).toHaveURL(/\/verify-email\?declined=1$/);
+  await expect(page.getByTestId('email-declined')).toBeVisible();
+
+  // The link is spent: it confirms nothing, for the squatter either.
+  await page.goto(linkIn(mail, '/verify-email'));
+  await expect(page.getByRole('alert')).toContainText('invalid, expired or already used');
+  const [{ verified }] = await query('SELECT email_verified_at IS NOT NULL AS verified FROM users WHERE username = ?', [squatter]);
+  expect(Number(verified)).toBe(0);
+});

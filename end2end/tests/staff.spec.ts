@@ -168,3 +168,26 @@ test('a manager sees who changed a sale and how, also after it was deleted', asy
   await first.close();
   await second.close();
 });
+
+test('a sensitive change asks for a code again once the login proved the second factor more than ten minutes ago', async ({
+  page,
+}) => {
+  await login(page, DEMO.worker.username, DEMO.worker.password);
+  // The login is now eleven minutes old, as a stolen session's would be.
+  await query(
+    `UPDATE user_sessions SET second_factor_at = UTC_TIMESTAMP(6) - INTERVAL 11 MINUTE
+     WHERE user_id = (SELECT id FROM users WHERE username = ?)`,
+    [DEMO.worker.username],
+  );
+  await page.goto('/profile');
+  await hydrated(page);
+  const form = page.getByRole('form', { name: 'Change email address' });
+  await form.getByLabel('New email address').fill(`${unique('moved')}@example.com`);
+  await form.getByLabel('Current password').fill(DEMO.worker.password);
+  await form.getByRole('button', { name: 'Change address' }).click();
+  await expect(form.getByText('this change needs one when you last gave one more than 10 minutes ago')).toBeVisible();
+
+  await form.getByLabel('Code from your authenticator app').fill(await nextCode(DEMO.worker.username, DEMO.worker.secret));
+  await form.getByRole('button', { name: 'Change address' }).click();
+  await expect(page.getByText("Check the new address's inbox for the confirmation link.")).toBeVisible();
+});

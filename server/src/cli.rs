@@ -66,6 +66,9 @@ pub enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Seal every second-factor secret under the newest key of TOTP_KEYS (after adding
+    /// a key in front, before dropping the old one). Prints how many changed.
+    ResealTotpSecrets,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,11 +149,14 @@ async fn create_user(
 }
 
 /// Seeds the demo data in the background, waiting for MySQL if it is not up yet.
-fn spawn_demo_seed(writer: app::server::sales::dual_write::Writer) {
+fn spawn_demo_seed(
+    writer: app::server::sales::dual_write::Writer,
+    keys: std::sync::Arc<app::server::auth::secret_keys::SecretKeys>,
+) {
     tokio::spawn(async move {
         let mut delay = std::time::Duration::from_secs(1);
         loop {
-            match app::server::demo::seed(&writer).await {
+            match app::server::demo::seed(&writer, &keys).await {
                 Ok((accounts, sales)) => {
                     tracing::info!(accounts, sales, "demo data ready");
                     break;
@@ -174,9 +180,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = crate::leptos_options(cli.serve.site_addr);
             let app = Application::build(&databases, &cli.serve, options).await?;
             if cli.serve.seed_demo {
-                spawn_demo_seed(app.state().writer.clone());
+                spawn_demo_seed(app.state().writer.clone(), app.state().secret_keys.clone());
             }
             Ok(app.run_until_stopped().await?)
+        }
+        Command::ResealTotpSecrets => {
+            // Never the loopback development key: resealing a real database with it
+            // would undo the protection.
+            let spec = cli.serve.totp_keys.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("set TOTP_KEYS to the keys, newest first, to reseal with")
+            })?;
+            let keys = app::server::auth::secret_keys::SecretKeys::parse(spec)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let (mysql, _) = connect(&cli.db).await?;
+            migrate(&mysql).await?;
+            let sealed = app::server::auth::secret_keys::reseal_all(&mysql, &keys).await?;
+            println!("{sealed} second-factor secrets sealed under the newest key");
+            Ok(())
         }
         Command::Migrate => {
             let (mysql, _) = connect(&cli.db).await?;

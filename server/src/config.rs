@@ -151,6 +151,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Vec<app::server::client_ip::ProxyNet>,
 
+    /// The keys that seal second-factor secrets at rest: comma-separated
+    /// `<id>:<64 hex digits>`, newest first (`openssl rand -hex 32` makes one). Required
+    /// outside loopback; on loopback a published development key stands in.
+    #[arg(long, env = "TOTP_KEYS", global = true, hide_env_values = true)]
+    pub totp_keys: Option<String>,
+
     /// Seed the demo accounts and demo sales when they are missing.
     #[arg(long, env = "PORTAL_SEED_DEMO", default_value_t = false, global = true)]
     pub seed_demo: bool,
@@ -291,6 +297,7 @@ impl ServeConfig {
             login_throttle_client_max_failures: 50,
             login_rate_per_minute: 60,
             trusted_proxies: Vec::new(),
+            totp_keys: None,
             seed_demo: false,
             sync_interval_secs: 0,
             run_imports: true,
@@ -322,6 +329,14 @@ impl ServeConfig {
                 "COOKIE_SECURE=false on {}: plain-HTTP cookies are allowed only on loopback (serve HTTPS, or set ALLOW_INSECURE_COOKIES=true deliberately)",
                 self.site_addr
             )));
+        }
+        if self.totp_keys.is_none() && !loopback {
+            return Err(ConfigError(
+                "TOTP_KEYS is required outside loopback: it seals second-factor secrets at rest (see the README)".into(),
+            ));
+        }
+        if let Some(keys) = &self.totp_keys {
+            app::server::auth::secret_keys::SecretKeys::parse(keys).map_err(ConfigError)?;
         }
         if self.seed_demo && !loopback {
             return Err(ConfigError(
@@ -391,6 +406,15 @@ impl ServeConfig {
     pub fn mailer(&self) -> Result<app::server::mail::Mailer, ConfigError> {
         app::server::mail::Mailer::new(&self.smtp_url, &self.mail_from, &self.public_url())
             .map_err(ConfigError)
+    }
+
+    /// The keys from `TOTP_KEYS`, or the published development key on loopback.
+    pub fn secret_keys(&self) -> anyhow::Result<app::server::auth::secret_keys::SecretKeys> {
+        use app::server::auth::secret_keys::SecretKeys;
+        match &self.totp_keys {
+            Some(spec) => SecretKeys::parse(spec).map_err(|e| anyhow::anyhow!(e)),
+            None => Ok(SecretKeys::development()),
+        }
     }
 
     pub fn auth_settings(&self) -> app::server::AuthSettings {
@@ -498,6 +522,32 @@ mod tests {
         assert!(c.validate().is_ok());
     }
 
+    const KEY: &str = "1:0101010101010101010101010101010101010101010101010101010101010101";
+
+    #[test]
+    fn second_factor_keys_are_required_outside_loopback_and_checked() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let mut all = vec!["server"];
+            all.extend_from_slice(args);
+            crate::cli::Cli::try_parse_from(all).unwrap().serve
+        };
+        let e = parse(&["--site-addr", "0.0.0.0:3000"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("TOTP_KEYS is required"), "{e}");
+        assert!(
+            parse(&[]).validate().is_ok(),
+            "loopback has a development key"
+        );
+        let e = parse(&["--totp-keys", "1:abcd"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("64 hex digits"), "{e}");
+    }
+
     #[test]
     fn plain_http_cookies_only_on_loopback_unless_allowed() {
         use clap::Parser;
@@ -507,14 +557,27 @@ mod tests {
             crate::cli::Cli::try_parse_from(all).unwrap().serve
         };
         assert!(parse(&[]).cookie_secure, "secure by default");
-        assert!(parse(&["--site-addr", "0.0.0.0:3000"]).validate().is_ok());
-        let insecure = parse(&["--site-addr", "0.0.0.0:3000", "--cookie-secure", "false"]);
+        assert!(
+            parse(&["--site-addr", "0.0.0.0:3000", "--totp-keys", KEY])
+                .validate()
+                .is_ok()
+        );
+        let insecure = parse(&[
+            "--site-addr",
+            "0.0.0.0:3000",
+            "--totp-keys",
+            KEY,
+            "--cookie-secure",
+            "false",
+        ]);
         let e = insecure.validate().unwrap_err().to_string();
         assert!(e.contains("only on loopback"), "{e}");
         assert!(
             parse(&[
                 "--site-addr",
                 "0.0.0.0:3000",
+                "--totp-keys",
+                KEY,
                 "--cookie-secure",
                 "false",
                 "--allow-insecure-cookies",

@@ -68,6 +68,26 @@ async fn migrate_or_retry_later(state: &AppState) -> anyhow::Result<()> {
     }
 }
 
+/// Seals second-factor secrets still in plain text (written before sealing, or by an
+/// instance not yet upgraded) or under an older key. Every instance may run it at once:
+/// each row is rewritten only if it still holds what was read.
+fn spawn_reseal(state: &AppState) {
+    let pool = state.mysql.clone();
+    let keys = state.secret_keys.clone();
+    tokio::spawn(async move {
+        match app::server::auth::secret_keys::reseal_all(&pool, &keys).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                sealed = n,
+                "second-factor secrets sealed under the newest key"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "second-factor secrets not resealed; `server reseal-totp-secrets` does it")
+            }
+        }
+    });
+}
+
 fn is_unavailable(e: &sqlx::Error) -> bool {
     matches!(
         e,
@@ -99,10 +119,12 @@ impl Application {
             mysql,
             mongo,
             auth: serve.auth_settings(),
+            secret_keys: std::sync::Arc::new(serve.secret_keys()?),
             live: app::server::live::Live::new(serve.live_settings()),
             exports: Default::default(),
         };
         migrate_or_retry_later(&state).await?;
+        spawn_reseal(&state);
         let listener = TcpListener::bind(serve.site_addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", serve.site_addr))?;

@@ -108,20 +108,44 @@ pub async fn confirm_two_factor(code: String) -> Result<RecoveryCodes, AppError>
     .await
 }
 
-/// New recovery codes (the old ones stop working), after the current password.
+/// New recovery codes (the old ones stop working), after the current password and a
+/// recent proof of the second factor (`code`, unless the login proved it lately).
 #[server(prefix = "/api", endpoint = "two-factor/recovery-codes")]
-pub async fn new_recovery_codes(current_password: String) -> Result<RecoveryCodes, AppError> {
+pub async fn new_recovery_codes(
+    current_password: String,
+    code: Option<String>,
+) -> Result<RecoveryCodes, AppError> {
     respond(Access::AnyUser, |call, current| async move {
-        accounts::new_recovery_codes(&call.state, &call.info, &current, current_password).await
+        let code = code.as_deref().map(|c| truncate(c, 32));
+        accounts::new_recovery_codes(
+            &call.state,
+            &call.info,
+            &current,
+            current_password,
+            code.as_deref(),
+        )
+        .await
     })
     .await
 }
 
-/// Turns the second factor off, for customers who opted in.
+/// Turns the second factor off, for customers who opted in: after the current password
+/// and a recent proof of the factor itself.
 #[server(prefix = "/api", endpoint = "two-factor/disable")]
-pub async fn disable_two_factor(current_password: String) -> Result<(), AppError> {
+pub async fn disable_two_factor(
+    current_password: String,
+    code: Option<String>,
+) -> Result<(), AppError> {
     respond(Access::AnyUser, |call, current| async move {
-        accounts::disable_second_factor(&call.state, &call.info, &current, current_password).await
+        let code = code.as_deref().map(|c| truncate(c, 32));
+        accounts::disable_second_factor(
+            &call.state,
+            &call.info,
+            &current,
+            current_password,
+            code.as_deref(),
+        )
+        .await
     })
     .await
 }
@@ -163,6 +187,29 @@ pub async fn verify_email(token: String) -> Result<(), AppError> {
     .await
 }
 
+/// What a confirmation link would confirm (the address and the account), read before
+/// the mailbox's owner decides.
+#[server(prefix = "/api", endpoint = "email/pending")]
+pub async fn pending_address(token: String) -> Result<crate::model::PendingAddress, AppError> {
+    respond(Access::PUBLIC, |call, ()| async move {
+        let token = bounded_token(&token)?;
+        accounts::pending_address(&call.state, &call.info, token).await
+    })
+    .await
+}
+
+/// "This is not my account": spends the link without confirming anything.
+#[server(prefix = "/api", endpoint = "email/decline")]
+pub async fn decline_address(token: String) -> Result<(), AppError> {
+    respond(Access::PUBLIC, |call, ()| async move {
+        let token = bounded_token(&token)?;
+        accounts::decline_address(&call.state, &call.info, token).await?;
+        redirect_plain_form("/verify-email?declined=1");
+        Ok(())
+    })
+    .await
+}
+
 /// Mails a new confirmation link to the signed-in user's address.
 #[server(prefix = "/api", endpoint = "email/resend")]
 pub async fn resend_verification() -> Result<(), AppError> {
@@ -173,10 +220,24 @@ pub async fn resend_verification() -> Result<(), AppError> {
 }
 
 /// Asks to change the signed-in user's address: the new one gets a confirmation link.
+/// Accounts with a second factor prove it too (`code`), unless the login did lately.
 #[server(prefix = "/api", endpoint = "email/change")]
-pub async fn change_email(current_password: String, email: String) -> Result<(), AppError> {
+pub async fn change_email(
+    current_password: String,
+    email: String,
+    code: Option<String>,
+) -> Result<(), AppError> {
     respond(Access::AnyUser, |call, current| async move {
-        accounts::change_email(&call.state, &call.info, &current, current_password, &email).await
+        let code = code.as_deref().map(|c| truncate(c, 32));
+        accounts::change_email(
+            &call.state,
+            &call.info,
+            &current,
+            current_password,
+            &email,
+            code.as_deref(),
+        )
+        .await
     })
     .await
 }

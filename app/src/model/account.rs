@@ -208,6 +208,14 @@ impl RegistrationInput {
     }
 }
 
+/// What a confirmation link would confirm, shown before anyone confirms it: the
+/// address, and the account that asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAddress {
+    pub email: String,
+    pub username: String,
+}
+
 /// The signed-in user as the UI sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionUser {

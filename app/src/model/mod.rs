@@ -16,9 +16,9 @@ pub mod string_enum;
 pub mod time;
 
 pub use account::{
-    AuditEntry, Email, NewAccount, NewPassword, RecoveryCodes, RegistrationInput, SecondFactor,
-    SessionSummary, SessionUser, TotpEnrolment, TwoFactorStatus, USERS_PAGE_SIZE, UserSummary,
-    Username, UsersPage, safe_next,
+    AuditEntry, Email, NewAccount, NewPassword, PendingAddress, RecoveryCodes, RegistrationInput,
+    SecondFactor, SessionSummary, SessionUser, TotpEnrolment, TwoFactorStatus, USERS_PAGE_SIZE,
+    UserSummary, Username, UsersPage, safe_next,
 };
 pub use error::{AppError, AppResult, FieldError, Store};
 pub use health::{HealthReport, IntentCounts, StoreHealth};

@@ -273,7 +273,7 @@ fn UserRow(user: UserSummary, actions: UserActions) -> impl IntoView {
                         <button type="submit" class="btn secondary">"Mail a reset link"</button>
                     </ActionForm>
                 })}
-                {user.two_factor.then(|| view! {
+                {(user.two_factor && current_role != Role::SeniorManagement).then(|| view! {
                     <ActionForm action=reset_factor attr:class="inline-form">
                         <input type="hidden" name="id" value=id/>
                         <button type="submit" class="btn secondary">"Reset 2FA"</button>

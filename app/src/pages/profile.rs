@@ -2,8 +2,11 @@ use crate::api::auth::{
     ChangeEmail, ChangePassword, LogoutEverywhere, ResendVerification, RevokeSession, my_sessions,
 };
 use crate::auth::{RequireLogin, use_auth};
-use crate::components::{FieldMessage, FormError, NewPasswordFields, ScrollTable, action_error};
+use crate::components::{
+    FieldMessage, FormError, FreshCode, NewPasswordFields, ScrollTable, action_error,
+};
 use crate::locale::LocalTime;
+use crate::model::SecondFactor;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -108,6 +111,10 @@ fn EmailSection() -> impl IntoView {
     let change = ServerAction::<ChangeEmail>::new();
     let change_error = action_error(change.value());
     let unconfirmed = move || auth.signed_in().is_some_and(|u| !u.email_verified);
+    let has_factor = move || {
+        auth.signed_in()
+            .is_some_and(|u| u.second_factor == SecondFactor::Passed)
+    };
     view! {
         <section class="card narrow" aria-labelledby="email-title">
             <h2 id="email-title">"Email address"</h2>
@@ -138,6 +145,9 @@ fn EmailSection() -> impl IntoView {
                     <input id="ce-current" name="current_password" type="password" autocomplete="current-password" required/>
                     <FieldMessage error=change_error field="current_password"/>
                 </div>
+                <Show when=has_factor>
+                    <FreshCode id="ce-code" error=change_error/>
+                </Show>
                 <div class="form-actions"><button type="submit" class="btn">"Change address"</button></div>
             </ActionForm>
         </section>

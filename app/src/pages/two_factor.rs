@@ -2,7 +2,7 @@ use crate::api::auth::{
     BeginTwoFactor, ConfirmTwoFactor, DisableTwoFactor, NewRecoveryCodes, my_two_factor,
 };
 use crate::auth::{RequireLogin, use_auth};
-use crate::components::{FieldMessage, FormError, action_error};
+use crate::components::{FieldMessage, FormError, FreshCode, action_error};
 use crate::model::{AppError, RecoveryCodes, TotpEnrolment};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -142,6 +142,7 @@ fn RenewCodes(action: ServerAction<NewRecoveryCodes>) -> impl IntoView {
         <ActionForm action attr:class="inline-form" attr:aria-label="New recovery codes">
             <FormError error/>
             <CurrentPassword id="renew-password" error/>
+            <FreshCode id="renew-code" error/>
             <button type="submit" class="btn secondary">"New recovery codes"</button>
             <span class="muted small">"The codes you have now stop working."</span>
         </ActionForm>
@@ -155,6 +156,7 @@ fn TurnOff(action: ServerAction<DisableTwoFactor>) -> impl IntoView {
         <ActionForm action attr:class="inline-form" attr:aria-label="Turn off two-factor authentication">
             <FormError error/>
             <CurrentPassword id="disable-password" error/>
+            <FreshCode id="disable-code" error/>
             <button type="submit" class="btn secondary">"Turn off"</button>
             <span class="muted small">"Logins will ask for your password only."</span>
         </ActionForm>

@@ -73,6 +73,24 @@ impl FromStr for ProxyNet {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
+impl ClientIp {
+    /// What per-client limits count: an IPv4 address, or the /64 network of an IPv6
+    /// one. A single subscriber is usually given a whole /64, so counting its
+    /// addresses apart would hand one client 2^64 fresh allowances.
+    pub fn limit_key(self) -> String {
+        match self.0 {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let [a, b, c, d, ..] = v6.segments();
+                    format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+                }
+            },
+        }
+    }
+}
+
 /// The client behind `peer`: the peer itself unless it is a trusted proxy; then the
 /// nearest address in `X-Forwarded-For` (read right to left, past further trusted
 /// proxies) that is not one. Entries left of an unreadable one could be anything the
@@ -116,6 +134,16 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn limits_count_an_ipv6_client_by_its_64_network() {
+        let key = |s: &str| ClientIp(ip(s)).limit_key();
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:0:0:9"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
     }
 
     #[test]

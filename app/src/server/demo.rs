@@ -4,6 +4,7 @@
 
 use crate::model::{AppError, Email, FieldError, Role, Sale};
 use crate::server::auth::accounts;
+use crate::server::auth::secret_keys::SecretKeys;
 use crate::server::db::Context;
 use crate::server::sales::dual_write::{Author, Writer};
 use crate::server::sales::{generate, import, primary};
@@ -11,8 +12,8 @@ use chrono::Utc;
 use sqlx::MySqlPool;
 
 /// Seeds what is missing: returns (accounts created, sales created).
-pub async fn seed(writer: &Writer) -> Result<(usize, u64), AppError> {
-    let accounts = seed_accounts(&writer.backup().pool).await?;
+pub async fn seed(writer: &Writer, keys: &SecretKeys) -> Result<(usize, u64), AppError> {
+    let accounts = seed_accounts(&writer.backup().pool, keys).await?;
     let sales = seed_sales(writer).await?;
     Ok((accounts, sales))
 }
@@ -55,7 +56,7 @@ pub const DEMO_ACCOUNTS: [DemoAccount; 3] = [
 
 /// Creates the demo accounts that do not exist yet, and gives demo staff their
 /// published second factor if they have none; returns how many accounts were created.
-pub async fn seed_accounts(pool: &MySqlPool) -> Result<usize, AppError> {
+pub async fn seed_accounts(pool: &MySqlPool, keys: &SecretKeys) -> Result<usize, AppError> {
     let mut created = 0;
     for demo in &DEMO_ACCOUNTS {
         let input = crate::model::RegistrationInput {
@@ -88,7 +89,7 @@ pub async fn seed_accounts(pool: &MySqlPool) -> Result<usize, AppError> {
                  VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
             )
             .bind(id)
-            .bind(secret)
+            .bind(keys.seal(id, secret)?)
             .execute(pool)
             .await
             .context("seed demo second factor")?;

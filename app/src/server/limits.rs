@@ -30,8 +30,9 @@ pub enum Counter {
     PasswordChange,
     /// Links from mail (confirmation, reset) tried, per client address.
     LinkAttempt,
-    /// Wrong second-factor codes, per account.
+    /// Wrong second-factor codes, per account: in 15 minutes, and in a day.
     SecondFactor,
+    SecondFactorDay,
     /// Refused requests (403) per user: audited once per window.
     Forbidden,
 }
@@ -48,6 +49,7 @@ crate::model::string_enum::string_enum!(Counter {
     PasswordChange => "password_change",
     LinkAttempt => "link_attempt",
     SecondFactor => "second_factor",
+    SecondFactorDay => "second_factor_day",
     Forbidden => "forbidden",
 });
 

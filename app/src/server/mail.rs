@@ -195,6 +195,14 @@ pub mod templates {
 
     const SIGNATURE: &str = "\n\n-- \nSupply Co. sales portal\n";
 
+    /// A username as mail shows it. Usernames are chosen by whoever registers, and some
+    /// look like a web address ("login-supplyco.com") that mail programs turn into a
+    /// link under the portal's name: each dot is shown as a one-dot leader (U+2024),
+    /// which reads the same and links nowhere.
+    pub fn account_name(username: &str) -> String {
+        username.replace('.', "\u{2024}")
+    }
+
     fn mail(to: &Email, subject: &str, body: String) -> Mail {
         Mail {
             to: to.clone(),
@@ -204,13 +212,16 @@ pub mod templates {
     }
 
     pub fn verify_email(to: &Email, username: &str, link: &str) -> Mail {
+        let username = account_name(username);
         mail(
             to,
             "Confirm your email address",
             format!(
-                "Hello {username},\n\nPlease confirm that this is your email address by opening the link below \
-                 within 24 hours:\n\n{link}\n\nIf you did not create an account at the Supply Co. sales portal, \
-                 ignore this message: nothing happens without the confirmation."
+                "Hello,\n\nThe account \"{username}\" at the Supply Co. sales portal gave this email address as \
+                 its own. If that account is yours, confirm the address by opening the link below within 24 \
+                 hours:\n\n{link}\n\nIf you did not create the account \"{username}\" or ask for this change, \
+                 do not confirm: the page the link opens has a \"This is not my account\" button, or ignore \
+                 this message. Confirming would let that account see the purchases made with this address."
             ),
         )
     }
@@ -229,6 +240,7 @@ pub mod templates {
     }
 
     pub fn username_taken(to: &Email, username: &str, register: &str) -> Mail {
+        let username = account_name(username);
         mail(
             to,
             "Choose another username",
@@ -240,6 +252,7 @@ pub mod templates {
     }
 
     pub fn password_reset(to: &Email, username: &str, link: &str, by_manager: bool) -> Mail {
+        let username = account_name(username);
         let why = if by_manager {
             "A senior manager asked for a password reset for your account."
         } else {
@@ -256,6 +269,7 @@ pub mod templates {
     }
 
     pub fn password_changed(to: &Email, username: &str, forgot: &str) -> Mail {
+        let username = account_name(username);
         mail(
             to,
             "Your password was changed",
@@ -268,6 +282,7 @@ pub mod templates {
     }
 
     pub fn email_change_requested(to: &Email, username: &str, new: &Email) -> Mail {
+        let username = account_name(username);
         mail(
             to,
             "Your email address is being changed",
@@ -280,6 +295,7 @@ pub mod templates {
     }
 
     pub fn second_factor_reset(to: &Email, username: &str) -> Mail {
+        let username = account_name(username);
         mail(
             to,
             "Your two-factor authentication was reset",
@@ -287,6 +303,60 @@ pub mod templates {
                 "Hello {username},\n\nA senior manager removed the two-factor authentication of your Supply Co. \
                  sales portal account, and your sessions were ended. Set it up again on your profile page after \
                  your next login.\n\nIf you did not ask for this, tell a senior manager at once."
+            ),
+        )
+    }
+
+    pub fn email_changed(to: &Email, username: &str, new: &Email) -> Mail {
+        let username = account_name(username);
+        mail(
+            to,
+            "Your email address was changed",
+            format!(
+                "Hello {username},\n\nThe email address of your Supply Co. sales portal account is now {new}: \
+                 this address no longer receives its mail, and links sent here before no longer work.\n\n\
+                 If you did not do this, tell a senior manager at once."
+            ),
+        )
+    }
+
+    pub fn login_to_disabled_account(to: &Email, username: &str) -> Mail {
+        let username = account_name(username);
+        mail(
+            to,
+            "A login to your disabled account",
+            format!(
+                "Hello {username},\n\nSomeone just gave the right password for your Supply Co. sales portal \
+                 account, which is disabled, so the login was refused. If it was you, ask a senior manager to \
+                 enable the account again.\n\nIf it was not you, your password is known to someone else: \
+                 tell a senior manager."
+            ),
+        )
+    }
+
+    pub fn recovery_codes_replaced(to: &Email, username: &str) -> Mail {
+        let username = account_name(username);
+        mail(
+            to,
+            "New recovery codes were made for your account",
+            format!(
+                "Hello {username},\n\nNew recovery codes for the two-factor authentication of your Supply Co. \
+                 sales portal account were just made; the old ones no longer work.\n\nIf you did not do this, \
+                 someone is signed in as you: change your password (which ends every other session) and tell \
+                 a senior manager."
+            ),
+        )
+    }
+
+    pub fn second_step_guessed(to: &Email, username: &str) -> Mail {
+        let username = account_name(username);
+        mail(
+            to,
+            "Someone is guessing your two-factor codes",
+            format!(
+                "Hello {username},\n\nSomeone who knows the password of your Supply Co. sales portal account \
+                 has entered many wrong two-factor codes today, so the second step is closed for a day. If it \
+                 was not you, change your password now and tell a senior manager."
             ),
         )
     }

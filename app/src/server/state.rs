@@ -14,6 +14,8 @@ pub struct AppState {
     pub health_mysql: MySqlPool,
     pub mongo: mongodb::Database,
     pub auth: AuthSettings,
+    /// The keys second-factor secrets are sealed with (`auth::secret_keys`).
+    pub secret_keys: std::sync::Arc<crate::server::auth::secret_keys::SecretKeys>,
     /// The dual writer: every sales edit, recovery and reconciliation goes through it.
     pub writer: crate::server::sales::dual_write::Writer,
     pub counts: crate::server::sales::list::CountCache,

@@ -74,6 +74,8 @@ const ENDPOINTS: &[Endpoint] = &[
         Need::Login,
     ),
     ("email/verify", &[("token", "00")], Need::Public),
+    ("email/pending", &[("token", "00")], Need::Public),
+    ("email/decline", &[("token", "00")], Need::Public),
     (
         "password/forgot",
         &[("email", "nobody@example.com")],

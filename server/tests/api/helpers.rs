@@ -528,13 +528,17 @@ impl TestApp {
                 .fetch_one(&self.mysql)
                 .await
                 .expect("the user has a second factor");
+        // Sealed at rest with the loopback development key the test instances use.
+        let secret = app::server::auth::secret_keys::SecretKeys::development()
+            .open(user_id, &factor.secret)
+            .expect("the secret opens");
         // Never the previous step: a code computed at the end of a step and checked
         // just after the next one began would be two steps old, and refused.
         let step = factor.last_step.map_or(0, |s| s + 1).max(current_step());
         while current_step() + 1 < step {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        code_at(&factor.secret, step).expect("a code")
+        code_at(&secret, step).expect("a code")
     }
 
     /// Gives the user a confirmed second factor, as if they had set it up.
@@ -544,7 +548,11 @@ impl TestApp {
              VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
         )
         .bind(user_id)
-        .bind(TOTP_SECRET)
+        .bind(
+            app::server::auth::secret_keys::SecretKeys::development()
+                .seal(user_id, TOTP_SECRET)
+                .expect("sealed"),
+        )
         .execute(&self.mysql)
         .await
         .expect("store a second factor");

@@ -17,6 +17,7 @@ mod live;
 mod outage;
 mod portal_import;
 mod ports;
+mod probes;
 mod sales_api;
 mod sales_import;
 mod sales_search;

@@ -12,8 +12,8 @@ use super::throttle::{self, Source};
 use super::tokens::{self, Purpose};
 use super::{devices, password, sessions};
 use crate::model::{
-    AccountStatus, AppError, Email, NewAccount, NewPassword, Role, SecondFactor, SessionUser,
-    Username,
+    AccountStatus, AppError, Email, NewAccount, NewPassword, PendingAddress, Role, SecondFactor,
+    SessionUser, Username,
 };
 use crate::server::AppState;
 use crate::server::db::{Context, mysql_error, truncate, violated_key};
@@ -149,7 +149,7 @@ pub async fn register(
     limits::check(
         &state.mysql,
         Counter::Register,
-        &info.ip,
+        &info.client,
         Limit::per_window(10, HOUR),
     )
     .await?;
@@ -216,6 +216,8 @@ pub async fn register(
     Ok(())
 }
 
+const INVALID_CONFIRMATION: &str = "This confirmation link is invalid, expired or already used. Log in and ask for a new one on your profile page.";
+
 /// Confirms an address with the token from a verification link: the address becomes
 /// the account's (for a change of address) and verified.
 pub async fn verify_email(
@@ -223,19 +225,26 @@ pub async fn verify_email(
     info: &RequestInfo,
     token: &str,
 ) -> Result<(), AppError> {
-    const INVALID: &str = "This confirmation link is invalid, expired or already used. Log in and ask for a new one on your profile page.";
     limits::check(
         &state.mysql,
         Counter::LinkAttempt,
-        &info.ip,
+        &info.client,
         Limit::per_window(30, HOUR),
     )
     .await?;
     let mut tx = begin(&state.mysql).await?;
     let Some(found) = tokens::redeem(&mut tx, token, Purpose::VerifyEmail).await? else {
         rollback(tx).await;
-        return Err(AppError::Conflict(INVALID.into()));
+        return Err(AppError::Conflict(INVALID_CONFIRMATION.into()));
     };
+    if matches!(
+        found.status,
+        AccountStatus::Disabled | AccountStatus::Closed
+    ) {
+        commit(tx).await?;
+        return Err(AppError::Conflict(INVALID_CONFIRMATION.into()));
+    }
+    let changed_from = (found.current_email != found.email).then(|| found.current_email.clone());
     let updated = sqlx::query(
         "UPDATE users SET email = ?, email_verified_at = UTC_TIMESTAMP(6) WHERE id = ?",
     )
@@ -254,13 +263,89 @@ pub async fn verify_email(
         });
     }
     tokens::invalidate(&mut tx, found.user_id, Purpose::VerifyEmail).await?;
+    if let Some(old) = changed_from
+        .as_deref()
+        .and_then(|old| Email::parse(old).ok())
+    {
+        // Reset links went to the old address: they must not outlive the change.
+        tokens::invalidate(&mut tx, found.user_id, Purpose::ResetPassword).await?;
+        let new = Email::parse(&found.email).map_err(|_| AppError::Internal)?;
+        mail::enqueue(
+            &mut tx,
+            &templates::email_changed(&old, &found.username, &new),
+        )
+        .await?;
+    }
     commit(tx).await?;
+    state.mailer.nudge();
     audit::record(
         &state.mysql,
         AuditEvent::EmailVerified,
         AuditRecord {
             user_id: Some(found.user_id),
             ip: Some(&info.ip),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// What a confirmation link would confirm: the address and the account's name, so
+/// the mailbox's owner sees whose account they are about to attach it to.
+pub async fn pending_address(
+    state: &AppState,
+    info: &RequestInfo,
+    token: &str,
+) -> Result<PendingAddress, AppError> {
+    limits::check(
+        &state.mysql,
+        Counter::LinkAttempt,
+        &info.client,
+        Limit::per_window(30, HOUR),
+    )
+    .await?;
+    let mut conn = state.mysql.acquire().await.context("read link")?;
+    match tokens::peek(&mut conn, token, Purpose::VerifyEmail).await? {
+        Some(found)
+            if found.status != AccountStatus::Disabled && found.status != AccountStatus::Closed =>
+        {
+            Ok(PendingAddress {
+                email: found.email,
+                username: found.username,
+            })
+        }
+        _ => Err(AppError::Conflict(INVALID_CONFIRMATION.into())),
+    }
+}
+
+/// "This is not my account": the mailbox's owner refuses the link, which is spent and
+/// can never attach the address; the refusal is audited.
+pub async fn decline_address(
+    state: &AppState,
+    info: &RequestInfo,
+    token: &str,
+) -> Result<(), AppError> {
+    limits::check(
+        &state.mysql,
+        Counter::LinkAttempt,
+        &info.client,
+        Limit::per_window(30, HOUR),
+    )
+    .await?;
+    let mut tx = begin(&state.mysql).await?;
+    let Some(found) = tokens::redeem(&mut tx, token, Purpose::VerifyEmail).await? else {
+        rollback(tx).await;
+        return Err(AppError::Conflict(INVALID_CONFIRMATION.into()));
+    };
+    commit(tx).await?;
+    audit::record(
+        &state.mysql,
+        AuditEvent::EmailDeclined,
+        AuditRecord {
+            user_id: Some(found.user_id),
+            ip: Some(&info.ip),
+            detail: Some(format!("declined by the owner of {}", found.email)),
             ..Default::default()
         },
     )
@@ -303,6 +388,7 @@ pub async fn disable_second_factor(
     info: &RequestInfo,
     current: &CurrentUser,
     current_password: String,
+    code: Option<&str>,
 ) -> Result<(), AppError> {
     if current.user.role.needs_second_factor() {
         return Err(AppError::Conflict(
@@ -312,8 +398,13 @@ pub async fn disable_second_factor(
     }
     check_current_password(state, info, current, current_password).await?;
     let mut tx = begin(&state.mysql).await?;
+    let proof =
+        super::second_factor::require_fresh_proof(state, info, current, code, &mut tx).await?;
     let removed = super::second_factor::remove(&mut tx, current.user.id).await?;
     commit(tx).await?;
+    if let Some(proof) = proof {
+        proof.release(&state.mysql).await?;
+    }
     if removed {
         audit::record(
             &state.mysql,
@@ -335,9 +426,10 @@ pub async fn new_recovery_codes(
     info: &RequestInfo,
     current: &CurrentUser,
     current_password: String,
+    code: Option<&str>,
 ) -> Result<crate::model::RecoveryCodes, AppError> {
     check_current_password(state, info, current, current_password).await?;
-    super::second_factor::regenerate_recovery_codes(state, info, current).await
+    super::second_factor::regenerate_recovery_codes(state, info, current, code).await
 }
 
 /// Checks the signed-in user's current password, throttled like a login (a stolen
@@ -394,6 +486,7 @@ pub async fn change_email(
     current: &CurrentUser,
     current_password: String,
     new_email: &str,
+    code: Option<&str>,
 ) -> Result<(), AppError> {
     let new = Email::parse(new_email).map_err(|m| AppError::invalid("email", m))?;
     if new.as_str() == current.user.email {
@@ -412,6 +505,15 @@ pub async fn change_email(
         .await?
         .is_some();
     let mut tx = begin(&state.mysql).await?;
+    let proof =
+        super::second_factor::require_fresh_proof(state, info, current, code, &mut tx).await?;
+    // The old address hears of every request, so what it receives says nothing about
+    // whether the new one has an account.
+    mail::enqueue(
+        &mut tx,
+        &templates::email_change_requested(&old, &current.user.username, &new),
+    )
+    .await?;
     if in_use {
         mail::enqueue(&mut tx, &templates::address_in_use(&new)).await?;
     } else {
@@ -423,13 +525,11 @@ pub async fn change_email(
             &templates::verify_email(&new, &current.user.username, &link),
         )
         .await?;
-        mail::enqueue(
-            &mut tx,
-            &templates::email_change_requested(&old, &current.user.username, &new),
-        )
-        .await?;
     }
     commit(tx).await?;
+    if let Some(proof) = proof {
+        proof.release(&state.mysql).await?;
+    }
     state.mailer.nudge();
     audit::record(
         &state.mysql,
@@ -466,7 +566,7 @@ pub async fn login(
     limits::check(
         &state.mysql,
         Counter::LoginRequest,
-        &info.ip,
+        &info.client,
         Limit::per_window(
             state.auth.throttle.requests_per_minute,
             Duration::from_secs(60),
@@ -487,7 +587,7 @@ pub async fn login(
         Some(device) => Source::Trusted { device },
         None => Source::Untrusted {
             account: &key,
-            client: &info.ip,
+            client: &info.client,
         },
     };
     let reservations = match throttle::reserve(&state.mysql, policy, source).await? {
@@ -539,14 +639,27 @@ pub async fn login(
         }
         return Err(AppError::InvalidCredentials);
     };
-    throttle::release(&state.mysql, &reservations).await?;
-
     let user = SessionUser::from(row);
     if user.status == AccountStatus::Disabled {
-        return Err(AppError::Conflict(
-            "This account is disabled. Please contact a senior manager.".into(),
-        ));
+        // Answered like a wrong password, so the answer never confirms that a guessed
+        // password is right; the owner learns why from the address on file. The
+        // attempt keeps counting against the throttle like a failure.
+        disabled_login_notice(state, &user).await?;
+        audit::record(
+            &state.mysql,
+            AuditEvent::LoginFailed,
+            AuditRecord {
+                user_id: Some(user.id),
+                username: Some(&key),
+                ip: Some(&info.ip),
+                detail: Some("account disabled".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+        return Err(AppError::InvalidCredentials);
     }
+    throttle::release(&state.mysql, &reservations).await?;
     sessions::start(state, info, &user).await?;
     let device = devices::remember(&state.mysql, user.id, info.device.as_deref()).await?;
     sqlx::query("UPDATE users SET last_login_at = UTC_TIMESTAMP(6) WHERE id = ?")
@@ -570,6 +683,26 @@ pub async fn login(
     })
 }
 
+/// Tells the owner of a disabled account, whose right password was just given, why
+/// the login was refused: the page says no more than for a wrong password.
+async fn disabled_login_notice(state: &AppState, user: &SessionUser) -> Result<(), AppError> {
+    let Ok(to) = Email::parse(&user.email) else {
+        return Ok(());
+    };
+    let mut conn = state
+        .mysql
+        .acquire()
+        .await
+        .context("disabled login notice")?;
+    mail::enqueue(
+        &mut conn,
+        &templates::login_to_disabled_account(&to, &user.username),
+    )
+    .await?;
+    state.mailer.nudge();
+    Ok(())
+}
+
 pub async fn logout(
     state: &AppState,
     info: &RequestInfo,
@@ -589,12 +722,19 @@ pub async fn logout(
     Ok(())
 }
 
-/// Ends every session of the user, this one included.
+/// Ends every session of the user, this one included, and voids their mailed links: a
+/// stolen session's pending address change or reset link must not outlive the owner's
+/// recovery.
 pub async fn logout_everywhere(
     state: &AppState,
     info: &RequestInfo,
     current: &CurrentUser,
 ) -> Result<(), AppError> {
+    let mut conn = state.mysql.acquire().await.context("void links")?;
+    for purpose in [Purpose::VerifyEmail, Purpose::ResetPassword] {
+        tokens::invalidate(&mut conn, current.user.id, purpose).await?;
+    }
+    drop(conn);
     let ended = sessions::delete_all(&state.mysql, current.user.id, None).await?;
     info.session
         .flush()
@@ -630,7 +770,8 @@ async fn parse_new_password(
     Ok(parsed)
 }
 
-/// After a password changed: reset links are void, and the user is told by mail.
+/// After a password changed: reset links and any pending address change are void (a
+/// stolen session may have asked for the change), and the user is told by mail.
 async fn password_replaced(
     state: &AppState,
     conn: &mut MySqlConnection,
@@ -639,6 +780,7 @@ async fn password_replaced(
     email: &str,
 ) -> Result<(), AppError> {
     tokens::invalidate(conn, user_id, Purpose::ResetPassword).await?;
+    tokens::invalidate(conn, user_id, Purpose::VerifyEmail).await?;
     if let Ok(to) = Email::parse(email) {
         let notice =
             templates::password_changed(&to, username, &state.mailer.link("/forgot-password"));
@@ -709,7 +851,7 @@ pub async fn forgot_password(
     limits::check(
         &state.mysql,
         Counter::ResetRequest,
-        &info.ip,
+        &info.client,
         Limit::per_window(10, HOUR),
     )
     .await?;
@@ -720,19 +862,30 @@ pub async fn forgot_password(
         Limit::per_window(3, HOUR),
     )
     .await?;
-    let Some(user) = find_by(&state.mysql, "email", email.as_str()).await? else {
-        return Ok(());
-    };
-    if user.status == AccountStatus::Disabled {
-        return Ok(());
-    }
-    send_reset_link(state, info, user.id, &user.username, &email, None).await
+    // The lookup and the mail happen after the answer, so its timing is the same
+    // whether or not an account has the address.
+    let state = state.clone();
+    let ip = info.ip.clone();
+    tokio::spawn(async move {
+        let sent = async {
+            match find_by(&state.mysql, "email", email.as_str()).await? {
+                Some(user) if user.status != AccountStatus::Disabled => {
+                    send_reset_link(&state, &ip, user.id, &user.username, &email, None).await
+                }
+                _ => Ok(()),
+            }
+        };
+        if let Err(e) = sent.await {
+            tracing::error!(error = %e, "reset link not sent");
+        }
+    });
+    Ok(())
 }
 
 /// Issues a reset link (voiding older ones) and mails it to the user's address.
 async fn send_reset_link(
     state: &AppState,
-    info: &RequestInfo,
+    ip: &str,
     user_id: u64,
     username: &str,
     email: &Email,
@@ -751,7 +904,7 @@ async fn send_reset_link(
         AuditRecord {
             user_id: Some(user_id),
             actor_id: by,
-            ip: Some(&info.ip),
+            ip: Some(ip),
             detail: Some(
                 if by.is_some() {
                     "by a manager"
@@ -791,7 +944,7 @@ pub async fn send_reset_link_for(
     let email = Email::parse(&user.email).map_err(|_| AppError::Internal)?;
     send_reset_link(
         state,
-        info,
+        &info.ip,
         user.id,
         &user.username,
         &email,
@@ -812,7 +965,7 @@ pub async fn reset_password(
     limits::check(
         &state.mysql,
         Counter::LinkAttempt,
-        &info.ip,
+        &info.client,
         Limit::per_window(30, HOUR),
     )
     .await?;
@@ -830,6 +983,12 @@ pub async fn reset_password(
         .await;
         return Err(AppError::Conflict(INVALID_LINK.into()));
     };
+    // Sent to an address the account no longer has, or to an account since disabled:
+    // the link is spent, and void.
+    if found.email != found.current_email || found.status != AccountStatus::Active {
+        commit(tx).await?;
+        return Err(AppError::Conflict(INVALID_LINK.into()));
+    }
     let new = match parse_new_password(new_password, confirm, &found.username, &found.email).await {
         Ok(new) => new,
         // The link stays usable for a better password.

@@ -319,6 +319,13 @@ pub async fn reset_second_factor(
 ) -> Result<UserSummary, AppError> {
     not_self(actor, id)?;
     let user = load(&state.mysql, id).await?;
+    // As for reset links: a stolen manager session must not strip another manager's
+    // second factor. A manager who lost their device signs in with a recovery code.
+    if user.role == Role::SeniorManagement {
+        return Err(AppError::Conflict(
+            "A senior manager's two-factor authentication cannot be reset by another manager: they sign in with one of their recovery codes and set up a new device on their profile page.".into(),
+        ));
+    }
     let mut tx = state.mysql.begin().await.context("begin")?;
     if !super::second_factor::remove(&mut tx, id).await? {
         let _ = tx.rollback().await;

@@ -9,6 +9,8 @@ pub enum AuditEvent {
     Registered,
     UserCreated,
     EmailVerified,
+    /// A confirmation link refused by its mailbox's owner ("not my account").
+    EmailDeclined,
     EmailChangeRequested,
     LoginSucceeded,
     LoginFailed,
@@ -47,6 +49,7 @@ crate::model::string_enum::string_enum!(AuditEvent {
     Registered => "registered",
     UserCreated => "user_created",
     EmailVerified => "email_verified",
+    EmailDeclined => "email_declined",
     EmailChangeRequested => "email_change_requested",
     LoginSucceeded => "login_succeeded",
     LoginFailed => "login_failed",

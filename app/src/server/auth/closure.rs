@@ -96,7 +96,7 @@ pub async fn close(
         .context("forget mail")?;
     tx.commit().await.context("close account")?;
     if let Some(reserved) = reserved {
-        crate::server::limits::release(&state.mysql, &reserved).await?;
+        reserved.release(&state.mysql).await?;
     }
     info.session.flush().await.map_err(session_error)?;
     audit::record(

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod password;
 pub mod request;
 pub mod second_factor;
+pub mod secret_keys;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

@@ -9,6 +9,8 @@ use tower_sessions::Session;
 pub struct RequestInfo {
     pub session: Session,
     pub ip: String,
+    /// What per-client limits count: the address, or an IPv6 address's /64.
+    pub client: String,
     pub user_agent: Option<String>,
     /// The browser's device cookie (`auth::devices`), if it sent one.
     pub device: Option<String>,
@@ -34,11 +36,12 @@ pub fn from_parts(
         tracing::error!("session layer missing");
         AppError::Internal
     })?;
-    let ip = parts
+    let client_ip = parts
         .extensions
         .get::<crate::server::client_ip::ClientIp>()
-        .map(|client| client.0.to_string())
-        .unwrap_or_else(|| "unknown".into());
+        .copied();
+    let ip = client_ip.map_or_else(|| "unknown".into(), |client| client.0.to_string());
+    let client = client_ip.map_or_else(|| "unknown".into(), |client| client.limit_key());
     let user_agent = parts
         .headers
         .get(http::header::USER_AGENT)
@@ -47,6 +50,7 @@ pub fn from_parts(
     Ok(RequestInfo {
         session,
         ip,
+        client,
         user_agent,
         device: super::devices::read(&parts.headers, secure_cookies),
         path: truncate(parts.uri.path(), 128),

@@ -31,6 +31,11 @@ const SECOND_STEP_LIMIT: Limit = Limit {
     base_delay: Duration::from_secs(30),
 };
 
+/// Wrong codes per account per day, whatever the pace: the 15-minute limit alone
+/// starts again from zero, which would allow some 860 guesses a day for ever. At 20 a
+/// day (each covering three valid codes), a month of guessing passes with about 0.2%.
+const SECOND_STEP_DAILY: Limit = Limit::per_window(20, Duration::from_secs(24 * 3600));
+
 fn totp(secret: &str) -> Result<TOTP, AppError> {
     let bytes = Secret::Encoded(secret.to_string())
         .to_bytes()
@@ -166,6 +171,7 @@ pub async fn begin(state: &AppState, current: &CurrentUser) -> Result<TotpEnrolm
         ));
     }
     let secret = new_secret();
+    let sealed = state.secret_keys.seal(current.user.id, &secret)?;
     // Only an unconfirmed secret is replaced: a factor confirmed meanwhile stays.
     sqlx::query(
         "INSERT INTO second_factors (user_id, secret, confirmed_at, last_step, created_at) \
@@ -175,7 +181,7 @@ pub async fn begin(state: &AppState, current: &CurrentUser) -> Result<TotpEnrolm
            created_at = IF(confirmed_at IS NULL, VALUES(created_at), created_at)",
     )
     .bind(current.user.id)
-    .bind(&secret)
+    .bind(&sealed)
     .execute(&state.mysql)
     .await
     .context("store second factor")?;
@@ -232,6 +238,7 @@ pub async fn confirm(
             "Start the set-up again: there is no new secret waiting for a code.".into(),
         ));
     };
+    let secret = state.secret_keys.open(current.user.id, &secret)?;
     let accepted = match matching_step(&secret, code)? {
         Some(step) => spend_step(&mut tx, current.user.id, step).await?,
         None => false,
@@ -303,6 +310,7 @@ pub async fn regenerate_recovery_codes(
     state: &AppState,
     info: &RequestInfo,
     current: &CurrentUser,
+    code: Option<&str>,
 ) -> Result<RecoveryCodes, AppError> {
     if !enabled(&state.mysql, current.user.id).await? {
         return Err(AppError::Conflict(
@@ -310,8 +318,22 @@ pub async fn regenerate_recovery_codes(
         ));
     }
     let mut tx = state.mysql.begin().await.context("begin")?;
+    let proof = require_fresh_proof(state, info, current, code, &mut tx).await?;
     let codes = replace_recovery_codes(&mut tx, current.user.id).await?;
+    // Announced to the address on file: new codes are what a stolen session would
+    // take to pass the second step later.
+    if let Ok(to) = crate::model::Email::parse(&current.user.email) {
+        crate::server::mail::enqueue(
+            &mut tx,
+            &crate::server::mail::templates::recovery_codes_replaced(&to, &current.user.username),
+        )
+        .await?;
+    }
     tx.commit().await.context("commit")?;
+    if let Some(proof) = proof {
+        proof.release(&state.mysql).await?;
+    }
+    state.mailer.nudge();
     audit_event(
         state,
         info,
@@ -336,7 +358,7 @@ pub async fn second_step(
     let (how, reserved) = spend_code(state, info, user_id, code, &mut tx).await?;
     super::sessions::pass_second_step(&mut tx, &current.session_key).await?;
     tx.commit().await.context("commit")?;
-    limits::release(&state.mysql, &reserved).await?;
+    reserved.release(&state.mysql).await?;
     info.session
         .cycle_id()
         .await
@@ -362,11 +384,12 @@ pub(super) async fn spend_code(
     user_id: u64,
     code: &str,
     tx: &mut MySqlConnection,
-) -> Result<(&'static str, limits::Reserved), AppError> {
+) -> Result<(&'static str, Reserved), AppError> {
+    let subject = user_id.to_string();
     let reserved = match limits::hit(
         &state.mysql,
         Counter::SecondFactor,
-        &user_id.to_string(),
+        &subject,
         SECOND_STEP_LIMIT,
     )
     .await?
@@ -386,6 +409,32 @@ pub(super) async fn spend_code(
             return Err(AppError::Throttled(refused.retry_after));
         }
     };
+    let daily = match limits::hit(
+        &state.mysql,
+        Counter::SecondFactorDay,
+        &subject,
+        SECOND_STEP_DAILY,
+    )
+    .await?
+    {
+        Ok(daily) => daily,
+        Err(refused) => {
+            limits::release(&state.mysql, &reserved).await?;
+            if refused.first {
+                audit_event(
+                    state,
+                    info,
+                    user_id,
+                    AuditEvent::SecondFactorThrottled,
+                    Some("daily limit"),
+                )
+                .await;
+                guessing_notice(state, user_id).await?;
+            }
+            return Err(AppError::Throttled(refused.retry_after));
+        }
+    };
+    let reserved = Reserved(vec![reserved, daily]);
     let secret: Option<String> = sqlx::query_scalar(
         "SELECT secret FROM second_factors WHERE user_id = ? AND confirmed_at IS NOT NULL",
     )
@@ -398,6 +447,7 @@ pub(super) async fn spend_code(
             "This account has no second factor.".into(),
         ));
     };
+    let secret = state.secret_keys.open(user_id, &secret)?;
     let how = if let Some(step) = matching_step(&secret, code)? {
         spend_step(&mut *tx, user_id, step).await?.then_some("app")
     } else {
@@ -421,6 +471,91 @@ pub(super) async fn spend_code(
         ));
     };
     Ok((how, reserved))
+}
+
+/// How long a proof of the second factor covers sensitive actions without another.
+const FRESH_PROOF: Duration = Duration::from_secs(10 * 60);
+
+/// Sensitive actions (a new address, new recovery codes, turning the factor off) need a
+/// recent proof of the second factor from accounts that have one: the session's own
+/// within `FRESH_PROOF`, or `code` now, spent inside `tx` (it then counts as the
+/// session's newest proof). So a stolen session cannot make them on the password
+/// alone once its login is ten minutes old. Returns the code's throttle reservation, to
+/// release once `tx` has committed.
+pub async fn require_fresh_proof(
+    state: &AppState,
+    info: &RequestInfo,
+    current: &CurrentUser,
+    code: Option<&str>,
+    tx: &mut MySqlConnection,
+) -> Result<Option<Reserved>, AppError> {
+    if !enabled(&state.mysql, current.user.id).await? {
+        return Ok(None);
+    }
+    let code = code.map(str::trim).unwrap_or_default();
+    if code.is_empty() {
+        let fresh: Option<bool> = sqlx::query_scalar(
+            "SELECT second_factor_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND FROM user_sessions WHERE id = ?",
+        )
+        .bind(FRESH_PROOF.as_secs())
+        .bind(&current.session_key)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("read the session's second step")?
+        .flatten();
+        if fresh == Some(true) {
+            return Ok(None);
+        }
+        return Err(AppError::invalid(
+            "code",
+            "Enter a code from your authenticator app, or a recovery code: this change needs one when you last gave one more than 10 minutes ago",
+        ));
+    }
+    let (_, reserved) = spend_code(state, info, current.user.id, code, tx).await?;
+    super::sessions::pass_second_step(tx, &current.session_key).await?;
+    Ok(Some(reserved))
+}
+
+/// The throttle reservations of one code, released together once what it confirmed
+/// has committed: a right code is not a failure.
+pub struct Reserved(Vec<limits::Reserved>);
+
+impl Reserved {
+    pub async fn release(self, pool: &MySqlPool) -> Result<(), AppError> {
+        for reserved in &self.0 {
+            limits::release(pool, reserved).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Tells the owner that someone who knows the password is guessing second-step codes.
+async fn guessing_notice(state: &AppState, user_id: u64) -> Result<(), AppError> {
+    #[derive(sqlx::FromRow)]
+    struct Owner {
+        username: String,
+        email: String,
+    }
+    let owner: Option<Owner> = sqlx::query_as("SELECT username, email FROM users WHERE id = ?")
+        .bind(user_id)
+        .fetch_optional(&state.mysql)
+        .await
+        .context("find account owner")?;
+    let Some(to) = owner
+        .as_ref()
+        .and_then(|o| crate::model::Email::parse(&o.email).ok())
+    else {
+        return Ok(());
+    };
+    let mut conn = state.mysql.acquire().await.context("guessing notice")?;
+    let username = owner.map(|o| o.username).unwrap_or_default();
+    crate::server::mail::enqueue(
+        &mut conn,
+        &crate::server::mail::templates::second_step_guessed(&to, &username),
+    )
+    .await?;
+    state.mailer.nudge();
+    Ok(())
 }
 
 /// Removes a user's second factor and recovery codes (a manager's reset, or a customer

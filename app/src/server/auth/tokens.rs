@@ -98,8 +98,31 @@ pub async fn invalidate(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Redeemed {
     pub user_id: u64,
+    /// The address the link was sent to.
     pub email: String,
     pub username: String,
+    /// The account's address now: it differs for a change of address, or when the
+    /// account changed its address after the link was sent.
+    pub current_email: String,
+    pub status: crate::model::AccountStatus,
+}
+
+/// What a valid token would confirm, without spending it (the page shows it first).
+pub async fn peek(
+    conn: &mut MySqlConnection,
+    token: &str,
+    purpose: Purpose,
+) -> Result<Option<Redeemed>, AppError> {
+    sqlx::query_as(
+        "SELECT t.user_id, t.email, u.username, u.email AS current_email, u.status FROM email_tokens t \
+         JOIN users u ON u.id = t.user_id \
+         WHERE t.token_hash = ? AND t.purpose = ? AND t.used_at IS NULL AND t.expires_at > UTC_TIMESTAMP(6)",
+    )
+    .bind(digest(token))
+    .bind(purpose)
+    .fetch_optional(conn)
+    .await
+    .context("read link token")
 }
 
 /// Spends a valid token, inside the caller's transaction: the row is locked, so two
@@ -110,7 +133,7 @@ pub async fn redeem(
     purpose: Purpose,
 ) -> Result<Option<Redeemed>, AppError> {
     let found: Option<Redeemed> = sqlx::query_as(
-        "SELECT t.user_id, t.email, u.username FROM email_tokens t JOIN users u ON u.id = t.user_id \
+        "SELECT t.user_id, t.email, u.username, u.email AS current_email, u.status FROM email_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = ? AND t.purpose = ? AND t.used_at IS NULL AND t.expires_at > UTC_TIMESTAMP(6) \
          FOR UPDATE",
     )

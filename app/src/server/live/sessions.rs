@@ -21,6 +21,11 @@ use tokio::sync::broadcast;
 
 /// Streams one user may hold open on one instance (tabs, windows).
 const PER_USER: usize = 16;
+/// Streams one client (an address, or an IPv6 /64) may hold open on one instance,
+/// whatever accounts it uses: self-registered accounts cost nothing to make.
+const PER_CLIENT: usize = 32;
+/// Streams one instance holds open in all: each is a connection and a task.
+const PER_INSTANCE: usize = 4096;
 /// How often the open streams' sessions are checked.
 const SWEEP: Duration = Duration::from_secs(5);
 
@@ -31,6 +36,7 @@ pub(super) struct Registry {
 
 struct Holder {
     user_id: u64,
+    client: String,
     who: Who,
     streams: usize,
 }
@@ -84,24 +90,28 @@ impl Registry {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a stream of this login, unless its user holds too many already.
+    /// Registers a stream of this login, unless its user or its client holds too many
+    /// already, or the instance does.
     pub(super) fn admit(
         self: &Arc<Self>,
         user: &SessionUser,
         key: &str,
+        client: &str,
     ) -> Result<Ticket, AppError> {
         let mut open = self.lock();
-        let held: usize = open
-            .values()
-            .filter(|h| h.user_id == user.id)
-            .map(|h| h.streams)
-            .sum();
-        if held >= PER_USER {
+        let held = |mine: &dyn Fn(&Holder) -> bool| -> usize {
+            open.values().filter(|h| mine(h)).map(|h| h.streams).sum()
+        };
+        if held(&|h| h.user_id == user.id) >= PER_USER
+            || held(&|h| h.client == client) >= PER_CLIENT
+            || held(&|_| true) >= PER_INSTANCE
+        {
             return Err(AppError::Throttled(30));
         }
         open.entry(key.to_string())
             .or_insert(Holder {
                 user_id: user.id,
+                client: client.to_string(),
                 who: Who::of(user),
                 streams: 0,
             })

@@ -102,7 +102,16 @@ pub async fn events(State(state): State<AppState>, request: Request) -> Response
             Activity::Background,
         )
         .await?;
-        let ticket = state.live.inner.sessions.admit(&me.user, &me.session_key)?;
+        // A customer's stream carries the sales made with their address: none until the
+        // address is proven, so an unconfirmed account holds no stream at all.
+        if me.user.role == Role::Customer && !me.user.email_verified {
+            return Err(AppError::EmailUnverified);
+        }
+        let ticket = state
+            .live
+            .inner
+            .sessions
+            .admit(&me.user, &me.session_key, &info.client)?;
         let (receiver, start) = state
             .live
             .subscribe(after, changes::generation(&state.mysql))

@@ -44,12 +44,13 @@ impl Exports {
     }
 }
 
-/// One CSV cell: quoted when it holds a separator, quote or line break, and defused
-/// when it starts like a formula (`=`, `+`, `-`, `@`, tab, CR), which a spreadsheet
-/// would otherwise run when the file is opened (CSV injection).
+/// One CSV cell: quoted when it holds a quote, a line break or any separator a
+/// spreadsheet may be set to (`,`, `;`, tab), so that `x;=1+2;y` stays one cell and
+/// never splits into a formula; and defused when it starts like a formula (`=`, `+`,
+/// `-`, `@`, tab, CR), which a spreadsheet would otherwise run (CSV injection).
 fn cell(out: &mut String, text: &str) {
     let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if formula || text.contains([',', '"', '\n', '\r']) {
+    if formula || text.contains([',', ';', '\t', '"', '\n', '\r']) {
         out.push('"');
         if formula {
             out.push('\'');
@@ -400,7 +401,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cells_are_quoted_when_needed_and_formulas_defused() {
+    fn cells_holding_any_separator_are_quoted_and_formulas_defused() {
         let mut out = String::new();
         line(
             &mut out,
@@ -411,11 +412,13 @@ mod tests {
                 "=HYPERLINK(\"x\")",
                 "-2",
                 "line\nbreak",
+                "x;=1+2;y",
+                "12.50",
             ],
         );
         assert_eq!(
             out,
-            "plain,\"a,b\",\"say \"\"hi\"\"\",\"'=HYPERLINK(\"\"x\"\")\",\"'-2\",\"line\nbreak\"\r\n"
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\"'=HYPERLINK(\"\"x\"\")\",\"'-2\",\"line\nbreak\",\"x;=1+2;y\",12.50\r\n"
         );
     }
 }
