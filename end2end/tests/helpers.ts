@@ -212,6 +212,14 @@ export async function mailTo(address: string, subject: string): Promise<{ subjec
   return found!;
 }
 
+/** The code mailed to `username` when they began setting up a second factor. */
+export async function setupCode(username: string): Promise<string> {
+  const mail = await mailTo(emailOf(username), 'Your code to set up two-factor authentication');
+  const match = mail.text.match(/\b(\d{8})\b/);
+  expect(match, `an 8-digit code in: ${mail.text}`).not.toBeNull();
+  return match![1];
+}
+
 /** The site path of the first link to `path` in a mail (`/verify-email?token=…`). */
 export function linkIn(mail: { text: string }, path: string): string {
   const match = mail.text.match(new RegExp(`https?://[^/\\s]+(${path}\\?token=[0-9a-f]+)`));

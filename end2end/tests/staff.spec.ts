@@ -1,7 +1,7 @@
 import { APIRequestContext, Browser, Page } from '@playwright/test';
 import {
-  DEMO, PASSWORD, apiLogin, confirmEmail, expect, hydrated, login, logout, nextCode, query, register, submitLogin,
-  test, totp, unique,
+  DEMO, PASSWORD, apiLogin, confirmEmail, expect, hydrated, login, logout, nextCode, query, register, setupCode,
+  submitLogin, test, totp, unique,
 } from './helpers';
 
 /** A technical worker, registered, confirmed and approved; returns the page they use. */
@@ -30,7 +30,7 @@ async function enrolByApi(request: APIRequestContext, username: string, baseURL:
   expect(begun.status(), await begun.text()).toBe(200);
   const { secret } = await begun.json();
   const confirmed = await request.post('/api/two-factor/confirm', {
-    form: { code: await nextCode(username, secret) },
+    form: { code: await nextCode(username, secret), mailed_code: await setupCode(username) },
     headers,
   });
   expect(confirmed.status(), await confirmed.text()).toBe(200);
@@ -57,6 +57,8 @@ test('a worker sets up two-factor authentication, then logs in with a code and w
   await expect(page.getByRole('img', { name: 'QR code of the secret' }).locator('svg')).toBeVisible();
   // A wrong code first: refused, nothing set up.
   const wrong = totp(secret, Math.floor(Date.now() / 30_000) + 5);
+  // The set-up also asks for the code mailed to the account's address.
+  await page.getByLabel('The 8-digit code we mailed you').fill(await setupCode(username));
   await page.getByLabel('The 6-digit code the app shows').fill(wrong);
   await page.getByRole('button', { name: 'Confirm' }).click();
   await expect(page.getByText('That code is not right')).toBeVisible();

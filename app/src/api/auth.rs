@@ -98,12 +98,17 @@ pub async fn begin_two_factor() -> Result<TotpEnrolment, AppError> {
     .await
 }
 
-/// Finishes setting up with a code from the app; answers the recovery codes, once.
+/// Finishes setting up with a code from the app and the code mailed to the address on
+/// file; answers the recovery codes, once.
 #[server(prefix = "/api", endpoint = "two-factor/confirm")]
-pub async fn confirm_two_factor(code: String) -> Result<RecoveryCodes, AppError> {
+pub async fn confirm_two_factor(
+    code: String,
+    mailed_code: String,
+) -> Result<RecoveryCodes, AppError> {
     respond(Access::AnyUser, |call, current| async move {
         let code = truncate(&code, 32);
-        second_factor::confirm(&call.state, &call.info, &current, &code).await
+        let mailed_code = truncate(&mailed_code, 32);
+        second_factor::confirm(&call.state, &call.info, &current, &code, &mailed_code).await
     })
     .await
 }

@@ -114,6 +114,12 @@ fn Enrol(
                                 <input id="enrol-code" name="code" autocomplete="one-time-code" inputmode="numeric" required/>
                                 <FieldMessage error field="code"/>
                             </div>
+                            <div class="field">
+                                <label for="enrol-mailed">"The 8-digit code we mailed you"</label>
+                                <input id="enrol-mailed" name="mailed_code" inputmode="numeric" required aria-describedby="enrol-mailed-hint"/>
+                                <p id="enrol-mailed-hint" class="muted small">"Sent to your address just now: it proves the set-up is yours, not only your password's."</p>
+                                <FieldMessage error field="mailed_code"/>
+                            </div>
                             <div class="form-actions">
                                 <button type="submit" class="btn">"Confirm"</button>
                             </div>

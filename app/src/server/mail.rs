@@ -361,6 +361,20 @@ pub mod templates {
         )
     }
 
+    pub fn factor_setup_code(to: &Email, username: &str, code: &str) -> Mail {
+        let username = account_name(username);
+        mail(
+            to,
+            "Your code to set up two-factor authentication",
+            format!(
+                "Hello {username},\n\nTo finish setting up two-factor authentication for your Supply Co. \
+                 sales portal account, enter this code beside the one your authenticator app shows:\n\n\
+                 {code}\n\nIt works once, for 30 minutes. If you are not setting it up, someone knows your \
+                 password: change it now and tell a senior manager."
+            ),
+        )
+    }
+
     pub fn address_in_use(to: &Email) -> Mail {
         mail(
             to,

@@ -100,7 +100,11 @@ const ENDPOINTS: &[Endpoint] = &[
     ("login/second-step", &[("code", "000000")], Need::Session),
     ("two-factor", &[], Need::Login),
     ("two-factor/begin", &[], Need::Login),
-    ("two-factor/confirm", &[("code", "000000")], Need::Login),
+    (
+        "two-factor/confirm",
+        &[("code", "000000"), ("mailed_code", "00000000")],
+        Need::Login,
+    ),
     (
         "two-factor/recovery-codes",
         &[("current_password", "x")],

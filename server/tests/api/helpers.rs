@@ -125,6 +125,16 @@ pub async fn wait_for_mail(address: &str, subject: &str) -> CaughtMail {
     panic!("no mail \"{subject}\" reached {address}");
 }
 
+/// The code mailed to `address` when its account began setting up a second factor.
+pub async fn mailed_setup_code(address: &str) -> String {
+    let mail = wait_for_mail(address, "Your code to set up two-factor authentication").await;
+    mail.text
+        .split_whitespace()
+        .find(|w| w.len() == 8 && w.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no 8-digit code in: {}", mail.text))
+        .to_string()
+}
+
 pub fn unique_name(prefix: &str) -> String {
     use rand::Rng;
     let suffix: u64 = rand::thread_rng().r#gen();

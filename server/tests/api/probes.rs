@@ -522,8 +522,13 @@ async fn second_factor_secrets_are_sealed_at_rest() {
         app::server::auth::second_factor::current_step(),
     )
     .unwrap();
+    let mailed = crate::helpers::mailed_setup_code(&app.email_for("cara")).await;
     let (status, body) = app
-        .call(&client, "two-factor/confirm", &[("code", &code)])
+        .call(
+            &client,
+            "two-factor/confirm",
+            &[("code", &code), ("mailed_code", &mailed)],
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     sqlx::query("UPDATE second_factors SET secret = ? WHERE user_id = ?")
@@ -599,4 +604,53 @@ async fn sensitive_changes_need_a_recent_second_factor_proof() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// 12. The password of a staff account without a factor (new, or reset by a manager)
+/// is not enough to attach the thief's authenticator: the set-up needs the code mailed
+/// to the account's address.
+#[tokio::test]
+async fn a_password_alone_cannot_attach_an_authenticator() {
+    let app = spawn_app().await;
+    app.user_with_role("erin", Role::TechnicalWorker).await;
+    let id = app.user_id("erin").await;
+    sqlx::query("DELETE FROM second_factors WHERE user_id = ?")
+        .bind(id)
+        .execute(&app.mysql)
+        .await
+        .unwrap();
+    let thief = app.new_client();
+    let (status, body) = app.password_login(&thief, "erin", PASSWORD).await;
+    assert_eq!((status, &body["second_factor"]), (200, &"Missing".into()));
+    let (status, enrolment) = app.call(&thief, "two-factor/begin", &[]).await;
+    assert_eq!(status, 200, "{enrolment}");
+    let secret = enrolment["secret"].as_str().unwrap();
+    let code = app::server::auth::second_factor::code_at(
+        secret,
+        app::server::auth::second_factor::current_step(),
+    )
+    .unwrap();
+    for mailed in ["", "12345678"] {
+        let (status, body) = app
+            .call(
+                &thief,
+                "two-factor/confirm",
+                &[("code", &code), ("mailed_code", mailed)],
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let confirmed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM second_factors WHERE user_id = ? AND confirmed_at IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_one(&app.mysql)
+    .await
+    .unwrap();
+    assert_eq!(confirmed, 0);
+    wait_for_mail(
+        &app.email_for("erin"),
+        "Your code to set up two-factor authentication",
+    )
+    .await;
 }

@@ -1,7 +1,7 @@
 //! Staff accountability: a second factor for every privileged login, every sales edit
 //! attributed, each sale's history, and a manager always left to manage.
 
-use crate::helpers::{PASSWORD, TOTP_SECRET, TestApp, spawn_app, wait_for_mail};
+use crate::helpers::{PASSWORD, TOTP_SECRET, TestApp, mailed_setup_code, spawn_app, wait_for_mail};
 use app::model::{Role, SaleInput};
 use app::server::auth::second_factor::{code_at, current_step};
 use app::server::sales::generate;
@@ -71,13 +71,32 @@ async fn staff_without_a_second_factor_reach_only_their_own_pages() {
             .unwrap()
             .starts_with("otpauth://totp/")
     );
+    let mailed = mailed_setup_code(&app.email_for("no.factor")).await;
     let (status, _) = app
-        .call(&client, "two-factor/confirm", &[("code", &wrong_code())])
+        .call(
+            &client,
+            "two-factor/confirm",
+            &[("code", &wrong_code()), ("mailed_code", &mailed)],
+        )
         .await;
     assert_eq!(status, 400);
     let code = code_at(secret, current_step()).unwrap();
+    // The password and the app are not enough: the mailbox proves the set-up too.
+    let (status, body) = app
+        .call(
+            &client,
+            "two-factor/confirm",
+            &[("code", &code), ("mailed_code", "00000000")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("mailed_code"), "{body}");
     let (status, codes) = app
-        .call(&client, "two-factor/confirm", &[("code", &code)])
+        .call(
+            &client,
+            "two-factor/confirm",
+            &[("code", &code), ("mailed_code", &mailed)],
+        )
         .await;
     assert_eq!(status, 200, "{codes}");
     assert_eq!(codes.as_array().unwrap().len(), 10);
@@ -264,10 +283,15 @@ async fn customers_may_opt_in_and_out() {
     let (_, enrolment) = app.call(&client, "two-factor/begin", &[]).await;
     let secret = enrolment["secret"].as_str().unwrap().to_string();
     let code = code_at(&secret, current_step()).unwrap();
+    let mailed = mailed_setup_code(&app.email_for("careful")).await;
     assert_eq!(
-        app.call(&client, "two-factor/confirm", &[("code", &code)])
-            .await
-            .0,
+        app.call(
+            &client,
+            "two-factor/confirm",
+            &[("code", &code), ("mailed_code", &mailed)]
+        )
+        .await
+        .0,
         200
     );
     let next = app.new_client();

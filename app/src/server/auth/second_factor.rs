@@ -185,6 +185,24 @@ pub async fn begin(state: &AppState, current: &CurrentUser) -> Result<TotpEnrolm
     .execute(&state.mysql)
     .await
     .context("store second factor")?;
+    // The password alone must not be enough to attach an authenticator (a new staff
+    // account, or one whose factor a manager reset): the mailbox proves it too.
+    let email = crate::model::Email::parse(&current.user.email).map_err(|_| AppError::Internal)?;
+    let mut conn = state.mysql.acquire().await.context("mail set-up code")?;
+    let mailed = super::tokens::issue_code(
+        &mut conn,
+        current.user.id,
+        super::tokens::Purpose::FactorSetup,
+        &email,
+    )
+    .await?;
+    crate::server::mail::enqueue(
+        &mut conn,
+        &crate::server::mail::templates::factor_setup_code(&email, &current.user.username, &mailed),
+    )
+    .await?;
+    drop(conn);
+    state.mailer.nudge();
     let uri = otpauth_uri(&secret, &current.user.username);
     Ok(TotpEnrolment {
         qr_svg: qr_svg(&uri)?,
@@ -216,6 +234,7 @@ pub async fn confirm(
     info: &RequestInfo,
     current: &CurrentUser,
     code: &str,
+    mailed_code: &str,
 ) -> Result<RecoveryCodes, AppError> {
     let reserved = limits::check(
         &state.mysql,
@@ -243,7 +262,15 @@ pub async fn confirm(
         Some(step) => spend_step(&mut tx, current.user.id, step).await?,
         None => false,
     };
-    if !accepted {
+    let mailbox_proved = accepted
+        && super::tokens::redeem_code(
+            &mut tx,
+            current.user.id,
+            super::tokens::Purpose::FactorSetup,
+            mailed_code,
+        )
+        .await?;
+    if !mailbox_proved {
         let _ = tx.rollback().await;
         audit_event(
             state,
@@ -253,10 +280,17 @@ pub async fn confirm(
             Some("set-up"),
         )
         .await;
-        return Err(AppError::invalid(
-            "code",
-            "That code is not right. Check the app's clock and try the newest code.",
-        ));
+        return Err(if accepted {
+            AppError::invalid(
+                "mailed_code",
+                "That is not the code we mailed you, or it is more than 30 minutes old. Start again for a new one.",
+            )
+        } else {
+            AppError::invalid(
+                "code",
+                "That code is not right. Check the app's clock and try the newest code.",
+            )
+        });
     }
     sqlx::query("UPDATE second_factors SET confirmed_at = UTC_TIMESTAMP(6) WHERE user_id = ?")
         .bind(current.user.id)

@@ -14,11 +14,14 @@ use std::time::Duration;
 pub enum Purpose {
     VerifyEmail,
     ResetPassword,
+    /// The code mailed to the address on file when a second factor is set up.
+    FactorSetup,
 }
 
 crate::model::string_enum::string_enum!(Purpose {
     VerifyEmail => "verify_email",
     ResetPassword => "reset_password",
+    FactorSetup => "factor_setup",
 });
 
 impl Purpose {
@@ -26,6 +29,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => Duration::from_secs(24 * 3600),
             Purpose::ResetPassword => Duration::from_secs(3600),
+            Purpose::FactorSetup => Duration::from_secs(30 * 60),
         }
     }
 }
@@ -92,6 +96,60 @@ pub async fn invalidate(
     .await
     .context("invalidate link tokens")?;
     Ok(())
+}
+
+/// An 8-digit code, to be typed rather than followed, mailed to `email` for `user_id`
+/// (older ones of the purpose are void). Its hash is salted with the account's id, so
+/// equal codes of two accounts never collide; guesses are throttled by the caller.
+pub async fn issue_code(
+    conn: &mut MySqlConnection,
+    user_id: u64,
+    purpose: Purpose,
+    email: &Email,
+) -> Result<String, AppError> {
+    use rand::Rng;
+    invalidate(conn, user_id, purpose).await?;
+    let code = format!("{:08}", rand::rngs::OsRng.gen_range(0..100_000_000u32));
+    sqlx::query(
+        "INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL ? SECOND)",
+    )
+    .bind(code_digest(user_id, &code))
+    .bind(user_id)
+    .bind(purpose)
+    .bind(email.as_str())
+    .bind(purpose.lifetime().as_secs())
+    .execute(conn)
+    .await
+    .context("create mailed code")?;
+    Ok(code)
+}
+
+fn code_digest(user_id: u64, code: &str) -> Vec<u8> {
+    digest(&format!("{user_id}:{}", code.trim()))
+}
+
+/// Spends `user_id`'s valid code of `purpose`, inside the caller's transaction: false
+/// for a wrong, used or expired one.
+pub async fn redeem_code(
+    conn: &mut MySqlConnection,
+    user_id: u64,
+    purpose: Purpose,
+    code: &str,
+) -> Result<bool, AppError> {
+    Ok(sqlx::query(
+        "UPDATE email_tokens SET used_at = UTC_TIMESTAMP(6) \
+         WHERE token_hash = ? AND user_id = ? AND purpose = ? AND used_at IS NULL \
+         AND expires_at > UTC_TIMESTAMP(6)",
+    )
+    .bind(code_digest(user_id, code))
+    .bind(user_id)
+    .bind(purpose)
+    .execute(conn)
+    .await
+    .context("use mailed code")?
+    .rows_affected()
+        == 1)
 }
 
 /// A token that was valid, now spent.
