@@ -92,7 +92,10 @@ pub fn use_auth() -> Auth {
 
 /// `/login?next=<current path>`, so the user comes back after logging in.
 pub fn login_url_for_current_page() -> String {
-    format!("/login?next={}", urlencode(&current_page()))
+    format!(
+        "/login?next={}",
+        crate::model::url::query_value(&current_page())
+    )
 }
 
 /// The page being shown, path and query.
@@ -108,17 +111,6 @@ fn current_page() -> String {
     } else {
         here
     }
-}
-
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Shows `children` only to active users of one of `roles`; anonymous users are sent
@@ -145,7 +137,7 @@ fn guarded(roles: Option<&'static [Role]>, children: ChildrenFn) -> impl IntoVie
             {move || {
                 auth.user().map(|result| match (result, roles) {
                     (Ok(Some(user)), _) if user.second_factor == SecondFactor::Pending => {
-                        let path = format!("{SECOND_STEP_PAGE}?next={}", urlencode(&current_page()));
+                        let path = format!("{SECOND_STEP_PAGE}?next={}", crate::model::url::query_value(&current_page()));
                         view! { <Redirect path/> }.into_any()
                     }
                     (Ok(Some(_)), None) => children.with_value(|c| c()).into_any(),

@@ -228,3 +228,46 @@ fn TopBar() -> impl IntoView {
         </header>
     }
 }
+
+#[cfg(test)]
+mod layering {
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`, with its text.
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir)
+            .expect("a source directory")
+            .flatten()
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    /// Server code never reaches into the browser's modules: they import the server
+    /// functions back, and the server must build and read without them.
+    #[test]
+    fn server_code_imports_no_ui_module() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&root.join("server"), &mut files);
+        sources(&root.join("model"), &mut files);
+        assert!(files.len() > 20, "the sources were found");
+        for (path, text) in files {
+            for ui in [
+                "crate::auth::",
+                "crate::pages",
+                "crate::components",
+                "crate::live::",
+                "crate::locale",
+            ] {
+                assert!(!text.contains(ui), "{path} uses {ui}");
+            }
+        }
+    }
+}

@@ -54,7 +54,7 @@ pub fn after_login(user: &SessionUser, next: Option<&str>) -> String {
         (SecondFactor::Pending, Some(next)) => format!(
             "{}?next={}",
             crate::model::account::SECOND_STEP_PAGE,
-            crate::auth::urlencode(&next)
+            crate::model::url::query_value(&next)
         ),
         (SecondFactor::Pending, None) => crate::model::account::SECOND_STEP_PAGE.to_string(),
         (_, Some(next)) => next,

@@ -98,7 +98,7 @@ impl AnalyticsFilter {
         }
         let query: Vec<String> = pairs
             .into_iter()
-            .map(|(k, v)| format!("{k}={}", crate::auth::urlencode(&v)))
+            .map(|(k, v)| format!("{k}={}", super::url::query_value(&v)))
             .collect();
         if query.is_empty() {
             "/worker".into()

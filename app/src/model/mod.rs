@@ -14,6 +14,7 @@ pub mod sale;
 pub mod search;
 pub mod string_enum;
 pub mod time;
+pub mod url;
 
 pub use account::{
     AuditEntry, Email, NewAccount, NewPassword, PendingAddress, RecoveryCodes, RegistrationInput,

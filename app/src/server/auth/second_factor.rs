@@ -109,7 +109,7 @@ fn recovery_hash(code: &str) -> String {
 
 /// The otpauth URI an authenticator app reads from the QR code.
 fn otpauth_uri(secret: &str, account: &str) -> String {
-    let enc = |s: &str| crate::auth::urlencode(s).replace('/', "%2F");
+    let enc = crate::model::url::component;
     format!(
         "otpauth://totp/{}:{}?secret={secret}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECS}",
         enc(ISSUER),

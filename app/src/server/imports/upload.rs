@@ -130,7 +130,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
         (Err(AppError::Unauthorized), true) => Redirect::to("/login?next=/imports").into_response(),
         (Err(e), true) => Redirect::to(&format!(
             "/imports?error={}",
-            crate::auth::urlencode(&message(&e))
+            crate::model::url::query_value(&message(&e))
         ))
         .into_response(),
         (Err(e), false) => crate::server::error_response(e),
