@@ -284,6 +284,10 @@ async fn no_payload_makes_an_endpoint_fail_or_change_the_stores() {
         paths.len() >= 30 && paths.iter().any(|(p, _)| *p == "/api/login"),
         "the server functions are registered: {paths:?}"
     );
+    // Starting a second-factor set-up takes no input, so no payload of it is malformed:
+    // every call is a real request, which mails a set-up code by design. The
+    // authorization matrix covers who may call it.
+    paths.retain(|(p, _)| *p != "/api/two-factor/begin");
     // Ending a session last, so each role stays logged in for the rest.
     paths.sort_by_key(|(p, _)| (p.contains("logout") || p.contains("revoke"), *p));
 
