@@ -21,6 +21,19 @@ test('home page renders, hydrates, and re-checks status without a reload', async
   await page.screenshot({ path: 'output/home.png', fullPage: true });
 });
 
+test('every page names its icon, and the icon is served', async ({ page, request }) => {
+  const missing: string[] = [];
+  page.on('response', (r) => r.status() === 404 && missing.push(r.url()));
+  await page.goto('/login');
+  const href = await page.locator('link[rel=icon]').getAttribute('href');
+  expect(href).toBe('/favicon.svg');
+  const icon = await request.get(href!);
+  expect(icon.status()).toBe(200);
+  expect(icon.headers()['content-type']).toContain('image/svg+xml');
+  await page.waitForLoadState('networkidle');
+  expect(missing, 'nothing the page asks for is missing').toEqual([]);
+});
+
 test('/healthz reports both stores up as JSON', async ({ request }) => {
   const res = await request.get('/healthz');
   expect(res.status()).toBe(200);
