@@ -522,16 +522,18 @@ mod tests {
         assert!(c.validate().is_ok());
     }
 
+    /// The serve settings of `server <args>`.
+    fn parse(args: &[&str]) -> ServeConfig {
+        use clap::Parser;
+        let mut all = vec!["server"];
+        all.extend_from_slice(args);
+        crate::cli::Cli::try_parse_from(all).unwrap().serve
+    }
+
     const KEY: &str = "1:0101010101010101010101010101010101010101010101010101010101010101";
 
     #[test]
     fn second_factor_keys_are_required_outside_loopback_and_checked() {
-        use clap::Parser;
-        let parse = |args: &[&str]| {
-            let mut all = vec!["server"];
-            all.extend_from_slice(args);
-            crate::cli::Cli::try_parse_from(all).unwrap().serve
-        };
         let e = parse(&["--site-addr", "0.0.0.0:3000"])
             .validate()
             .unwrap_err()
@@ -550,12 +552,6 @@ mod tests {
 
     #[test]
     fn plain_http_cookies_only_on_loopback_unless_allowed() {
-        use clap::Parser;
-        let parse = |args: &[&str]| {
-            let mut all = vec!["server"];
-            all.extend_from_slice(args);
-            crate::cli::Cli::try_parse_from(all).unwrap().serve
-        };
         assert!(parse(&[]).cookie_secure, "secure by default");
         assert!(
             parse(&["--site-addr", "0.0.0.0:3000", "--totp-keys", KEY])

@@ -135,6 +135,22 @@ pub async fn mailed_setup_code(address: &str) -> String {
         .to_string()
 }
 
+/// A client whose requests arrive from `address`, as a trusted proxy forwards them.
+pub fn from_address(app: &TestApp, address: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", address.parse().expect("an address"));
+    headers.insert(
+        reqwest::header::ORIGIN,
+        app.address.parse().expect("an origin"),
+    );
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(headers)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("a client")
+}
+
 pub fn unique_name(prefix: &str) -> String {
     use rand::Rng;
     let suffix: u64 = rand::thread_rng().r#gen();
@@ -472,13 +488,24 @@ impl TestApp {
         username: &str,
         role: &str,
     ) -> (u16, serde_json::Value) {
-        let email = self.email_for(username);
+        self.register_with_email(client, username, &self.email_for(username), role)
+            .await
+    }
+
+    /// Registers `username` with any address (someone else's, say), as the form does.
+    pub async fn register_with_email(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        email: &str,
+        role: &str,
+    ) -> (u16, serde_json::Value) {
         self.call(
             client,
             "register",
             &[
                 ("username", username),
-                ("email", &email),
+                ("email", email),
                 ("password", PASSWORD),
                 ("confirm_password", PASSWORD),
                 ("role", role),

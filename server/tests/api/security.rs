@@ -159,16 +159,7 @@ async fn the_owners_browser_logs_in_while_strangers_are_throttled() {
     let app = spawn_app_with(options).await;
     app.user_with_role("owner", Role::Customer).await;
     app.user_with_role("neighbour", Role::Customer).await;
-    let behind = |address: &str| {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("x-forwarded-for", address.parse().unwrap());
-        headers.insert(reqwest::header::ORIGIN, app.address.parse().unwrap());
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .default_headers(headers)
-            .build()
-            .unwrap()
-    };
+    let behind = |address: &str| crate::helpers::from_address(&app, address);
     // The owner's browser logged in once, from home: it is now trusted for the account.
     let owners_browser = behind("198.51.100.7");
     assert_eq!(app.login(&owners_browser, "owner", PASSWORD).await.0, 200);

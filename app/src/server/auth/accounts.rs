@@ -216,6 +216,19 @@ pub async fn register(
     Ok(())
 }
 
+/// Counts one use of a mailed link (confirmation or reset) against the client: 30 an
+/// hour, so link tokens cannot be guessed at speed.
+async fn link_attempt(state: &AppState, info: &RequestInfo) -> Result<(), AppError> {
+    limits::check(
+        &state.mysql,
+        Counter::LinkAttempt,
+        &info.client,
+        Limit::per_window(30, HOUR),
+    )
+    .await?;
+    Ok(())
+}
+
 const INVALID_CONFIRMATION: &str = "This confirmation link is invalid, expired or already used. Log in and ask for a new one on your profile page.";
 
 /// Confirms an address with the token from a verification link: the address becomes
@@ -225,13 +238,7 @@ pub async fn verify_email(
     info: &RequestInfo,
     token: &str,
 ) -> Result<(), AppError> {
-    limits::check(
-        &state.mysql,
-        Counter::LinkAttempt,
-        &info.client,
-        Limit::per_window(30, HOUR),
-    )
-    .await?;
+    link_attempt(state, info).await?;
     let mut tx = begin(&state.mysql).await?;
     let Some(found) = tokens::redeem(&mut tx, token, Purpose::VerifyEmail).await? else {
         rollback(tx).await;
@@ -298,13 +305,7 @@ pub async fn pending_address(
     info: &RequestInfo,
     token: &str,
 ) -> Result<PendingAddress, AppError> {
-    limits::check(
-        &state.mysql,
-        Counter::LinkAttempt,
-        &info.client,
-        Limit::per_window(30, HOUR),
-    )
-    .await?;
+    link_attempt(state, info).await?;
     let mut conn = state.mysql.acquire().await.context("read link")?;
     match tokens::peek(&mut conn, token, Purpose::VerifyEmail).await? {
         Some(found)
@@ -326,13 +327,7 @@ pub async fn decline_address(
     info: &RequestInfo,
     token: &str,
 ) -> Result<(), AppError> {
-    limits::check(
-        &state.mysql,
-        Counter::LinkAttempt,
-        &info.client,
-        Limit::per_window(30, HOUR),
-    )
-    .await?;
+    link_attempt(state, info).await?;
     let mut tx = begin(&state.mysql).await?;
     let Some(found) = tokens::redeem(&mut tx, token, Purpose::VerifyEmail).await? else {
         rollback(tx).await;
@@ -962,13 +957,7 @@ pub async fn reset_password(
     confirm: &str,
 ) -> Result<(), AppError> {
     const INVALID_LINK: &str = "This reset link is invalid, expired or already used. Ask for a new one from the login page.";
-    limits::check(
-        &state.mysql,
-        Counter::LinkAttempt,
-        &info.client,
-        Limit::per_window(30, HOUR),
-    )
-    .await?;
+    link_attempt(state, info).await?;
     let mut tx = begin(&state.mysql).await?;
     let Some(found) = tokens::redeem(&mut tx, token, Purpose::ResetPassword).await? else {
         rollback(tx).await;

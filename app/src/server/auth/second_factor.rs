@@ -420,55 +420,37 @@ pub(super) async fn spend_code(
     tx: &mut MySqlConnection,
 ) -> Result<(&'static str, Reserved), AppError> {
     let subject = user_id.to_string();
-    let reserved = match limits::hit(
-        &state.mysql,
-        Counter::SecondFactor,
-        &subject,
-        SECOND_STEP_LIMIT,
-    )
-    .await?
-    {
-        Ok(reserved) => reserved,
-        Err(refused) => {
-            if refused.first {
-                audit_event(
-                    state,
-                    info,
-                    user_id,
-                    AuditEvent::SecondFactorThrottled,
-                    None,
-                )
-                .await;
+    let mut held = Vec::new();
+    for (counter, limit, detail) in [
+        (Counter::SecondFactor, SECOND_STEP_LIMIT, None),
+        (
+            Counter::SecondFactorDay,
+            SECOND_STEP_DAILY,
+            Some("daily limit"),
+        ),
+    ] {
+        match limits::hit(&state.mysql, counter, &subject, limit).await? {
+            Ok(reserved) => held.push(reserved),
+            Err(refused) => {
+                Reserved(held).release(&state.mysql).await?;
+                if refused.first {
+                    audit_event(
+                        state,
+                        info,
+                        user_id,
+                        AuditEvent::SecondFactorThrottled,
+                        detail,
+                    )
+                    .await;
+                    if counter == Counter::SecondFactorDay {
+                        guessing_notice(state, user_id).await?;
+                    }
+                }
+                return Err(AppError::Throttled(refused.retry_after));
             }
-            return Err(AppError::Throttled(refused.retry_after));
         }
-    };
-    let daily = match limits::hit(
-        &state.mysql,
-        Counter::SecondFactorDay,
-        &subject,
-        SECOND_STEP_DAILY,
-    )
-    .await?
-    {
-        Ok(daily) => daily,
-        Err(refused) => {
-            limits::release(&state.mysql, &reserved).await?;
-            if refused.first {
-                audit_event(
-                    state,
-                    info,
-                    user_id,
-                    AuditEvent::SecondFactorThrottled,
-                    Some("daily limit"),
-                )
-                .await;
-                guessing_notice(state, user_id).await?;
-            }
-            return Err(AppError::Throttled(refused.retry_after));
-        }
-    };
-    let reserved = Reserved(vec![reserved, daily]);
+    }
+    let reserved = Reserved(held);
     let secret: Option<String> = sqlx::query_scalar(
         "SELECT secret FROM second_factors WHERE user_id = ? AND confirmed_at IS NOT NULL",
     )
