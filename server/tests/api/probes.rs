@@ -3,28 +3,11 @@
 //! Every one of them succeeded against the code before its fix.
 
 use crate::helpers::{
-    PASSWORD, TestApp, TestOptions, mail_to, spawn_app, spawn_app_with, wait_for_mail,
+    PASSWORD, TestApp, TestOptions, from_address, mail_to, spawn_app, spawn_app_with, wait_for_mail,
 };
 use app::model::Role;
-use std::time::Duration;
 
 const NEW_PASSWORD: &str = "Granite-Harbour-Lamp-73";
-
-/// A client whose requests arrive from `address`, as a trusted proxy forwards them.
-fn from_address(app: &TestApp, address: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("x-forwarded-for", address.parse().expect("an address"));
-    headers.insert(
-        reqwest::header::ORIGIN,
-        app.address.parse().expect("an origin"),
-    );
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .default_headers(headers)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("a client")
-}
 
 async fn behind_a_proxy() -> TestApp {
     let mut options = TestOptions::default();
@@ -141,17 +124,7 @@ async fn a_confirmation_link_names_the_account_and_can_be_refused() {
     let victim = app.email_for("buyer");
     let thief = app.new_client();
     let (status, body) = app
-        .call(
-            &thief,
-            "register",
-            &[
-                ("username", "friendly-store"),
-                ("email", &victim),
-                ("password", PASSWORD),
-                ("confirm_password", PASSWORD),
-                ("role", "customer"),
-            ],
-        )
+        .register_with_email(&thief, "friendly-store", &victim, "customer")
         .await;
     assert_eq!(status, 200, "{body}");
     let mail = wait_for_mail(&victim, "Confirm your email address").await;
@@ -272,22 +245,7 @@ async fn addresses_of_one_ipv6_64_share_one_limit() {
     for i in 0..11 {
         let client = from_address(&app, &format!("2001:db8:5:6::{:x}", i + 1));
         let name = format!("spray{i}");
-        let email = app.email_for(&name);
-        statuses.push(
-            app.call(
-                &client,
-                "register",
-                &[
-                    ("username", &name),
-                    ("email", &email),
-                    ("password", PASSWORD),
-                    ("confirm_password", PASSWORD),
-                    ("role", "customer"),
-                ],
-            )
-            .await
-            .0,
-        );
+        statuses.push(app.register(&client, &name, "customer").await.0);
     }
     assert_eq!(statuses[..10], [200; 10]);
     assert_eq!(statuses[10], 429, "{statuses:?}");
@@ -342,17 +300,7 @@ async fn a_username_like_a_web_address_is_no_link_in_mail() {
     let app = spawn_app().await;
     let email = app.email_for("linky");
     let (status, body) = app
-        .call(
-            &app.new_client(),
-            "register",
-            &[
-                ("username", "login-supplyco.com"),
-                ("email", &email),
-                ("password", PASSWORD),
-                ("confirm_password", PASSWORD),
-                ("role", "customer"),
-            ],
-        )
+        .register_with_email(&app.new_client(), "login-supplyco.com", &email, "customer")
         .await;
     assert_eq!(status, 200, "{body}");
     let mail = wait_for_mail(&email, "Confirm your email address").await;
@@ -493,7 +441,11 @@ async fn a_manager_cannot_reset_another_managers_second_factor() {
 #[tokio::test]
 async fn second_factor_secrets_are_sealed_at_rest() {
     use app::server::auth::secret_keys::{SecretKeys, reseal_all};
-    let app = spawn_app().await;
+    // Keys of its own, as outside loopback: the published development key protects nothing.
+    const KEYS: &str = "1:0707070707070707070707070707070707070707070707070707070707070707";
+    let mut options = TestOptions::default();
+    options.serve.totp_keys = Some(KEYS.into());
+    let app = spawn_app_with(options).await;
     let client = app.user_with_role("cara", Role::Customer).await;
     let (status, enrolment) = app.call(&client, "two-factor/begin", &[]).await;
     assert_eq!(status, 200, "{enrolment}");
@@ -505,8 +457,9 @@ async fn second_factor_secrets_are_sealed_at_rest() {
         .await
         .unwrap();
     assert!(!stored.contains(&shown), "{stored}");
-    let dev = SecretKeys::development();
-    assert_eq!(dev.open(id, &stored).unwrap(), shown);
+    let keys = SecretKeys::parse(KEYS).unwrap();
+    assert_eq!(keys.open(id, &stored).unwrap(), shown);
+    assert!(SecretKeys::development().open(id, &stored).is_err());
     let stranger =
         SecretKeys::parse("9:0909090909090909090909090909090909090909090909090909090909090909")
             .unwrap();
@@ -537,16 +490,26 @@ async fn second_factor_secrets_are_sealed_at_rest() {
         .execute(&app.mysql)
         .await
         .unwrap();
-    assert!(reseal_all(&app.mysql, &dev).await.unwrap() >= 1);
+    assert!(reseal_all(&app.mysql, &keys).await.unwrap() >= 1);
     let resealed: String =
         sqlx::query_scalar("SELECT secret FROM second_factors WHERE user_id = ?")
             .bind(id)
             .fetch_one(&app.mysql)
             .await
             .unwrap();
-    assert!(resealed.starts_with("v0:") && !resealed.contains(&shown));
+    assert!(resealed.starts_with("v1:") && !resealed.contains(&shown));
+    // The step after the one spent at confirmation, inside the one step of skew allowed.
     let again = app.new_client();
-    assert_eq!(app.login(&again, "cara", PASSWORD).await.0, 200);
+    assert_eq!(app.password_login(&again, "cara", PASSWORD).await.0, 200);
+    let next = app::server::auth::second_factor::code_at(
+        &shown,
+        app::server::auth::second_factor::current_step() + 1,
+    )
+    .unwrap();
+    let (status, body) = app
+        .call(&again, "login/second-step", &[("code", &next)])
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// Sensitive changes need a fresh proof of the second factor: a session whose login

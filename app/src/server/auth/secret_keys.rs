@@ -18,7 +18,16 @@ use sqlx::MySqlPool;
 /// server refuses to start without keys of its own.
 const DEVELOPMENT_KEY: [u8; 32] = *b"supply-co-portal-dev-totp-key-00";
 
+/// The development key's id. Any instance opens secrets under it, keys or not: the key
+/// is published and protects nothing, and so a database that began on loopback moves
+/// under real keys with one reseal.
+const DEVELOPMENT_ID: u16 = 0;
+
 const NONCE_BYTES: usize = 12;
+
+fn development_cipher() -> Aes256Gcm {
+    Aes256Gcm::new_from_slice(&DEVELOPMENT_KEY).expect("a 32-byte key")
+}
 
 pub struct SecretKeys {
     /// Newest first: the first seals, any opens.
@@ -48,6 +57,12 @@ impl SecretKeys {
                 .ok()
                 .filter(|b| b.len() == 32)
                 .ok_or_else(|| format!("TOTP_KEYS: key {id} is not 64 hex digits (32 bytes)"))?;
+            if id == DEVELOPMENT_ID {
+                return Err(
+                    "TOTP_KEYS: key id 0 belongs to the published development key; number keys from 1"
+                        .into(),
+                );
+            }
             if keys.iter().any(|(k, _)| *k == id) {
                 return Err(format!("TOTP_KEYS: key id {id} is given twice"));
             }
@@ -62,10 +77,16 @@ impl SecretKeys {
 
     /// The published loopback key (id 0).
     pub fn development() -> Self {
-        let cipher = Aes256Gcm::new_from_slice(&DEVELOPMENT_KEY).expect("a 32-byte key");
         Self {
-            keys: vec![(0, cipher)],
+            keys: vec![(DEVELOPMENT_ID, development_cipher())],
         }
+    }
+
+    /// The key a sealed secret needs that these keys lack, if any.
+    fn missing_key_of(&self, stored: &str) -> Option<u16> {
+        let key = Sealed::parse(stored)?.key;
+        let held = key == DEVELOPMENT_ID || self.keys.iter().any(|(id, _)| *id == key);
+        (!held).then_some(key)
     }
 
     fn newest(&self) -> &(u16, Aes256Gcm) {
@@ -111,11 +132,15 @@ impl SecretKeys {
             );
             AppError::Internal
         };
-        let (_, cipher) = self
-            .keys
-            .iter()
-            .find(|(id, _)| *id == sealed.key)
-            .ok_or_else(|| broken("its key is not in TOTP_KEYS"))?;
+        let development;
+        let cipher = match self.keys.iter().find(|(id, _)| *id == sealed.key) {
+            Some((_, cipher)) => cipher,
+            None if sealed.key == DEVELOPMENT_ID => {
+                development = development_cipher();
+                &development
+            }
+            None => return Err(broken("its key is not in TOTP_KEYS")),
+        };
         let aad = user_id.to_be_bytes();
         let plain = cipher
             .decrypt(
@@ -159,10 +184,22 @@ impl Sealed {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ResealError {
+    #[error(
+        "the secret of account {user_id} is sealed under key {key}, which TOTP_KEYS does not hold: \
+         keep that key (after the newest) until the reseal reports 0"
+    )]
+    KeyMissing { user_id: u64, key: u16 },
+    #[error(transparent)]
+    Store(#[from] AppError),
+}
+
 /// Seals every secret that is plain or under an older key with the newest key; returns
 /// how many changed. Each row is rewritten only if it still holds what was read, so an
-/// enrolment racing the reseal is never overwritten; rerun until it reports 0.
-pub async fn reseal_all(pool: &MySqlPool, keys: &SecretKeys) -> Result<u64, AppError> {
+/// enrolment racing the reseal is never overwritten; rerun until it reports 0. Nothing
+/// is written while a secret's key is missing.
+pub async fn reseal_all(pool: &MySqlPool, keys: &SecretKeys) -> Result<u64, ResealError> {
     use crate::server::db::Context;
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -173,6 +210,15 @@ pub async fn reseal_all(pool: &MySqlPool, keys: &SecretKeys) -> Result<u64, AppE
         .fetch_all(pool)
         .await
         .context("read second-factor secrets")?;
+    if let Some((row, key)) = rows
+        .iter()
+        .find_map(|r| keys.missing_key_of(&r.secret).map(|key| (r, key)))
+    {
+        return Err(ResealError::KeyMissing {
+            user_id: row.user_id,
+            key,
+        });
+    }
     let mut changed = 0;
     for row in rows.iter().filter(|r| keys.needs_resealing(&r.secret)) {
         let plain = keys.open(row.user_id, &row.secret)?;
@@ -232,6 +278,17 @@ mod tests {
     }
 
     #[test]
+    fn secrets_under_the_published_development_key_open_anywhere() {
+        let dev = SecretKeys::development().seal(7, SECRET).unwrap();
+        let real = keys(K1);
+        assert_eq!(real.open(7, &dev).unwrap(), SECRET);
+        assert!(real.needs_resealing(&dev));
+        assert_eq!(real.missing_key_of(&dev), None);
+        let old = keys(K2).seal(7, SECRET).unwrap();
+        assert_eq!(real.missing_key_of(&old), Some(2));
+    }
+
+    #[test]
     fn plain_secrets_are_read_and_marked_for_sealing() {
         let k = keys(K1);
         assert_eq!(k.open(7, SECRET).unwrap(), SECRET);
@@ -240,7 +297,8 @@ mod tests {
 
     #[test]
     fn bad_key_specs_are_refused() {
-        for bad in ["", "1", "x:00", "1:abcd", &format!("{K1},{K1}")] {
+        let zero = format!("0:{}", "00".repeat(32));
+        for bad in ["", "1", "x:00", "1:abcd", &format!("{K1},{K1}"), &zero] {
             assert!(SecretKeys::parse(bad).is_err(), "{bad:?}");
         }
     }
