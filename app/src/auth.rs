@@ -90,11 +90,16 @@ pub fn use_auth() -> Auth {
     expect_context::<Auth>()
 }
 
-/// `/login?next=<current path>`, so the user comes back after logging in.
+/// `/login?next=<current path>`, so the user comes back after logging in; plain
+/// `/login` when the page is the login already (a logout on its way there).
 pub fn login_url_for_current_page() -> String {
+    let here = current_page();
+    if crate::model::account::is_login_page(&here) {
+        return crate::model::account::LOGIN_PAGE.to_string();
+    }
     format!(
         "/login?next={}",
-        crate::model::url::query_value(&current_page())
+        crate::model::url::query_value(&here)
     )
 }
 

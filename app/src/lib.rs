@@ -14,6 +14,7 @@ pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;
+pub mod webauthn;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};

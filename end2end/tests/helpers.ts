@@ -24,6 +24,17 @@ export const test = base.extend<{ page: Page }>({
       }
     });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    // A page must carry its own policy (with the hydration scripts' nonce); naming the
+    // response that lacks it tells which request a CSP violation came from.
+    page.on('response', async (response) => {
+      if (response.request().resourceType() !== 'document') return;
+      const headers = await response.headersArray().catch(() => []);
+      const policies = headers.filter((h) => h.name.toLowerCase() === 'content-security-policy');
+      if (!policies.some((h) => h.value.includes("'nonce-"))) {
+        const id = headers.find((h) => h.name.toLowerCase() === 'x-request-id')?.value;
+        problems.push(`document without the page's policy: ${response.status()} ${response.url()} (request ${id})`);
+      }
+    });
     await use(page);
     expect(problems, 'no console errors or CSP violations').toEqual([]);
   },

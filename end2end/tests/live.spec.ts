@@ -41,6 +41,9 @@ test.beforeAll(async ({ browser }) => {
     env: {
       ...process.env,
       LEPTOS_SITE_ADDR: `127.0.0.1:${SECOND}`,
+      // One portal, one public address (the first instance's, as the proxy's would be):
+      // passkeys are bound to it.
+      PUBLIC_URL: process.env.PUBLIC_URL ?? `http://127.0.0.1:${FIRST}`,
       LEPTOS_SITE_ROOT: path.join(ROOT, 'target/site'),
       LEPTOS_SITE_PKG_DIR: 'pkg',
       LEPTOS_OUTPUT_NAME: 'portal',
@@ -302,5 +305,57 @@ test('a change made while a page is still loading its code reaches it once hydra
   expect(streams[0], 'the stream starts where the page read its purchases').toMatch(/\/api\/events\?after=\d+$/);
   await expect(page.getByTestId('live-status')).toHaveAttribute('data-state', 'live');
   expect(problems).toEqual([]);
+  await context.close();
+});
+
+test('a passkey ceremony begun on one instance is finished by another', async ({ browser }) => {
+  // Passkeys are bound to a domain name: the page is opened at `localhost`, and the
+  // requests that finish each ceremony are sent on to the second instance.
+  const context = await browser.newContext({ baseURL: `http://localhost:${FIRST}` });
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  // A registration begun on the first instance is finished by the second; a sign-in
+  // begun on the second is finished by the first (which then answers with the login's
+  // cookie, as it would behind a proxy).
+  const bySecond: string[] = [];
+  await page.route(/\/api\/passkeys\/(finish|sign-in\/begin)$/, async (route) => {
+    const path = new URL(route.request().url()).pathname;
+    // The browser's headers, and the `Sec-Fetch-Site` it adds after interception (the
+    // page posts to its own origin).
+    const headers = { ...(await route.request().allHeaders()), 'sec-fetch-site': 'same-origin' };
+    const response = await route.fetch({ url: `http://127.0.0.1:${SECOND}${path}`, headers });
+    bySecond.push(`${path} ${response.status()}`);
+    await route.fulfill({ response });
+  });
+  const who = DEMO.customer;
+  await login(page, who.username, who.password);
+  await expect(page).toHaveURL(/\/customer$/);
+  await page.goto('/profile/two-factor');
+  await hydrated(page);
+  const name = `Across ${Date.now().toString(36)}`;
+  const form = page.getByRole('form', { name: 'Add a passkey' });
+  await form.getByLabel('Name').fill(name);
+  await form.getByLabel('Current password').fill(who.password);
+  await form.getByRole('button', { name: 'Add a passkey' }).click();
+  await expect(form.getByRole('status')).toHaveText(`Passkey \u201c${name}\u201d added.`);
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(page).toHaveURL(/\/customer$/);
+  expect(bySecond).toEqual(['/api/passkeys/finish 200', '/api/passkeys/sign-in/begin 200']);
+  await query('DELETE FROM passkeys WHERE name = ?', [name]);
   await context.close();
 });

@@ -120,6 +120,8 @@ impl Application {
             mongo,
             auth: serve.auth_settings(),
             secret_keys: std::sync::Arc::new(serve.secret_keys()?),
+            passkeys: app::server::auth::passkeys::RelyingParty::for_site(&serve.public_url())
+                .map_err(|e| anyhow::anyhow!(e))?,
             live: app::server::live::Live::new(serve.live_settings()),
             exports: Default::default(),
         };
@@ -266,6 +268,10 @@ fn spawn_maintenance(state: AppState, store: MySqlStore) {
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
                 app::server::live::prune(pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                app::server::auth::passkeys::prune(pool)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),

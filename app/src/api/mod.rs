@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod imports;
+pub mod passkeys;
 pub mod replication;
 pub mod sales;
 

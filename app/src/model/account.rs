@@ -242,6 +242,8 @@ impl SessionUser {
     }
 }
 
+/// Where a login starts.
+pub const LOGIN_PAGE: &str = "/login";
 /// Where a login that still needs its second step continues.
 pub const SECOND_STEP_PAGE: &str = "/login/second-step";
 /// Where the second factor is set up and managed.
@@ -285,7 +287,8 @@ pub struct TotpEnrolment {
 pub struct RecoveryCodes(pub Vec<String>);
 
 /// Only same-site relative paths are followed after login, so `next` cannot send a
-/// user to another site (`//evil.example`, `https://…`, `/\evil`).
+/// user to another site (`//evil.example`, `https://…`, `/\evil`). The login page
+/// itself is no destination: a login that went back there would seem to have failed.
 pub fn safe_next(next: Option<&str>) -> Option<String> {
     let next = next?.trim();
     let ok = next.starts_with('/')
@@ -293,8 +296,15 @@ pub fn safe_next(next: Option<&str>) -> Option<String> {
         && !next.starts_with("/\\")
         // Printable ASCII only: the path goes into a Location header as it is.
         && next.chars().all(|c| c.is_ascii_graphic() && c != '\\')
-        && next.len() <= 512;
+        && next.len() <= 512
+        && !is_login_page(next);
     ok.then(|| next.to_string())
+}
+
+/// `/login` and its own steps (`/login/second-step`), with or without a query.
+pub fn is_login_page(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    path == LOGIN_PAGE || path.starts_with(&format!("{LOGIN_PAGE}/"))
 }
 
 #[cfg(test)]
@@ -422,6 +432,9 @@ mod tests {
             "evil",
             "/\tx",
             "javascript:alert(1)",
+            "/login",
+            "/login?next=/worker",
+            "/login/second-step",
             "/caf\u{e9}",
             "/a b",
         ] {

@@ -7,6 +7,7 @@ pub mod health;
 pub mod history;
 pub mod imports;
 pub mod live;
+pub mod passkey;
 pub mod replication;
 pub mod report;
 pub mod role;
@@ -22,6 +23,7 @@ pub use account::{
     UserSummary, Username, UsersPage, safe_next,
 };
 pub use error::{AppError, AppResult, FieldError, Store};
+pub use passkey::{PasskeyChallenge, PasskeyName, PasskeySummary, Passkeys};
 pub use health::{HealthReport, IntentCounts, StoreHealth};
 pub use history::{Actor, Change, HistoryEntry, HistoryOp, SaleHistory};
 pub use replication::{ReplicationStatus, SyncReport, SyncStatus, SyncTrigger};

@@ -41,6 +41,7 @@ pub fn LoginPage() -> impl IntoView {
                     <span class="muted">"No account yet? " <A href="/register">"Register"</A></span>
                 </div>
             </ActionForm>
+            <super::passkeys::PasskeySignIn/>
         </section>
     }
 }

@@ -9,6 +9,7 @@ mod imports;
 mod login;
 mod management;
 mod not_found;
+mod passkeys;
 mod profile;
 mod register;
 mod replication;

@@ -64,6 +64,7 @@ pub fn TwoFactorPage() -> impl IntoView {
                 </Transition>
                 {move || codes.get().map(|codes| view! { <ShowCodes codes/> })}
             </section>
+            <super::passkeys::PasskeysSection/>
         </RequireLogin>
     }
 }

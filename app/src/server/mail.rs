@@ -348,6 +348,35 @@ pub mod templates {
         )
     }
 
+    /// The passkey's name is left out: whoever added it chose it, and a mail to the
+    /// owner must not carry an intruder's words.
+    pub fn passkey_added(to: &Email, username: &str) -> Mail {
+        let username = account_name(username);
+        mail(
+            to,
+            "A passkey was added to your account",
+            format!(
+                "Hello {username},\n\nA passkey was just added to your Supply Co. sales portal account. A \
+                 passkey signs in on its own, without the password.\n\nIf you did not do this, someone is \
+                 signed in as you: remove it under Two-factor authentication in your profile, change your \
+                 password (which ends every other session) and tell a senior manager."
+            ),
+        )
+    }
+
+    pub fn passkey_removed(to: &Email, username: &str) -> Mail {
+        let username = account_name(username);
+        mail(
+            to,
+            "A passkey was removed from your account",
+            format!(
+                "Hello {username},\n\nA passkey was just removed from your Supply Co. sales portal account; \
+                 it no longer signs in.\n\nIf you did not do this, someone is signed in as you: change your \
+                 password (which ends every other session) and tell a senior manager."
+            ),
+        )
+    }
+
     pub fn second_step_guessed(to: &Email, username: &str) -> Mail {
         let username = account_name(username);
         mail(

@@ -16,6 +16,8 @@ pub struct AppState {
     pub auth: AuthSettings,
     /// The keys second-factor secrets are sealed with (`auth::secret_keys`).
     pub secret_keys: std::sync::Arc<crate::server::auth::secret_keys::SecretKeys>,
+    /// The site as passkeys know it, or why it offers none.
+    pub passkeys: crate::server::auth::passkeys::RelyingParty,
     /// The dual writer: every sales edit, recovery and reconciliation goes through it.
     pub writer: crate::server::sales::dual_write::Writer,
     pub counts: crate::server::sales::list::CountCache,

@@ -25,7 +25,7 @@ use std::time::Duration;
 const HOUR: Duration = Duration::from_secs(3600);
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(super) struct UserRow {
     id: u64,
     username: String,
     email: String,
@@ -60,7 +60,7 @@ const USER_COLUMNS: &str = "id, username, email, password_hash, role, status, \
      email_verified_at IS NOT NULL AS email_verified, \
      EXISTS (SELECT 1 FROM second_factors f WHERE f.user_id = users.id AND f.confirmed_at IS NOT NULL) AS has_factor";
 
-async fn find_by(
+pub(super) async fn find_by(
     pool: &MySqlPool,
     column: &'static str,
     value: &str,
@@ -635,27 +635,50 @@ pub async fn login(
         return Err(AppError::InvalidCredentials);
     };
     let user = SessionUser::from(row);
-    if user.status == AccountStatus::Disabled {
-        // Answered like a wrong password, so the answer never confirms that a guessed
-        // password is right; the owner learns why from the address on file. The
-        // attempt keeps counting against the throttle like a failure.
-        disabled_login_notice(state, &user).await?;
-        audit::record(
-            &state.mysql,
-            AuditEvent::LoginFailed,
-            AuditRecord {
-                user_id: Some(user.id),
-                username: Some(&key),
-                ip: Some(&info.ip),
-                detail: Some("account disabled".into()),
-                ..Default::default()
-            },
-        )
-        .await;
-        return Err(AppError::InvalidCredentials);
-    }
+    refuse_disabled(state, info, &user, &key).await?;
     throttle::release(&state.mysql, &reservations).await?;
-    sessions::start(state, info, &user).await?;
+    complete_login(state, info, user, sessions::Proved::Password, None).await
+}
+
+/// Refuses a login to a disabled account whose credentials were right: answered like
+/// wrong ones, so the answer never confirms a guessed password (or a found passkey);
+/// the owner learns why from the address on file. `key` is the username as typed.
+pub(super) async fn refuse_disabled(
+    state: &AppState,
+    info: &RequestInfo,
+    user: &SessionUser,
+    key: &str,
+) -> Result<(), AppError> {
+    if user.status != AccountStatus::Disabled {
+        return Ok(());
+    }
+    disabled_login_notice(state, user).await?;
+    audit::record(
+        &state.mysql,
+        AuditEvent::LoginFailed,
+        AuditRecord {
+            user_id: Some(user.id),
+            username: Some(key),
+            ip: Some(&info.ip),
+            detail: Some("account disabled".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    Err(AppError::InvalidCredentials)
+}
+
+/// Everything a login does once its credentials are accepted: the session, the
+/// browser trusted for the account from now on, the last-login time and the audit
+/// row (`how`, when it was not the password).
+pub(super) async fn complete_login(
+    state: &AppState,
+    info: &RequestInfo,
+    user: SessionUser,
+    proved: sessions::Proved,
+    how: Option<&str>,
+) -> Result<LoggedIn, AppError> {
+    sessions::start(state, info, &user, proved).await?;
     let device = devices::remember(&state.mysql, user.id, info.device.as_deref()).await?;
     sqlx::query("UPDATE users SET last_login_at = UTC_TIMESTAMP(6) WHERE id = ?")
         .bind(user.id)
@@ -668,10 +691,18 @@ pub async fn login(
         AuditRecord {
             user_id: Some(user.id),
             ip: Some(&info.ip),
+            detail: how.map(str::to_string),
             ..Default::default()
         },
     )
     .await;
+    let user = match (proved, user.second_factor) {
+        (sessions::Proved::BothFactors, SecondFactor::Pending) => SessionUser {
+            second_factor: SecondFactor::Passed,
+            ..user
+        },
+        _ => user,
+    };
     Ok(LoggedIn {
         user,
         device_cookie: devices::set_cookie(&device, state.auth.cookie_secure),

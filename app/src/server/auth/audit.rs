@@ -40,6 +40,8 @@ pub enum AuditEvent {
     /// A senior manager removed a user's second factor.
     SecondFactorReset,
     RecoveryCodesIssued,
+    PasskeyAdded,
+    PasskeyRemoved,
     /// A request refused for the user's role (403); once per user and 15 minutes.
     Forbidden,
     AccountClosed,
@@ -74,6 +76,8 @@ crate::model::string_enum::string_enum!(AuditEvent {
     SecondFactorDisabled => "second_factor_disabled",
     SecondFactorReset => "second_factor_reset",
     RecoveryCodesIssued => "recovery_codes_issued",
+    PasskeyAdded => "passkey_added",
+    PasskeyRemoved => "passkey_removed",
     Forbidden => "forbidden",
     AccountClosed => "account_closed",
 });

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod closure;
 pub mod devices;
 pub mod guard;
+pub mod passkeys;
 pub mod password;
 pub mod request;
 pub mod second_factor;

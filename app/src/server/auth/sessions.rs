@@ -187,6 +187,16 @@ fn random_key() -> String {
     super::tokens::random_hex(32)[..43].to_string()
 }
 
+/// What a new login has proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proved {
+    /// The password: an account with a second factor still owes its second step.
+    Password,
+    /// A passkey: something the user has, unlocked by something they know or are
+    /// (the authenticator's user verification), so both factors at once.
+    BothFactors,
+}
+
 /// Starts a login on this request's session: a fresh session id (no fixation), the
 /// absolute expiry on the cookie, and the `user_sessions` row that makes it valid.
 #[tracing::instrument(skip_all, fields(user_id = user.id))]
@@ -194,14 +204,17 @@ pub async fn start(
     state: &AppState,
     info: &RequestInfo,
     user: &SessionUser,
+    proved: Proved,
 ) -> Result<(), AppError> {
     let key = random_key();
     let now = Utc::now().naive_utc();
-    sqlx::query("INSERT INTO user_sessions (id, user_id, created_at, last_seen_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?)")
+    let second_factor_at = (proved == Proved::BothFactors).then_some(now);
+    sqlx::query("INSERT INTO user_sessions (id, user_id, created_at, last_seen_at, second_factor_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)")
         .bind(&key)
         .bind(user.id)
         .bind(now)
         .bind(now)
+        .bind(second_factor_at)
         .bind(&info.ip)
         .bind(&info.user_agent)
         .execute(&state.mysql)
