@@ -102,6 +102,15 @@ impl Application {
         leptos_options: LeptosOptions,
     ) -> anyhow::Result<Self> {
         serve.validate()?;
+        let listener = TcpListener::bind(serve.site_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", serve.site_addr))?;
+        // Bound to port 0 (the tests), the address users reach is the port given: mail
+        // links and passkeys need it.
+        let serve = &ServeConfig {
+            site_addr: listener.local_addr()?,
+            ..serve.clone()
+        };
         let (mysql, mongo) = connect(databases).await?;
         let writer = app::server::sales::dual_write::writer_with(
             mysql.clone(),
@@ -127,9 +136,6 @@ impl Application {
         };
         migrate_or_retry_later(&state).await?;
         spawn_reseal(&state);
-        let listener = TcpListener::bind(serve.site_addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", serve.site_addr))?;
         let store = session_store(&state.mysql, databases)?;
         let router = router(state.clone(), serve)
             .layer(session_layer(store.clone(), serve))

@@ -3,6 +3,7 @@
 //! One test binary on purpose: every extra binary costs a full link of the server.
 
 mod accounts;
+mod authenticator;
 mod authorization;
 mod cluster;
 mod compression;
@@ -15,6 +16,7 @@ mod import_collisions;
 mod interleavings;
 mod live;
 mod outage;
+mod passkeys;
 mod portal_import;
 mod ports;
 mod probes;
