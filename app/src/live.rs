@@ -19,6 +19,9 @@ pub enum Connection {
     Live,
     /// The stream or the database behind it is down; changes arrive once it is back.
     Offline,
+    /// Closed while nothing happened and nobody used the page; opens again, catching
+    /// up, at the user's next click, key or return to the tab.
+    Paused,
 }
 
 impl Connection {
@@ -28,6 +31,7 @@ impl Connection {
             Connection::Connecting => "connecting",
             Connection::Live => "live",
             Connection::Offline => "offline",
+            Connection::Paused => "paused",
         }
     }
 }
@@ -284,6 +288,19 @@ mod browser {
             user
         });
         on_cleanup(move || stream.close());
+        // A stream paused for idleness opens again, from where it stopped, once the
+        // user is back.
+        let resume = move || {
+            if live.connection.get_untracked() == Connection::Paused {
+                stream.open(stream.last_id.get_value().or(live.need.get_value()));
+            }
+        };
+        let handles = [
+            window_event_listener(leptos::ev::pointerdown, move |_| resume()),
+            window_event_listener(leptos::ev::keydown, move |_| resume()),
+            window_event_listener(leptos::ev::focus, move |_| resume()),
+        ];
+        on_cleanup(move || handles.into_iter().for_each(|h| h.remove()));
     }
 
     fn data<T: serde::de::DeserializeOwned>(e: &MessageEvent) -> Option<T> {
@@ -372,6 +389,22 @@ mod browser {
                 }),
             );
             listen(
+                event::IDLE,
+                Box::new(move |e| {
+                    if let Some(id) = event_id(&e) {
+                        self.last_id.set_value(Some(id));
+                    }
+                    // Deferred: closing drops this listener.
+                    set_timeout(
+                        move || {
+                            self.close();
+                            live.connection.set(Connection::Paused);
+                        },
+                        Duration::ZERO,
+                    );
+                }),
+            );
+            listen(
                 event::SIGNED_OUT,
                 Box::new(move |_| {
                     // Deferred: closing drops this listener.
@@ -435,6 +468,7 @@ pub fn LiveBadge() -> impl IntoView {
                 Connection::Live => "● Live",
                 Connection::Connecting => "○ Connecting…",
                 Connection::Offline => "○ Offline: changes show once it is back",
+                Connection::Paused => "◌ Paused: live again when you use the page",
                 Connection::Off => "",
             }}
         </span>

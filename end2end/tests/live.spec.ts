@@ -32,15 +32,16 @@ async function waitForPort(port: number, what: string) {
   await expect.poll(() => portOpen(port), { timeout: 60_000, message: `${what} listens on ${port}` }).toBe(true);
 }
 
-test.beforeAll(async ({ browser }) => {
+/** Another instance of the portal on the same databases, listening on `port`. */
+function startInstance(port: number, env: Record<string, string> = {}): ChildProcess {
   const log = openSync(path.join(ROOT, 'end2end/output/second-instance.log'), 'a');
   // The binary cargo-leptos built (under CARGO_TARGET_DIR when set, as CI does); the
   // site it serves is under the workspace's `target/site` either way (`site-root`).
   const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target');
-  second = spawn(process.env.PORTAL_SERVER_BIN ?? path.join(targetDir, 'debug/server'), [], {
+  return spawn(process.env.PORTAL_SERVER_BIN ?? path.join(targetDir, 'debug/server'), [], {
     env: {
       ...process.env,
-      LEPTOS_SITE_ADDR: `127.0.0.1:${SECOND}`,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       // One portal, one public address (the first instance's, as the proxy's would be):
       // passkeys are bound to it.
       PUBLIC_URL: process.env.PUBLIC_URL ?? `http://127.0.0.1:${FIRST}`,
@@ -49,9 +50,15 @@ test.beforeAll(async ({ browser }) => {
       LEPTOS_OUTPUT_NAME: 'portal',
       PORTAL_SEED_DEMO: 'false',
       LOG_LEVEL: 'warn',
+      ...env,
     },
     stdio: ['ignore', log, log],
   });
+}
+
+test.beforeAll(async ({ browser }) => {
+  const log = openSync(path.join(ROOT, 'end2end/output/second-instance.log'), 'a');
+  second = startInstance(SECOND);
   const config = path.join(ROOT, 'end2end/output/haproxy.cfg');
   writeFileSync(
     config,
@@ -358,4 +365,47 @@ test('a passkey ceremony begun on one instance is finished by another', async ({
   expect(bySecond).toEqual(['/api/passkeys/finish 200', '/api/passkeys/sign-in/begin 200']);
   await query('DELETE FROM passkeys WHERE name = ?', [name]);
   await context.close();
+});
+
+test('a stream nobody uses pauses without reconnecting, and catches up when its user is back', async ({ browser }) => {
+  // An instance whose streams go idle after 2 s without anything to carry.
+  const IDLE_PORT = 3030;
+  const idling = startInstance(IDLE_PORT, { LIVE_IDLE_SECS: '2' });
+  try {
+    await waitForPort(IDLE_PORT, 'the instance with a short idle time');
+    const context = await browser.newContext({
+      baseURL: `http://127.0.0.1:${IDLE_PORT}`,
+      storageState: sessions.get(DEMO.customer.username),
+    });
+    const page = await context.newPage();
+    const streams: string[] = [];
+    page.on('request', (r) => r.url().includes('/api/events') && streams.push(r.url()));
+    await page.goto('/customer');
+    await hydrated(page);
+    const badge = page.getByTestId('live-status');
+    await expect(badge).toHaveAttribute('data-state', 'live');
+    await expect(badge).toHaveAttribute('data-state', 'paused', { timeout: 10_000 });
+    await expect(badge).toHaveText('◌ Paused: live again when you use the page');
+    const opened = streams.length;
+    await page.waitForTimeout(4_000);
+    expect(streams.length, 'a paused page opens no stream by itself').toBe(opened);
+
+    // A purchase saved elsewhere meanwhile arrives once the user is back.
+    const manager = await browser.newContext({ baseURL: VIA_PROXY, storageState: sessions.get(DEMO.manager.username) });
+    const [{ email }] = await query("SELECT email FROM users WHERE username = 'demo.customer'");
+    const store = `Paused ${Date.now().toString(36)}`;
+    const created = await manager.request.post('/api/sales/create', {
+      data: { token: '', input: saleInput(email, '2026-11-30T11:00', store) },
+      headers: { Origin: VIA_PROXY },
+    });
+    expect(created.status(), await created.text()).toBe(200);
+    await page.keyboard.press('Shift');
+    await expect(badge).toHaveAttribute('data-state', 'live');
+    expect(streams[streams.length - 1], 'it resumes where it paused').toMatch(/\/api\/events\?after=\d+$/);
+    await expect(page.locator('[data-testid=purchases] li').first()).toContainText(store, { timeout: 5_000 });
+    await manager.close();
+    await context.close();
+  } finally {
+    idling.kill();
+  }
 });

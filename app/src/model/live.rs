@@ -20,6 +20,10 @@ pub mod event {
     pub const RELOAD: &str = "reload";
     /// The stream's login has ended (logout, revoked, timed out): the stream closes.
     pub const SIGNED_OUT: &str = "signed_out";
+    /// The stream carried nothing for `LIVE_IDLE_SECS`: it closes, and the page opens it
+    /// again from the event's id once its user is back (a click, a key, the tab's
+    /// focus), so an open tab nobody looks at holds no connection.
+    pub const IDLE: &str = "idle";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

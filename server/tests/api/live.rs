@@ -354,7 +354,7 @@ async fn a_stream_resumes_after_the_last_event_it_received() {
 }
 
 #[tokio::test]
-async fn an_idle_stream_is_closed_and_tells_the_browser_where_to_resume() {
+async fn an_idle_stream_is_paused_and_tells_the_browser_where_to_resume() {
     let mut options = TestOptions::default();
     options.serve.live_idle_secs = 1;
     let app = spawn_app_with(options).await;
@@ -374,6 +374,11 @@ async fn an_idle_stream_is_closed_and_tells_the_browser_where_to_resume() {
         last = Some(e);
     }
     let last = last.expect("a closing event");
+    assert_eq!(
+        last.event,
+        event::IDLE,
+        "the page is told to wait for its user rather than reconnect"
+    );
     let position: u64 = last.id.expect("it carries a position").parse().unwrap();
     let head = app::server::sales::changes::generation(&app.mysql)
         .await

@@ -234,6 +234,18 @@ impl Stream {
         }
     }
 
+    /// Ends a stream that carried nothing for the idle time: the page reopens it from
+    /// here when its user is back, not by itself.
+    fn pause(&mut self) {
+        self.due.push_back(
+            Event::default()
+                .event(event::IDLE)
+                .id(self.cursor.to_string())
+                .data("idle"),
+        );
+        self.done = true;
+    }
+
     /// Ends the stream for the browser to reconnect. An id without data moves its
     /// Last-Event-ID past the entries this stream filtered out, so it resumes here.
     fn stop(&mut self) {
@@ -285,7 +297,10 @@ impl Stream {
                     self.due.push_back(json_event(event::STATUS, &status));
                 }
                 Ok(pulse) = pulse => self.due.push_back(json_event(event::PULSE, &pulse)),
-                _ = tokio::time::sleep_until(self.idle_until.min(self.ends_at)) => self.stop(),
+                _ = tokio::time::sleep_until(self.idle_until) => self.pause(),
+                // A long-lived stream is renewed now and then (the browser reconnects at
+                // once), so its login is checked again.
+                _ = tokio::time::sleep_until(self.ends_at) => self.stop(),
             }
         }
     }
