@@ -97,10 +97,7 @@ pub fn login_url_for_current_page() -> String {
     if crate::model::account::is_login_page(&here) {
         return crate::model::account::LOGIN_PAGE.to_string();
     }
-    format!(
-        "/login?next={}",
-        crate::model::url::query_value(&here)
-    )
+    format!("/login?next={}", crate::model::url::query_value(&here))
 }
 
 /// The page being shown, path and query.

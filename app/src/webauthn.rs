@@ -44,7 +44,7 @@ async fn ceremony(options: &str, parse: &str, method: &str) -> Result<String, St
     let call = function(&credentials, method).ok_or(UNSUPPORTED)?;
     let promise = call
         .call1(&credentials, &argument)
-        .and_then(|p| p.dyn_into::<Promise>().map_err(JsValue::from))
+        .and_then(|p| p.dyn_into::<Promise>())
         .map_err(|e| explain(&e, &rp_id))?;
     let credential = wasm_bindgen_futures::JsFuture::from(promise)
         .await
@@ -80,7 +80,12 @@ fn rp_id(options: &wasm_bindgen::JsValue) -> String {
     public_key
         .as_ref()
         .and_then(|p| get(p, "rpId"))
-        .or_else(|| public_key.as_ref().and_then(|p| get(p, "rp")).and_then(|rp| get(&rp, "id")))
+        .or_else(|| {
+            public_key
+                .as_ref()
+                .and_then(|p| get(p, "rp"))
+                .and_then(|rp| get(&rp, "id"))
+        })
         .and_then(|id| id.as_string())
         .unwrap_or_default()
 }

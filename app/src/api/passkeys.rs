@@ -4,7 +4,7 @@
 //! challenge is the credential. Adding and removing need a complete login, the current
 //! password and a recent second factor.
 
-use crate::model::{AppError, PasskeyChallenge, Passkeys, PasskeySummary, SessionUser};
+use crate::model::{AppError, PasskeyChallenge, PasskeySummary, Passkeys, SessionUser};
 #[cfg(feature = "ssr")]
 use crate::server::{
     auth::{Access, passkeys},
@@ -62,8 +62,8 @@ pub async fn finish_passkey(
     credential: String,
 ) -> Result<PasskeySummary, AppError> {
     respond(Access::AnyUser, |call, current| async move {
-        let name = crate::model::PasskeyName::parse(&name)
-            .map_err(|m| AppError::invalid("name", m))?;
+        let name =
+            crate::model::PasskeyName::parse(&name).map_err(|m| AppError::invalid("name", m))?;
         passkeys::registration::finish(
             &call.state,
             &call.info,

@@ -23,9 +23,9 @@ pub use account::{
     UserSummary, Username, UsersPage, safe_next,
 };
 pub use error::{AppError, AppResult, FieldError, Store};
-pub use passkey::{PasskeyChallenge, PasskeyName, PasskeySummary, Passkeys};
 pub use health::{HealthReport, IntentCounts, StoreHealth};
 pub use history::{Actor, Change, HistoryEntry, HistoryOp, SaleHistory};
+pub use passkey::{PasskeyChallenge, PasskeyName, PasskeySummary, Passkeys};
 pub use replication::{ReplicationStatus, SyncReport, SyncStatus, SyncTrigger};
 pub use role::{AccountStatus, Role};
 pub use sale::{

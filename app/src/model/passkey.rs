@@ -19,7 +19,10 @@ impl PasskeyName {
             return Err("Give the passkey a name, such as \u{201c}Work laptop\u{201d}".into());
         }
         if name.chars().count() > Self::MAX {
-            return Err(format!("A passkey's name may be at most {} characters", Self::MAX));
+            return Err(format!(
+                "A passkey's name may be at most {} characters",
+                Self::MAX
+            ));
         }
         if name.chars().any(char::is_control) {
             return Err("A passkey's name may not contain control characters".into());

@@ -151,7 +151,8 @@ fn OtherOrigin(list: Passkeys) -> impl IntoView {
         #[cfg(feature = "hydrate")]
         here.set(web_sys::window().and_then(|w| w.location().origin().ok()));
     });
-    move || match (&list.origin, here.get()) {
+    move || {
+        match (&list.origin, here.get()) {
         (None, _) => Some(view! {
             <p class="notice" role="status">"Passkeys are not available at this address: they need the portal to be opened at a domain name."</p>
         }.into_any()),
@@ -165,6 +166,7 @@ fn OtherOrigin(list: Passkeys) -> impl IntoView {
             }.into_any())
         }
         _ => None,
+    }
     }
 }
 

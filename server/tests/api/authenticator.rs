@@ -50,13 +50,14 @@ impl Authenticator {
         self.counter += 1;
         let point = self.key.verifying_key().to_encoded_point(false);
         let cose_key = Cbor::Map(vec![
-            (Cbor::Int(1), Cbor::Int(2)),   // kty: EC2
-            (Cbor::Int(3), Cbor::Int(-7)),  // alg: ES256
-            (Cbor::Int(-1), Cbor::Int(1)),  // crv: P-256
+            (Cbor::Int(1), Cbor::Int(2)),  // kty: EC2
+            (Cbor::Int(3), Cbor::Int(-7)), // alg: ES256
+            (Cbor::Int(-1), Cbor::Int(1)), // crv: P-256
             (Cbor::Int(-2), Cbor::Bytes(point.x().expect("x").to_vec())),
             (Cbor::Int(-3), Cbor::Bytes(point.y().expect("y").to_vec())),
         ]);
-        let mut auth_data = self.auth_data(rp_id, USER_PRESENT | USER_VERIFIED | ATTESTED_CREDENTIAL);
+        let mut auth_data =
+            self.auth_data(rp_id, USER_PRESENT | USER_VERIFIED | ATTESTED_CREDENTIAL);
         auth_data.extend([0u8; 16]); // AAGUID: none
         auth_data.extend((self.credential_id.len() as u16).to_be_bytes());
         auth_data.extend(&self.credential_id);

@@ -40,7 +40,11 @@ async fn finish(
     app.call(
         client,
         "passkeys/finish",
-        &[("ceremony", ceremony), ("name", "Test key"), ("credential", credential)],
+        &[
+            ("ceremony", ceremony),
+            ("name", "Test key"),
+            ("credential", credential),
+        ],
     )
     .await
 }
@@ -92,7 +96,10 @@ async fn a_passkey_signs_in_alone_with_both_factors_and_each_ceremony_finishes_o
     assert_eq!(status, 200, "{body}");
     let me = signed_in_as(&app, &browser).await;
     assert_eq!(me["username"], "paz");
-    assert_eq!(me["second_factor"], "Passed", "a passkey is both factors: {me}");
+    assert_eq!(
+        me["second_factor"], "Passed",
+        "a passkey is both factors: {me}"
+    );
     let (status, body) = app.call(&browser, "sessions", &[]).await;
     assert_eq!(status, 200, "a complete login: {body}");
 
@@ -131,7 +138,11 @@ async fn adding_a_passkey_needs_the_password_and_a_recent_second_factor() {
     let app = spawn_app().await;
     let manager = app.user_with_role("rhea", Role::SeniorManagement).await;
     let (status, body) = app
-        .call(&manager, "passkeys/begin", &[("current_password", "Not-The-Password-1")])
+        .call(
+            &manager,
+            "passkeys/begin",
+            &[("current_password", "Not-The-Password-1")],
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("current_password"), "{body}");
@@ -145,7 +156,11 @@ async fn adding_a_passkey_needs_the_password_and_a_recent_second_factor() {
     .await
     .expect("age the session");
     let (status, body) = app
-        .call(&manager, "passkeys/begin", &[("current_password", PASSWORD)])
+        .call(
+            &manager,
+            "passkeys/begin",
+            &[("current_password", PASSWORD)],
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("\"code\""), "{body}");
@@ -179,7 +194,11 @@ async fn a_removed_passkey_and_a_disabled_accounts_passkey_sign_in_nobody() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    wait_for_mail(&app.email_for("sol"), "A passkey was removed from your account").await;
+    wait_for_mail(
+        &app.email_for("sol"),
+        "A passkey was removed from your account",
+    )
+    .await;
 
     let browser = app.new_client();
     let (ceremony, options) = begin_sign_in(&app, &browser).await;

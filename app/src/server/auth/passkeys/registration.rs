@@ -6,8 +6,7 @@
 
 use super::ceremonies::{self, Owner, Purpose};
 use crate::model::{
-    AppError, Email, PasskeyChallenge, PasskeyName, PasskeySummary, Passkeys,
-    passkey::PASSKEYS_MAX,
+    AppError, Email, PasskeyChallenge, PasskeyName, PasskeySummary, Passkeys, passkey::PASSKEYS_MAX,
 };
 use crate::server::AppState;
 use crate::server::auth::audit::{self, AuditEvent, AuditRecord};
@@ -79,7 +78,8 @@ pub async fn begin(
         )));
     }
     let handle = user_handle(&state.mysql, user_id).await?;
-    let exclude = existing.into_iter().map(CredentialID::from).collect();
+    // A credential id is its bytes.
+    let exclude: Vec<CredentialID> = existing;
     let (options, registration) = webauthn
         .start_passkey_registration(
             handle,
@@ -198,7 +198,14 @@ pub async fn finish(
     announce(&mut tx, current, templates::passkey_added).await?;
     tx.commit().await.context("commit")?;
     state.mailer.nudge();
-    record(state, info, current, AuditEvent::PasskeyAdded, name.as_str()).await;
+    record(
+        state,
+        info,
+        current,
+        AuditEvent::PasskeyAdded,
+        name.as_str(),
+    )
+    .await;
     Ok(PasskeySummary {
         id,
         name: name.as_str().to_string(),

@@ -51,8 +51,7 @@ impl RelyingParty {
     pub fn webauthn(&self) -> Result<&Webauthn, AppError> {
         self.0.as_ref().map(|s| &s.webauthn).ok_or_else(|| {
             AppError::Conflict(
-                "Passkeys need the portal to be opened at a domain name, not an IP address."
-                    .into(),
+                "Passkeys need the portal to be opened at a domain name, not an IP address.".into(),
             )
         })
     }

@@ -5,6 +5,7 @@
 
 use super::ceremonies::{self, Purpose};
 use crate::model::AppError;
+use crate::model::{PasskeyChallenge, SessionUser};
 use crate::server::AppState;
 use crate::server::auth::accounts::{self, LoggedIn};
 use crate::server::auth::audit::{self, AuditEvent, AuditRecord};
@@ -12,7 +13,6 @@ use crate::server::auth::request::RequestInfo;
 use crate::server::auth::sessions::Proved;
 use crate::server::db::Context;
 use crate::server::limits::{self, Counter, Limit};
-use crate::model::{PasskeyChallenge, SessionUser};
 use std::time::Duration;
 use webauthn_rs::prelude::{DiscoverableAuthentication, Passkey, PublicKeyCredential};
 
@@ -43,8 +43,7 @@ pub async fn begin(state: &AppState, info: &RequestInfo) -> Result<PasskeyChalle
     if let Some(options) = options.as_object_mut() {
         options.remove("mediation");
     }
-    let ceremony =
-        ceremonies::open(&state.mysql, Purpose::SignIn, None, &authentication).await?;
+    let ceremony = ceremonies::open(&state.mysql, Purpose::SignIn, None, &authentication).await?;
     Ok(PasskeyChallenge {
         ceremony,
         options: options.to_string(),
@@ -95,17 +94,15 @@ pub async fn finish(
         tracing::error!(error = %e, passkey = row.id, "stored passkey unreadable");
         AppError::Internal
     })?;
-    let result = match webauthn.finish_discoverable_authentication_v2(
-        &credential,
-        authentication,
-        &passkey,
-    ) {
-        Ok(result) => result,
-        Err(e) => {
-            tracing::info!(error = %e, "passkey sign-in refused");
-            return Err(refused(state, info, Some(row.user_id), "passkey not verified").await);
-        }
-    };
+    let result =
+        match webauthn.finish_discoverable_authentication_v2(&credential, authentication, &passkey)
+        {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::info!(error = %e, "passkey sign-in refused");
+                return Err(refused(state, info, Some(row.user_id), "passkey not verified").await);
+            }
+        };
     // The signature counter moves on (authenticators that keep one); a copy of the
     // stored key is not needed again.
     let updated = match passkey.update_credential(&result) {
