@@ -5,6 +5,46 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+# Prerequisites first: each one missing or too old is named with how to get it, and
+# nothing is installed until all are there.
+at_least() { # <have> <need>: dotted versions
+  [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]
+}
+problems=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null \
+    || problems+=("root or sudo: apt-get installs MariaDB, Chromium and HAProxy (run as root, or install sudo)")
+fi
+if ! command -v rustup >/dev/null || ! command -v cargo >/dev/null; then
+  problems+=("rustup and cargo: https://rustup.rs, then 'rustup default stable'")
+else
+  rustc_have="$(rustc --version 2>/dev/null | awk '{print $2}')"
+  at_least "${rustc_have:-0}" "$RUST_MIN_VERSION" \
+    || problems+=("Rust $RUST_MIN_VERSION or newer (have ${rustc_have:-none}): 'rustup update stable'")
+fi
+if ! command -v go >/dev/null; then
+  problems+=("Go $GO_MIN_VERSION or newer, to build FerretDB and Mailpit from their modules: https://go.dev/dl")
+else
+  go_have="$(go env GOVERSION 2>/dev/null | sed 's/^go//')"
+  at_least "${go_have:-0}" "$GO_MIN_VERSION" \
+    || problems+=("Go $GO_MIN_VERSION or newer (have ${go_have:-unknown}): https://go.dev/dl")
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  problems+=("Node $NODE_MIN_VERSION or newer with npm, for Playwright: https://nodejs.org or 'apt-get install nodejs npm'")
+else
+  node_have="$(node --version | sed 's/^v//')"
+  at_least "$node_have" "$NODE_MIN_VERSION" \
+    || problems+=("Node $NODE_MIN_VERSION or newer (have $node_have): https://nodejs.org")
+fi
+command -v apt-get >/dev/null || problems+=("apt-get: the scripts install system packages on Debian or Ubuntu")
+if [ ${#problems[@]} -gt 0 ]; then
+  printf '\033[31merror:\033[0m missing before anything can be installed:\n' >&2
+  printf '  - %s\n' "${problems[@]}" >&2
+  exit 1
+fi
+# apt-get as root, through sudo otherwise.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
 # Whether a command's output contains a text. The output is read whole first: with
 # pipefail, `cmd | grep -q` fails whenever grep quits early and cmd dies of SIGPIPE,
 # which made this script rebuild FerretDB now and then although it was current.
@@ -25,8 +65,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v python3 >/dev/null || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt: installing ${need_apt[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
 if ! prints wasm32-unknown-unknown rustup target list --installed; then
@@ -48,7 +88,7 @@ fi
 wbg="$(wasm_bindgen_version)"
 [ -n "$wbg" ] || die "cannot read the wasm-bindgen version from Cargo.lock"
 if ! prints " $wbg" wasm-bindgen --version; then
-  # --locked fails here: one of its locked dependency versions is missing from the registry.
+  # Not --locked: a version its lock file names cannot be downloaded from the registry.
   log "cargo: installing wasm-bindgen-cli $wbg (about 4 minutes)"
   cargo install wasm-bindgen-cli --version "$wbg" --force
 fi

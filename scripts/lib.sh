@@ -16,6 +16,11 @@ MAILPIT_VERSION="v1.33.1"
 CARGO_LEPTOS_VERSION="0.3.10"
 TWIGGY_VERSION="0.8.0"
 BINARYEN_VERSION="132.0.0"
+# The oldest toolchains the project is checked with: Cargo's rust-version, Mailpit's
+# go.mod (FerretDB's asks less), and the Node Playwright's packages run on here.
+RUST_MIN_VERSION="1.95"
+GO_MIN_VERSION="1.26"
+NODE_MIN_VERSION="20"
 
 GOBIN_DIR="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
 export PATH="$HOME/.cargo/bin:$GOBIN_DIR:$ROOT/end2end/node_modules/.bin:$PATH"

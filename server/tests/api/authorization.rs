@@ -99,6 +99,28 @@ const ENDPOINTS: &[Endpoint] = &[
     ),
     ("login/second-step", &[("code", "000000")], Need::Session),
     ("two-factor", &[], Need::Login),
+    ("passkeys", &[], Need::Login),
+    (
+        "passkeys/begin",
+        &[("current_password", "Not-The-Password-1")],
+        Need::Login,
+    ),
+    (
+        "passkeys/finish",
+        &[("ceremony", "00"), ("name", "x"), ("credential", "{}")],
+        Need::Login,
+    ),
+    (
+        "passkeys/remove",
+        &[("id", "999999"), ("current_password", "Not-The-Password-1")],
+        Need::Login,
+    ),
+    ("passkeys/sign-in/begin", &[], Need::Public),
+    (
+        "passkeys/sign-in/finish",
+        &[("ceremony", "00"), ("credential", "{}")],
+        Need::Public,
+    ),
     ("two-factor/begin", &[], Need::Login),
     (
         "two-factor/confirm",
