@@ -4,7 +4,7 @@ pub mod assets;
 pub mod cli;
 pub mod compression;
 pub mod config;
-pub mod http;
+pub mod layers;
 pub mod startup;
 pub mod telemetry;
 

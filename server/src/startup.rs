@@ -1,7 +1,7 @@
 //! Builds the axum application: state, routes, middleware, listener.
 
 use crate::config::{Databases, ServeConfig};
-use crate::{assets, compression, http, telemetry};
+use crate::{assets, compression, layers, telemetry};
 use app::server::client_ip::ProxyNet;
 use app::server::{AppState, db};
 use axum::{
@@ -141,7 +141,7 @@ impl Application {
             .layer(session_layer(store.clone(), serve))
             .layer(middleware::from_fn_with_state(
                 std::sync::Arc::<[ProxyNet]>::from(serve.trusted_proxies.clone()),
-                http::client_ip,
+                layers::client_ip,
             ));
         app::server::auth::password::warm_up();
         spawn_maintenance(state.clone(), store);
@@ -299,8 +299,8 @@ pub fn router(state: AppState, serve: &ServeConfig) -> Router {
         let options = state.leptos_options.clone();
         move || app::shell(options.clone())
     };
-    let site = http::SiteOrigin(serve.public_url().into());
-    let headers = http::Headers {
+    let site = layers::SiteOrigin(serve.public_url().into());
+    let headers = layers::Headers {
         https: serve.cookie_secure,
     };
     let pkg = &state.leptos_options.site_pkg_dir;
@@ -339,22 +339,22 @@ pub fn router(state: AppState, serve: &ServeConfig) -> Router {
         ))
         // Answers an over-long declared body with 413 before anything reads it;
         // `api_errors` turns that into the app's `TooLarge`.
-        .layer(RequestBodyLimitLayer::new(http::BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(layers::BODY_LIMIT))
         .merge(uploads)
         .layer(middleware::from_fn_with_state(
             site,
-            http::reject_cross_site,
+            layers::reject_cross_site,
         ))
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn(http::api_errors))
+        .layer(middleware::from_fn(layers::api_errors))
         // Outside `api_errors`, which reads the answers it rewrites as plain JSON.
         .layer(compression::layer())
         .layer(middleware::from_fn_with_state(
             headers,
-            http::security_headers,
+            layers::security_headers,
         ))
         .layer(telemetry::layer())
-        .layer(middleware::from_fn(http::request_id))
+        .layer(middleware::from_fn(layers::request_id))
         .with_state(state)
 }
 

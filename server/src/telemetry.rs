@@ -25,7 +25,7 @@ impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
         let id = request
             .extensions()
-            .get::<crate::http::RequestId>()
+            .get::<crate::layers::RequestId>()
             .map(|r| r.0.as_str())
             .unwrap_or("");
         tracing::info_span!(

@@ -26,9 +26,9 @@ impl FieldError {
     }
 }
 
-/// Which backing store an `Unavailable` error is about.
+/// Which database an `Unavailable` error is about (a "store" in this business is a shop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Store {
+pub enum Database {
     /// MySQL, for accounts and sessions.
     MySql,
     /// MySQL, for the sales backup the reports read.
@@ -36,12 +36,12 @@ pub enum Store {
     MongoDb,
 }
 
-impl std::fmt::Display for Store {
+impl std::fmt::Display for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Store::MySql => "The account database",
-            Store::Reporting => "The reporting database",
-            Store::MongoDb => "The sales database",
+            Database::MySql => "The account database",
+            Database::Reporting => "The reporting database",
+            Database::MongoDb => "The sales database",
         })
     }
 }
@@ -63,7 +63,7 @@ pub enum AppError {
     #[error("Not found.")]
     NotFound,
     #[error("{0} is unavailable right now. Please try again shortly.")]
-    Unavailable(Store),
+    Unavailable(Database),
     /// A sales edit reached MongoDB but not the MySQL backup, and was undone (or will
     /// be, by the repair worker, when `repair_pending`).
     #[error("{}", not_saved_message(*repair_pending))]

@@ -22,7 +22,7 @@ pub use account::{
     SecondFactor, SessionSummary, SessionUser, TotpEnrolment, TwoFactorStatus, USERS_PAGE_SIZE,
     UserSummary, Username, UsersPage, safe_next,
 };
-pub use error::{AppError, AppResult, FieldError, Store};
+pub use error::{AppError, AppResult, Database, FieldError};
 pub use health::{HealthReport, IntentCounts, StoreHealth};
 pub use history::{Actor, Change, HistoryEntry, HistoryOp, SaleHistory};
 pub use passkey::{PasskeyChallenge, PasskeyName, PasskeySummary, Passkeys};

@@ -1,8 +1,9 @@
 mod admin_users;
+mod awaiting_approval;
 mod charts;
 mod close_account;
 mod customer;
-mod dashboards;
+mod dashboard_redirect;
 mod forgot_password;
 mod home;
 mod imports;
@@ -23,8 +24,9 @@ mod verify_email;
 mod worker;
 
 pub use admin_users::UsersAdminPage;
+pub use awaiting_approval::AwaitingApproval;
 pub use customer::CustomerDashboard;
-pub use dashboards::{AwaitingApproval, DashboardRedirect};
+pub use dashboard_redirect::DashboardRedirect;
 pub use forgot_password::ForgotPasswordPage;
 pub use home::HomePage;
 pub use imports::{ImportJobPage, ImportsPage};

@@ -3,7 +3,7 @@
 //! Both pools connect lazily, so the server starts while a database is down and
 //! reconnects by itself once it is back.
 
-use crate::model::{AppError, Store};
+use crate::model::{AppError, Database};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{MySqlPool, migrate::Migrator};
 use std::time::Duration;
@@ -102,7 +102,7 @@ pub trait Context<T>: Sized {
     /// database's, not the account database's, to the user.
     fn reporting(self, doing: &'static str) -> Result<T, AppError> {
         self.context(doing).map_err(|e| match e {
-            AppError::Unavailable(Store::MySql) => AppError::Unavailable(Store::Reporting),
+            AppError::Unavailable(Database::MySql) => AppError::Unavailable(Database::Reporting),
             e => e,
         })
     }
@@ -128,7 +128,7 @@ pub fn mysql_error(context: &'static str, e: sqlx::Error) -> AppError {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             tracing::warn!(error = %e, context, "MySQL unavailable");
-            AppError::Unavailable(Store::MySql)
+            AppError::Unavailable(Database::MySql)
         }
         e => {
             tracing::error!(error = %e, context, "MySQL error");
@@ -144,11 +144,11 @@ pub fn mongo_error(context: &'static str, e: mongodb::error::Error) -> AppError 
         | ErrorKind::Io(_)
         | ErrorKind::ConnectionPoolCleared { .. } => {
             tracing::warn!(error = %e, context, "MongoDB unavailable");
-            AppError::Unavailable(Store::MongoDb)
+            AppError::Unavailable(Database::MongoDb)
         }
         ErrorKind::Command(ref c) if ran_out_of_time(c) => {
             tracing::warn!(error = %e, context, "MongoDB ran out of time");
-            AppError::Unavailable(Store::MongoDb)
+            AppError::Unavailable(Database::MongoDb)
         }
         _ => {
             tracing::error!(error = %e, context, "MongoDB error");
@@ -287,18 +287,18 @@ mod tests {
         let down = || Err::<(), _>(sqlx::Error::PoolTimedOut);
         assert_eq!(
             down().context("log in"),
-            Err(AppError::Unavailable(Store::MySql))
+            Err(AppError::Unavailable(Database::MySql))
         );
         assert_eq!(
             down().reporting("count sales"),
-            Err(AppError::Unavailable(Store::Reporting))
+            Err(AppError::Unavailable(Database::Reporting))
         );
         assert_eq!(
             Err::<(), _>(sqlx::Error::RowNotFound).reporting("count sales"),
             Err(AppError::Internal),
             "a fault stays a fault"
         );
-        assert_eq!(Store::Reporting.to_string(), "The reporting database");
+        assert_eq!(Database::Reporting.to_string(), "The reporting database");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::helpers::{TestApp, TestOptions, spawn_app_with};
 use crate::ports::{Faults, Instance, instance};
-use app::model::{AppError, Sale, SaleDraft, SaleId, Store};
+use app::model::{AppError, Database, Sale, SaleDraft, SaleId};
 use app::server::sales::dual_write::{
     Backup, DualWriter, IdempotencyKey, MongoPrimary, Primary, RecoveryReport, STILL_SAVING,
 };
@@ -171,10 +171,10 @@ async fn failure_matrix_leaves_the_stores_equal() {
                 // MongoDB is unavailable. (Updates and deletes take the before-image
                 // from the backup's settled copy, so they reach the write too.)
                 (Point::MongoDown, Ok(Err(e))) => {
-                    assert_eq!(e, AppError::Unavailable(Store::MongoDb), "{case}")
+                    assert_eq!(e, AppError::Unavailable(Database::MongoDb), "{case}")
                 }
                 (Point::MySqlDownBeforeIntent, Ok(Err(e))) => {
-                    assert_eq!(e, AppError::Unavailable(Store::Reporting), "{case}")
+                    assert_eq!(e, AppError::Unavailable(Database::Reporting), "{case}")
                 }
                 (Point::MySqlFailsAfterMongo, Ok(Err(e))) => assert_eq!(
                     e,
@@ -530,7 +530,7 @@ async fn a_submission_that_changed_nothing_can_be_retried_with_its_token() {
     faults.primary_writes_left.store(0, Ordering::SeqCst);
     assert_eq!(
         writer.create(Some(&key), draft.clone()).await.unwrap_err(),
-        AppError::Unavailable(Store::MongoDb)
+        AppError::Unavailable(Database::MongoDb)
     );
     faults.clear();
     let sale = writer

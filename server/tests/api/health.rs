@@ -73,23 +73,23 @@ async fn unknown_page_is_404() {
 }
 
 /// An app whose traffic to `store` goes through a proxy the test can cut.
-async fn behind_proxy(store: app::model::Store) -> (Proxy, crate::helpers::TestApp) {
-    use app::model::Store;
+async fn behind_proxy(store: app::model::Database) -> (Proxy, crate::helpers::TestApp) {
+    use app::model::Database;
     let mut options = TestOptions::default();
     let proxy = match store {
-        Store::MySql | Store::Reporting => Proxy::start(mysql_target()).await,
-        Store::MongoDb => Proxy::start(mongo_target()).await,
+        Database::MySql | Database::Reporting => Proxy::start(mysql_target()).await,
+        Database::MongoDb => Proxy::start(mongo_target()).await,
     };
     match store {
-        Store::MySql | Store::Reporting => options.mysql_addr = Some(proxy.addr),
-        Store::MongoDb => options.mongo_addr = Some(proxy.addr),
+        Database::MySql | Database::Reporting => options.mysql_addr = Some(proxy.addr),
+        Database::MongoDb => options.mongo_addr = Some(proxy.addr),
     }
     (proxy, spawn_app_with(options).await)
 }
 
 #[tokio::test]
 async fn mongodb_outage_turns_health_503_and_recovers_without_restart() {
-    let (proxy, app) = behind_proxy(app::model::Store::MongoDb).await;
+    let (proxy, app) = behind_proxy(app::model::Database::MongoDb).await;
     wait_for_health(&app, 200).await;
 
     proxy.cut();
@@ -110,7 +110,7 @@ async fn mongodb_outage_turns_health_503_and_recovers_without_restart() {
 
 #[tokio::test]
 async fn mysql_outage_turns_health_503_and_recovers_without_restart() {
-    let (proxy, app) = behind_proxy(app::model::Store::MySql).await;
+    let (proxy, app) = behind_proxy(app::model::Database::MySql).await;
     wait_for_health(&app, 200).await;
 
     proxy.cut();
@@ -155,10 +155,10 @@ async fn server_starts_while_mysql_is_down_and_migrates_when_it_returns() {
 
 #[tokio::test]
 async fn while_mongodb_is_down_the_sales_pages_say_so_and_the_rest_keeps_working() {
-    use app::model::{AppError, Role, SaleInput, Store};
+    use app::model::{AppError, Database, Role, SaleInput};
     use app::server::sales::dual_write::{self, Primary};
     use app::server::sales::generate;
-    let (proxy, app) = behind_proxy(app::model::Store::MongoDb).await;
+    let (proxy, app) = behind_proxy(app::model::Database::MongoDb).await;
     // Written past the proxy, straight to both stores.
     let sale = dual_write::writer(app.mysql.clone(), app.mongo.clone())
         .create(None, generate::sales(71).next().unwrap())
@@ -199,7 +199,7 @@ async fn while_mongodb_is_down_the_sales_pages_say_so_and_the_rest_keeps_working
     assert_eq!(status, 503, "{body}");
     assert_eq!(
         serde_json::from_value::<AppError>(body).unwrap(),
-        AppError::Unavailable(Store::MongoDb)
+        AppError::Unavailable(Database::MongoDb)
     );
 
     proxy.restore();
@@ -211,7 +211,7 @@ async fn while_mongodb_is_down_the_sales_pages_say_so_and_the_rest_keeps_working
 
 #[tokio::test]
 async fn while_mysql_is_down_pages_say_so_and_public_ones_still_serve() {
-    let (proxy, app) = behind_proxy(app::model::Store::MySql).await;
+    let (proxy, app) = behind_proxy(app::model::Database::MySql).await;
     let worker = app
         .user_with_role("outage.reader", app::model::Role::TechnicalWorker)
         .await;

@@ -246,7 +246,7 @@ async fn late_writes_are_fenced_where_versions_are_atomic() {
         .await;
     assert_eq!(
         timed_out,
-        Err(AppError::Unavailable(app::model::Store::MongoDb))
+        Err(AppError::Unavailable(app::model::Database::MongoDb))
     );
     late.release();
     late.finished().await;

@@ -4,7 +4,7 @@
 //! MongoDB server runs here.
 
 use crate::helpers::TestApp;
-use app::model::{AppError, Sale, SaleId, Store};
+use app::model::{AppError, Database, Sale, SaleId};
 use app::server::sales::dual_write::{
     Author, Backup, Begun, Claim, DualWriter, Held, Holder, Intent, IntentState, Lease,
     LeasePolicy, MongoPrimary, MySqlBackup, NewIntent, Primary,
@@ -124,11 +124,11 @@ pub struct TestPrimary<P> {
 impl<P> TestPrimary<P> {
     fn check_write(&self) -> Result<(), AppError> {
         if self.faults.mongo_down.load(Ordering::SeqCst) {
-            return Err(AppError::Unavailable(Store::MongoDb));
+            return Err(AppError::Unavailable(Database::MongoDb));
         }
         let left = self.faults.primary_writes_left.load(Ordering::SeqCst);
         if left == 0 {
-            return Err(AppError::Unavailable(Store::MongoDb));
+            return Err(AppError::Unavailable(Database::MongoDb));
         }
         if left > 0 {
             self.faults
@@ -141,14 +141,14 @@ impl<P> TestPrimary<P> {
     fn reply<T>(&self, outcome: Result<T, AppError>) -> Result<T, AppError> {
         if self.faults.mongo_reply_lost.load(Ordering::SeqCst) {
             outcome?;
-            return Err(AppError::Unavailable(Store::MongoDb));
+            return Err(AppError::Unavailable(Database::MongoDb));
         }
         outcome
     }
 
     fn check_read(&self) -> Result<(), AppError> {
         if self.faults.mongo_down.load(Ordering::SeqCst) {
-            return Err(AppError::Unavailable(Store::MongoDb));
+            return Err(AppError::Unavailable(Database::MongoDb));
         }
         Ok(())
     }
@@ -233,7 +233,7 @@ pub struct TestBackup<B> {
 
 /// What the real backup answers when MySQL is down: the reporting database's outage.
 fn mysql_down() -> AppError {
-    AppError::Unavailable(Store::Reporting)
+    AppError::Unavailable(Database::Reporting)
 }
 
 impl<B> TestBackup<B> {

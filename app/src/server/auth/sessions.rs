@@ -8,7 +8,7 @@
 
 use super::request::RequestInfo;
 use crate::model::{
-    AccountStatus, AppError, Role, SecondFactor, SessionSummary, SessionUser, Store,
+    AccountStatus, AppError, Database, Role, SecondFactor, SessionSummary, SessionUser,
 };
 use crate::server::AppState;
 use crate::server::db::Context;
@@ -37,7 +37,7 @@ pub struct CurrentUser {
 
 pub fn session_error(e: tower_sessions::session::Error) -> AppError {
     tracing::warn!(error = %e, "session store error");
-    AppError::Unavailable(Store::MySql)
+    AppError::Unavailable(Database::MySql)
 }
 
 /// Whether a login has run past its absolute or its idle timeout.

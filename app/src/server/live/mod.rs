@@ -283,7 +283,7 @@ impl Live {
         };
         let recent = self.lock();
         if !recent.ready {
-            return Err(AppError::Unavailable(crate::model::Store::Reporting));
+            return Err(AppError::Unavailable(crate::model::Database::Reporting));
         }
         let receiver = self.inner.sender.subscribe();
         let start = match after {

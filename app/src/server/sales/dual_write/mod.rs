@@ -37,7 +37,7 @@ pub use ports::{
 };
 pub use recovery::{RecoveryReport, spawn_recovery};
 
-use crate::model::{AppError, Sale, SaleDraft, SaleId, Store};
+use crate::model::{AppError, Database, Sale, SaleDraft, SaleId};
 use chrono::Utc;
 use std::future::Future;
 use std::sync::Arc;
@@ -177,13 +177,13 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
         let mut call = std::pin::pin!(call);
         let checked = std::future::poll_fn(|cx| {
             if Instant::now() >= deadline {
-                return std::task::Poll::Ready(Err(AppError::Unavailable(Store::MongoDb)));
+                return std::task::Poll::Ready(Err(AppError::Unavailable(Database::MongoDb)));
             }
             call.as_mut().poll(cx)
         });
         tokio::time::timeout_at(deadline.into(), checked)
             .await
-            .unwrap_or(Err(AppError::Unavailable(Store::MongoDb)))
+            .unwrap_or(Err(AppError::Unavailable(Database::MongoDb)))
     }
 
     /// Makes sure a whole write budget is left on the claim before a MongoDB write,
@@ -710,7 +710,7 @@ impl<P: Primary, B: Backup> DualWriter<P, B> {
 /// and recovery rolls it back once the lease has run out.
 fn left_open(edit: &Edit<'_>, error: AppError, unreadable: AppError) -> AppError {
     tracing::warn!(sale_id = %edit.id, intent = edit.claim.intent, error = %error, read_error = %unreadable, "MongoDB write outcome unknown; recovery will roll it back");
-    let down = AppError::Unavailable(Store::MongoDb);
+    let down = AppError::Unavailable(Database::MongoDb);
     if error == down && unreadable == down {
         down
     } else {

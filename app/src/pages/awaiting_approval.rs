@@ -1,19 +1,10 @@
+//! `/awaiting-approval`: where staff who registered wait for a senior manager.
+
 use crate::auth::{RequireLogin, use_auth};
 use crate::model::AccountStatus;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Redirect;
-
-/// `/dashboard`: sends each user to their role's dashboard.
-#[component]
-pub fn DashboardRedirect() -> impl IntoView {
-    let auth = use_auth();
-    view! {
-        <RequireLogin>
-            {move || auth.signed_in().map(|u| view! { <Redirect path=u.home()/> })}
-        </RequireLogin>
-    }
-}
 
 #[component]
 pub fn AwaitingApproval() -> impl IntoView {
