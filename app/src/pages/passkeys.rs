@@ -20,6 +20,20 @@ fn hydrated() -> ReadSignal<bool> {
     hydrated
 }
 
+/// Whether the signed-in account has an authenticator app, whose code a sensitive
+/// change may ask for.
+fn has_second_factor() -> impl Fn() -> bool + Copy + Send + Sync + 'static {
+    let auth = use_auth();
+    move || {
+        auth.signed_in().is_some_and(|u| {
+            matches!(
+                u.second_factor,
+                crate::model::SecondFactor::Passed | crate::model::SecondFactor::Pending
+            )
+        })
+    }
+}
+
 /// A refusal as the user should read it: the field message when the server gave one.
 fn message(e: &AppError, field: &str) -> String {
     e.field_message(field).unwrap_or_else(|| e.to_string())
@@ -189,6 +203,7 @@ fn AddPasskey(add: Action<NewPasskey, Result<String, String>>) -> impl IntoView 
     };
     let result = move || add.value().get();
     let hydrated = hydrated();
+    let has_factor = has_second_factor();
     view! {
         <Show when=move || hydrated.get()>
             <form class="stack" aria-label="Add a passkey" on:submit=on_submit>
@@ -202,11 +217,13 @@ fn AddPasskey(add: Action<NewPasskey, Result<String, String>>) -> impl IntoView 
                     <label for="passkey-password">"Current password"</label>
                     <input id="passkey-password" node_ref=password type="password" autocomplete="current-password" required/>
                 </div>
-                <div class="field">
-                    <label for="passkey-code">"Code from your authenticator app"</label>
-                    <input id="passkey-code" node_ref=code inputmode="numeric" autocomplete="one-time-code" aria-describedby="passkey-code-hint"/>
-                    <p id="passkey-code-hint" class="muted small">"Needed when you last gave one more than 10 minutes ago. A recovery code works too."</p>
-                </div>
+                <Show when=has_factor>
+                    <div class="field">
+                        <label for="passkey-code">"Code from your authenticator app"</label>
+                        <input id="passkey-code" node_ref=code inputmode="numeric" autocomplete="one-time-code" aria-describedby="passkey-code-hint"/>
+                        <p id="passkey-code-hint" class="muted small">"Needed when you last gave one more than 10 minutes ago. A recovery code works too."</p>
+                    </div>
+                </Show>
                 <div class="form-actions">
                     <button type="submit" class="btn" aria-busy=move || pending.get().to_string()>"Add a passkey"</button>
                 </div>
@@ -258,7 +275,9 @@ fn RemovePasskeyForm(action: ServerAction<RemovePasskey>, list: Passkeys) -> imp
                 <input id="remove-passkey-password" name="current_password" type="password" autocomplete="current-password" required/>
                 <FieldMessage error field="current_password"/>
             </div>
-            <FreshCode id="remove-passkey-code" error/>
+            <Show when=has_second_factor()>
+                <FreshCode id="remove-passkey-code" error/>
+            </Show>
             <div class="form-actions">
                 <button type="submit" class="btn secondary">"Remove"</button>
             </div>
