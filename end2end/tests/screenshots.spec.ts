@@ -1,7 +1,7 @@
 import { Page } from '@playwright/test';
 import { DEMO, demoSeeded, expect, hydrated, login, test } from './helpers';
 
-// The README's screenshots: each role's dashboard on the demo data, with the browser's
+// The user guide's screenshots (docs/user-guide.md): each role's dashboard on the demo data, with the browser's
 // clock fixed. `scripts/screenshots` writes them to docs/screenshots; the test run writes
 // them under output/ (so a change that breaks the script fails the tests).
 const DIR = process.env.PORTAL_SCREENSHOTS_DIR ?? 'output/screenshots';
@@ -18,7 +18,7 @@ async function shoot(page: Page, path: string, file: string, width: number, sche
   await page.screenshot({ path: `${DIR}/${file}.png` });
 }
 
-test("the README's screenshots", async ({ browser }) => {
+test("the user guide's screenshots", async ({ browser }) => {
   test.setTimeout(180_000);
   await demoSeeded();
   const roles: [keyof typeof DEMO, (page: Page) => Promise<void>][] = [

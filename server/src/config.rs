@@ -332,7 +332,7 @@ impl ServeConfig {
         }
         if self.totp_keys.is_none() && !loopback {
             return Err(ConfigError(
-                "TOTP_KEYS is required outside loopback: it seals second-factor secrets at rest (see the README)".into(),
+                "TOTP_KEYS is required outside loopback: it seals second-factor secrets at rest (see docs/operations.md)".into(),
             ));
         }
         if let Some(keys) = &self.totp_keys {
