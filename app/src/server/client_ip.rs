@@ -11,54 +11,36 @@ use std::str::FromStr;
 /// One address or network (CIDR) that forwards requests: `10.0.0.5`, `10.0.0.0/8`,
 /// `::1`, `fd00::/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProxyNet {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct ProxyNet(ipnet::IpNet);
 
 impl ProxyNet {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let (addr, prefix) = match s.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (s, None),
+        let Some((addr, prefix)) = s.split_once('/') else {
+            return s
+                .parse::<IpAddr>()
+                .map(|ip| Self(ip.into()))
+                .map_err(|_| format!("{s:?} is not an IP address or network like 10.0.0.0/8"));
         };
         let network: IpAddr = addr
             .parse()
             .map_err(|_| format!("{s:?} is not an IP address or network like 10.0.0.0/8"))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))?,
-        };
-        Ok(Self { network, prefix })
+        prefix
+            .parse::<u8>()
+            .ok()
+            .and_then(|p| ipnet::IpNet::new(network, p).ok())
+            .map(Self)
+            .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let bits = |ip: IpAddr| match ip {
-            IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32u32),
-            IpAddr::V6(v6) => (u128::from(v6), 128u32),
-        };
         // An IPv4 client seen through an IPv6 socket arrives as ::ffff:a.b.c.d.
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        let ((net, width), (addr, addr_width)) = (bits(self.network), bits(ip));
-        if width != addr_width {
-            return false;
-        }
-        let host_bits = width - u32::from(self.prefix);
-        let mask = if host_bits >= 128 {
-            0
-        } else {
-            !0u128 << host_bits
-        };
-        net & mask == addr & mask
+        self.0.contains(&ip)
     }
 }
 

@@ -70,12 +70,16 @@ fn matching_step(secret: &str, code: &str) -> Result<Option<u64>, AppError> {
     }
     let now = current_step();
     let totp = totp(secret)?;
-    Ok((now.saturating_sub(SKEW_STEPS)..=now + SKEW_STEPS)
-        .find(|step| constant_time_eq(totp.generate(step * STEP_SECS).as_bytes(), code.as_bytes())))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    Ok(
+        (now.saturating_sub(SKEW_STEPS)..=now + SKEW_STEPS).find(|step| {
+            use subtle::ConstantTimeEq;
+            bool::from(
+                totp.generate(step * STEP_SECS)
+                    .as_bytes()
+                    .ct_eq(code.as_bytes()),
+            )
+        }),
+    )
 }
 
 fn new_secret() -> String {
