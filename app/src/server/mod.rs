@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod db;
 pub mod demo;
+pub mod extract;
 pub mod health;
 pub mod imports;
 pub mod jobs;

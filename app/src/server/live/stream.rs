@@ -6,9 +6,10 @@ use super::{Feed, LONGEST, Live, Published, Start};
 use crate::model::live::{FeedStatus, Pulse, SaleChange, event};
 use crate::model::{AppError, Role};
 use crate::server::AppState;
-use crate::server::auth::{Access, guard, request, sessions::Activity};
+use crate::server::extract::{Admitted, AnyRoleInBackground, Refused, TypedQuery};
 use crate::server::sales::changes::{self, FeedEntry};
-use axum::extract::{Request, State};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use std::collections::VecDeque;
@@ -75,60 +76,49 @@ impl Audience {
     }
 }
 
+/// Where a reopened stream starts: `?after=<position>`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Resume {
+    after: Option<u64>,
+}
+
 /// `GET /api/events`: the signed-in user's live stream. Resumes after the
 /// `Last-Event-ID` header (sent by the browser when it reconnects by itself) or the
 /// `after` query parameter (when the page reopens the stream).
-pub async fn events(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    let after = parts
-        .headers
+pub async fn events(
+    State(state): State<AppState>,
+    me: Admitted<AnyRoleInBackground>,
+    TypedQuery(resume): TypedQuery<Resume>,
+    headers: HeaderMap,
+) -> Result<Response, Refused> {
+    let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| {
-            parts.uri.query().and_then(|q| {
-                q.split('&')
-                    .find_map(|pair| pair.strip_prefix("after="))
-                    .map(str::to_string)
-            })
-        })
-        .and_then(|raw| raw.trim().parse::<u64>().ok());
-    let opened = async {
-        let info = request::from_parts(&parts, state.auth.cookie_secure)?;
-        let me = guard::require(
-            &state,
-            &info,
-            Access::Roles(&Role::ALL),
-            Activity::Background,
-        )
+        .and_then(|raw| raw.trim().parse::<u64>().ok())
+        .or(resume.after);
+    let Admitted {
+        caller: me, info, ..
+    } = me;
+    // A customer's stream carries the sales made with their address: none until the
+    // address is proven, so an unconfirmed account holds no stream at all.
+    if me.user.role == Role::Customer && !me.user.email_verified {
+        return Err(AppError::EmailUnverified.into());
+    }
+    let ticket = state
+        .live
+        .inner
+        .sessions
+        .admit(&me.user, &me.session_key, &info.client)?;
+    let (receiver, start) = state
+        .live
+        .subscribe(after, changes::generation(&state.mysql))
         .await?;
-        // A customer's stream carries the sales made with their address: none until the
-        // address is proven, so an unconfirmed account holds no stream at all.
-        if me.user.role == Role::Customer && !me.user.email_verified {
-            return Err(AppError::EmailUnverified);
-        }
-        let ticket = state
-            .live
-            .inner
-            .sessions
-            .admit(&me.user, &me.session_key, &info.client)?;
-        let (receiver, start) = state
-            .live
-            .subscribe(after, changes::generation(&state.mysql))
-            .await?;
-        Ok::<_, AppError>((Audience::for_user(&me.user), ticket, receiver, start))
-    }
-    .await;
-    match opened {
-        Ok((audience, ticket, receiver, start)) => {
-            let stream = Stream::new(&state.live, audience, ticket, receiver, start);
-            let sse = Sse::new(futures::stream::unfold(stream, Stream::next))
-                .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
-            // Proxies that buffer responses (nginx) must pass each event on at once.
-            ([("x-accel-buffering", "no")], sse).into_response()
-        }
-        Err(e) => crate::server::error_response(e),
-    }
+    let audience = Audience::for_user(&me.user);
+    let stream = Stream::new(&state.live, audience, ticket, receiver, start);
+    let sse = Sse::new(futures::stream::unfold(stream, Stream::next))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+    // Proxies that buffer responses (nginx) must pass each event on at once.
+    Ok(([("x-accel-buffering", "no")], sse).into_response())
 }
 
 /// One browser's stream: what is due to it, and what it listens to.

@@ -9,9 +9,9 @@ use crate::model::analytics::{AnalyticsFilter, AnalyticsQuery};
 use crate::model::report::{SalesFilter, SalesQuery};
 use crate::model::{AppError, Gender, PurchaseMethod};
 use crate::server::AppState;
-use crate::server::auth::{Access, CurrentUser, guard, request, sessions::Activity};
+use crate::server::extract::{Admitted, Customers, Management, Refused, Staff, TypedQuery};
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
+use axum::extract::State;
 use axum::response::Response;
 use chrono::{NaiveDate, NaiveDateTime};
 use futures::TryStreamExt;
@@ -326,74 +326,55 @@ fn analytics_csv(
     csv_body(pool, permit, DAILY_HEADER, q, daily_cells)
 }
 
-/// Checks the caller for a download: a page's own request, so it counts as activity.
-async fn admit(
-    state: &AppState,
-    request: Request,
-    access: Access,
-) -> Result<CurrentUser, AppError> {
-    let (parts, _) = request.into_parts();
-    let info = request::from_parts(&parts, state.auth.cookie_secure)?;
-    guard::require(state, &info, access, Activity::User).await
-}
-
 /// `GET /api/export/sales.csv?store=…`: the worker's list with the filters of its URL.
 pub async fn sales_download(
     State(state): State<AppState>,
-    Query(query): Query<SalesQuery>,
-    request: Request,
-) -> Response {
-    let exported = async {
-        admit(&state, request, Access::STAFF).await?;
-        let filter = query.parse().map_err(AppError::Invalid)?;
-        let permit = state.exports.admit()?;
-        Ok::<_, AppError>(attachment(
-            "sales.csv".into(),
-            sales_csv(state.mysql.clone(), permit, &filter),
-        ))
-    };
-    exported.await.unwrap_or_else(crate::server::error_response)
+    _: Admitted<Staff>,
+    TypedQuery(query): TypedQuery<SalesQuery>,
+) -> Result<Response, Refused> {
+    let filter = query.parse().map_err(AppError::Invalid)?;
+    let permit = state.exports.admit()?;
+    Ok(attachment(
+        "sales.csv".into(),
+        sales_csv(state.mysql.clone(), permit, &filter),
+    ))
 }
 
 /// `GET /api/export/purchases.csv`: the signed-in customer's purchases, item by item.
 /// Like the page, it needs a confirmed address: sales are matched by it.
-pub async fn purchases_download(State(state): State<AppState>, request: Request) -> Response {
-    let exported = async {
-        let me = admit(&state, request, Access::CUSTOMER).await?;
-        if !me.user.email_verified {
-            return Err(AppError::EmailUnverified);
-        }
-        let permit = state.exports.admit()?;
-        Ok::<_, AppError>(attachment(
-            "my-purchases.csv".into(),
-            purchases_csv(state.mysql.clone(), permit, me.user.email),
-        ))
-    };
-    exported.await.unwrap_or_else(crate::server::error_response)
+pub async fn purchases_download(
+    State(state): State<AppState>,
+    me: Admitted<Customers>,
+) -> Result<Response, Refused> {
+    let me = me.caller.user;
+    if !me.email_verified {
+        return Err(AppError::EmailUnverified.into());
+    }
+    let permit = state.exports.admit()?;
+    Ok(attachment(
+        "my-purchases.csv".into(),
+        purchases_csv(state.mysql.clone(), permit, me.email),
+    ))
 }
 
 /// `GET /api/export/analytics.csv?from=…&to=…&store=…&method=…`: the analytics' daily
 /// table, with the page's filters.
 pub async fn analytics_download(
     State(state): State<AppState>,
-    Query(query): Query<AnalyticsQuery>,
-    request: Request,
-) -> Response {
-    let exported = async {
-        admit(&state, request, Access::MANAGEMENT).await?;
-        let filter = query.parse().map_err(AppError::Invalid)?;
-        let name = format!(
-            "analytics-{}-{}.csv",
-            filter.from.map_or("start".into(), |d| d.to_string()),
-            filter.to.map_or("today".into(), |d| d.to_string())
-        );
-        let permit = state.exports.admit()?;
-        Ok::<_, AppError>(attachment(
-            name,
-            analytics_csv(state.mysql.clone(), permit, &filter),
-        ))
-    };
-    exported.await.unwrap_or_else(crate::server::error_response)
+    _: Admitted<Management>,
+    TypedQuery(query): TypedQuery<AnalyticsQuery>,
+) -> Result<Response, Refused> {
+    let filter = query.parse().map_err(AppError::Invalid)?;
+    let name = format!(
+        "analytics-{}-{}.csv",
+        filter.from.map_or("start".into(), |d| d.to_string()),
+        filter.to.map_or("today".into(), |d| d.to_string())
+    );
+    let permit = state.exports.admit()?;
+    Ok(attachment(
+        name,
+        analytics_csv(state.mysql.clone(), permit, &filter),
+    ))
 }
 
 #[cfg(test)]
