@@ -27,8 +27,12 @@ export const test = base.extend<{ page: Page }>({
     // A page must carry its own policy (with the hydration scripts' nonce); naming the
     // response that lacks it tells which request a CSP violation came from.
     page.on('response', async (response) => {
-      if (response.request().resourceType() !== 'document') return;
+      // Pages only: not the redirects a plain form's post answers with, nor downloads.
+      const status = response.status();
+      if (response.request().resourceType() !== 'document' || (status >= 300 && status < 400)) return;
       const headers = await response.headersArray().catch(() => []);
+      const type = headers.find((h) => h.name.toLowerCase() === 'content-type')?.value ?? '';
+      if (!type.startsWith('text/html')) return;
       const policies = headers.filter((h) => h.name.toLowerCase() === 'content-security-policy');
       if (!policies.some((h) => h.value.includes("'nonce-"))) {
         const id = headers.find((h) => h.name.toLowerCase() === 'x-request-id')?.value;

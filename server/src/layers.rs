@@ -52,12 +52,15 @@ pub async fn security_headers(
     let cacheable = request.uri().path().starts_with(STATIC_PREFIX);
     let path = request.uri().path().to_string();
     let mut response = next.run(request).await;
-    let h = response.headers_mut();
+    let h = response.headers();
     let html = h
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+    if html
+        && !response.status().is_redirection()
+        && !h.contains_key(header::CONTENT_SECURITY_POLICY)
+    {
         // Every page's shell sets its own policy; a page without one cannot hydrate
         // under the policy below, so say which.
         tracing::warn!(%path, status = response.status().as_u16(), "a page without its Content-Security-Policy");

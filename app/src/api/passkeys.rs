@@ -2,7 +2,7 @@
 //!
 //! Signing in is public by design: the authenticator's signature over a single-use
 //! challenge is the credential. Adding and removing need a complete login, the current
-//! password and a recent second factor.
+//! password, and from accounts with an authenticator app a recent code from it.
 
 use crate::model::{AppError, PasskeyChallenge, PasskeySummary, Passkeys, SessionUser};
 #[cfg(feature = "ssr")]

@@ -301,8 +301,8 @@ pub mod templates {
             "Your two-factor authentication was reset",
             format!(
                 "Hello {username},\n\nA senior manager removed the two-factor authentication of your Supply Co. \
-                 sales portal account, and your sessions were ended. Set it up again on your profile page after \
-                 your next login.\n\nIf you did not ask for this, tell a senior manager at once."
+                 sales portal account, and its passkeys, and your sessions were ended. Set it up again on your \
+                 profile page after your next login.\n\nIf you did not ask for this, tell a senior manager at once."
             ),
         )
     }

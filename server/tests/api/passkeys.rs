@@ -212,6 +212,49 @@ async fn a_removed_passkey_and_a_disabled_accounts_passkey_sign_in_nobody() {
         .expect("disable");
     let (ceremony, options) = begin_sign_in(&app, &browser).await;
     let (status, body) = finish_sign_in(&app, &browser, &ceremony, &kept.get(&options)).await;
-    assert_eq!(status, 401, "a disabled account: {body}");
+    assert_eq!(
+        status, 400,
+        "a disabled account's passkey is refused like any other: {body}"
+    );
     assert!(signed_in_as(&app, &browser).await.is_null());
+}
+
+/// A manager resetting a lost device's factor, and a customer closing their account,
+/// leave no passkey that signs in.
+#[tokio::test]
+async fn a_factor_reset_and_a_closed_account_take_the_passkeys_with_them() {
+    let app = spawn_app().await;
+    let manager = app.user_with_role("tess", Role::SeniorManagement).await;
+    let worker = app.user_with_role("ugo", Role::TechnicalWorker).await;
+    let mut lost = add_passkey(&app, &worker).await;
+    let id = app.user_id("ugo").await.to_string();
+    let (status, body) = app
+        .call(&manager, "admin/users/reset-two-factor", &[("id", &id)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let browser = app.new_client();
+    let (ceremony, options) = begin_sign_in(&app, &browser).await;
+    let (status, body) = finish_sign_in(&app, &browser, &ceremony, &lost.get(&options)).await;
+    assert_eq!(status, 400, "the lost device's passkey: {body}");
+
+    let customer = app.user_with_role("vera", Role::Customer).await;
+    let mut kept = add_passkey(&app, &customer).await;
+    let (status, body) = app
+        .call(
+            &customer,
+            "account/close",
+            &[("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM passkeys p JOIN users u ON u.id = p.user_id WHERE u.username_key LIKE '#closed-%'",
+    )
+    .fetch_one(&app.mysql)
+    .await
+    .expect("count");
+    assert_eq!(left, 0, "a closed account keeps no passkey");
+    let (ceremony, options) = begin_sign_in(&app, &browser).await;
+    let (status, body) = finish_sign_in(&app, &browser, &ceremony, &kept.get(&options)).await;
+    assert_eq!(status, 400, "a closed account's passkey: {body}");
 }

@@ -334,6 +334,8 @@ pub async fn reset_second_factor(
             user.username
         )));
     }
+    // The lost device may hold a passkey too, and a passkey signs in alone.
+    super::passkeys::registration::forget_all(&mut tx, id).await?;
     if let Ok(email) = crate::model::Email::parse(&user.email) {
         crate::server::mail::enqueue(
             &mut tx,

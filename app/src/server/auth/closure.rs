@@ -3,7 +3,7 @@
 //! The `users` row stays as a tombstone (status `closed`, no name, address or password),
 //! so the audit log still tells whose events these were; everything else the accounts
 //! tables hold about the person is deleted in the same transaction: logins, trusted
-//! browsers, pending links, the second factor, throttle counters keyed by their name or
+//! browsers, pending links, the second factor and passkeys, throttle counters keyed by their name or
 //! address, and their mail. Sales are the stores' records and stay as they are.
 
 use super::accounts::check_current_password;
@@ -81,6 +81,7 @@ pub async fn close(
             .context(what)?;
     }
     second_factor::remove(&mut tx, user_id).await?;
+    super::passkeys::registration::forget_all(&mut tx, user_id).await?;
     let username_key = current.user.username.to_ascii_lowercase();
     sqlx::query("DELETE FROM counters WHERE subject IN (?, ?, ?)")
         .bind(&username_key)

@@ -1,8 +1,9 @@
 //! The signed-in user's passkeys: adding one, listing them, removing one.
 //!
 //! Adding and removing are sensitive: a passkey signs in alone. Both need the current
-//! password and a recent proof of the second factor, and are announced to the address
-//! on file, so a stolen session cannot quietly leave itself a way back in.
+//! password, and from accounts with an authenticator app a recent proof of it, and are
+//! announced to the address on file, so a stolen session cannot quietly leave itself a
+//! way back in.
 
 use super::ceremonies::{self, Owner, Purpose};
 use crate::model::{
@@ -160,6 +161,19 @@ pub async fn finish(
         user_id: current.user.id,
         session_key: &current.session_key,
     };
+    // Sign-in is by discoverable credentials only: one the authenticator says it did
+    // not keep could never sign in.
+    if credential
+        .extensions
+        .cred_props
+        .as_ref()
+        .is_some_and(|props| props.rk == Some(false))
+    {
+        return Err(AppError::invalid(
+            "credential",
+            "This authenticator cannot keep a passkey for signing in without a username. Try your phone or your computer's own passkeys.",
+        ));
+    }
     let registration: PasskeyRegistration =
         ceremonies::take(&state.mysql, Purpose::Register, ceremony, Some(owner)).await?;
     let passkey = webauthn
@@ -257,6 +271,29 @@ pub async fn remove(
     state.mailer.nudge();
     record(state, info, current, AuditEvent::PasskeyRemoved, &name).await;
     Ok(())
+}
+
+/// Forgets every passkey of `user_id`, with its unfinished ceremonies and its user
+/// handle, inside the caller's transaction: a manager's reset of a lost device (the
+/// device may hold a passkey) and a closed account.
+pub async fn forget_all(conn: &mut sqlx::MySqlConnection, user_id: u64) -> Result<u64, AppError> {
+    let removed = sqlx::query("DELETE FROM passkeys WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .context("forget passkeys")?
+        .rows_affected();
+    sqlx::query("DELETE FROM passkey_ceremonies WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .context("forget passkey ceremonies")?;
+    sqlx::query("UPDATE users SET passkey_handle = NULL WHERE id = ?")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .context("forget passkey handle")?;
+    Ok(removed)
 }
 
 /// Queues the notice `template` to the address on file, inside the change's

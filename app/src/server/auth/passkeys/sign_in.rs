@@ -14,7 +14,9 @@ use crate::server::auth::sessions::Proved;
 use crate::server::db::Context;
 use crate::server::limits::{self, Counter, Limit};
 use std::time::Duration;
-use webauthn_rs::prelude::{DiscoverableAuthentication, Passkey, PublicKeyCredential};
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, Passkey, PublicKeyCredential, WebauthnError,
+};
 
 /// Starts a sign-in: the options for `navigator.credentials.get`, and the token.
 /// Counted with password logins against the client's requests per minute.
@@ -78,18 +80,27 @@ pub async fn finish(
         user_id: u64,
         credential: String,
     }
+    // Read, verified and written back under the row's lock: two sign-ins at once must
+    // not move the stored signature counter backwards.
+    let mut tx = state.mysql.begin().await.context("begin")?;
     let row: Option<Row> = sqlx::query_as(
         "SELECT p.id, p.user_id, p.credential FROM passkeys p JOIN users u ON u.id = p.user_id \
-         WHERE p.credential_id = ? AND u.passkey_handle = ?",
+         WHERE p.credential_id = ? AND u.passkey_handle = ? FOR UPDATE",
     )
     .bind(credential_id)
     .bind(handle.as_bytes().as_slice())
-    .fetch_optional(&state.mysql)
+    .fetch_optional(&mut *tx)
     .await
     .context("find passkey")?;
     let Some(row) = row else {
         return Err(refused(state, info, None, "unknown passkey").await);
     };
+    let Some(account) = accounts::find_by(&state.mysql, "id", &row.user_id.to_string()).await?
+    else {
+        // Closed since: nobody's.
+        return Err(refused(state, info, Some(row.user_id), "account closed").await);
+    };
+    let user = SessionUser::from(account);
     let mut passkey: Passkey = serde_json::from_str(&row.credential).map_err(|e| {
         tracing::error!(error = %e, passkey = row.id, "stored passkey unreadable");
         AppError::Internal
@@ -100,11 +111,22 @@ pub async fn finish(
             Ok(result) => result,
             Err(e) => {
                 tracing::info!(error = %e, "passkey sign-in refused");
-                return Err(refused(state, info, Some(row.user_id), "passkey not verified").await);
+                let why = match e {
+                    // The authenticator's counter went backwards: a copy of the key may
+                    // be in use elsewhere.
+                    WebauthnError::CredentialPossibleCompromise => "counter went backwards",
+                    _ => "passkey not verified",
+                };
+                return Err(refused(state, info, Some(row.user_id), why).await);
             }
         };
-    // The signature counter moves on (authenticators that keep one); a copy of the
-    // stored key is not needed again.
+    // A disabled account's owner is told why by mail; the answer is a refusal like any.
+    if accounts::refuse_disabled(state, info, &user, &user.username.to_ascii_lowercase())
+        .await
+        .is_err()
+    {
+        return Err(refusal());
+    }
     let updated = match passkey.update_credential(&result) {
         Some(true) => Some(serde_json::to_string(&passkey).map_err(|e| {
             tracing::error!(error = %e, "passkey not serialisable");
@@ -117,16 +139,10 @@ pub async fn finish(
     )
     .bind(updated)
     .bind(row.id)
-    .execute(&state.mysql)
+    .execute(&mut *tx)
     .await
     .context("record passkey use")?;
-    let Some(account) = accounts::find_by(&state.mysql, "id", &row.user_id.to_string()).await?
-    else {
-        // Closed since: nobody's.
-        return Err(refused(state, info, Some(row.user_id), "account closed").await);
-    };
-    let user = SessionUser::from(account);
-    accounts::refuse_disabled(state, info, &user, &user.username.to_ascii_lowercase()).await?;
+    tx.commit().await.context("commit")?;
     accounts::complete_login(state, info, user, Proved::BothFactors, Some("passkey")).await
 }
 
@@ -148,6 +164,11 @@ async fn refused(
         },
     )
     .await;
+    refusal()
+}
+
+/// The one answer to a passkey that does not sign in, whatever the reason.
+fn refusal() -> AppError {
     AppError::invalid(
         "credential",
         "This passkey cannot sign in here: it may have been removed. Log in with your password instead.",
